@@ -1,0 +1,76 @@
+import type { ConsistencyVerdict } from './consistency';
+
+/**
+ * What happened to one instance in one window, as the workflow's record-outcome step and
+ * discovery report it. The notifier (lambda/shared/notification.ts) turns outcomes into
+ * notifications with severities, de-duplication and Clear; nothing else decides severities.
+ */
+export type OutcomeKind =
+  /** A backup job was started; `verdict` says how consistent it is. */
+  | 'backed-up'
+  /** Another backup job for this instance was still active: this window was skipped. */
+  | 'skipped-active-job'
+  /** The freeze failed and the policy is `skip`: no backup this window. */
+  | 'skipped-freeze-failed'
+  /** StartBackupJob failed (after retries): no backup this window. */
+  | 'backup-start-failed'
+  /** The thaw failed after retries; the on-instance watchdog is the backstop. */
+  | 'thaw-failed';
+
+export interface WorkflowOutcome {
+  readonly schemaVersion: 1;
+  readonly outcome: OutcomeKind;
+  readonly runId: string;
+  readonly window: string;
+  readonly accountId: string;
+  readonly region: string;
+  readonly executionArn: string;
+  readonly instanceId: string;
+  readonly instanceName?: string;
+  readonly platform: 'linux' | 'windows';
+  /** Present whenever a backup job was started. */
+  readonly verdict?: ConsistencyVerdict;
+  readonly backupJobId?: string;
+  readonly recoveryPointArn?: string;
+  /** ISO-8601: when the on-instance watchdog thaws by itself (thaw-failed). */
+  readonly watchdogThawBy?: string;
+  /** Things that degraded without failing, e.g. the freeze budget ran out. */
+  readonly warnings: readonly string[];
+  /** The error that caused a failing outcome, as Step Functions reported it. */
+  readonly error?: { readonly error: string; readonly cause: string };
+}
+
+/** Why discovery left an instance out of a window. */
+export type ExclusionReason =
+  | 'ssm-offline'
+  | 'ssm-not-managed'
+  | 'no-ebs-volumes'
+  | 'invalid-tag'
+  | 'unsupported-state'
+  | 'unsupported-platform';
+
+export interface ExcludedInstance {
+  readonly instanceId: string;
+  readonly instanceName?: string;
+  readonly reason: ExclusionReason;
+  /** A sentence an operator can act on, naming the bad value where there is one. */
+  readonly detail: string;
+}
+
+/** Discovery's counts for one run, the start of the run summary. */
+export interface DiscoverySummary {
+  readonly runId: string;
+  readonly window: string;
+  readonly accountId: string;
+  readonly region: string;
+  readonly discovered: number;
+  readonly excluded: Readonly<Partial<Record<ExclusionReason, number>>>;
+  readonly started: number;
+  readonly alreadyRunning: number;
+}
+
+/** Where outcomes go. Implemented by the notifier; tests pass a recording fake or the real one on mocked clients. */
+export interface OutcomeSink {
+  recordOutcome(outcome: WorkflowOutcome): Promise<void>;
+  recordDiscovery(summary: DiscoverySummary, excluded: readonly ExcludedInstance[]): Promise<void>;
+}

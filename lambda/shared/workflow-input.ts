@@ -1,0 +1,40 @@
+import type { FreezeFailurePolicy } from './options';
+
+/**
+ * What discovery hands each per-instance Step Functions execution, so the workflow repeats no
+ * look-up discovery already made. Defined once here; lib/workflow.ts reads these paths.
+ */
+export interface WorkflowInput {
+  readonly schemaVersion: 1;
+  /** The scheduled run this execution belongs to (one per schedule window). */
+  readonly runId: string;
+  /** ISO-8601 UTC start of the schedule window, e.g. 2026-11-22T02:00:00Z. */
+  readonly window: string;
+  readonly accountId: string;
+  readonly region: string;
+  readonly instanceId: string;
+  /** arn:aws:ec2:<region>:<account>:instance/<id>, the resource AWS Backup backs up. */
+  readonly instanceArn: string;
+  /** The Name tag, when present. */
+  readonly instanceName?: string;
+  readonly platform: 'linux' | 'windows';
+  /** `stopped` instances are backed up without a freeze. */
+  readonly instanceState: 'running' | 'stopped';
+  /** Attached EBS volume ids from the block device mappings. */
+  readonly volumeIds: readonly string[];
+  /** ISO-8601 UTC: the execution waits until then before freezing (blast-radius staggering). */
+  readonly startAt: string;
+  /** ISO-8601 UTC: the instance refuses a freeze command that arrives after this. */
+  readonly notAfter: string;
+  /** Blast-radius group from the group tag, when present. */
+  readonly group?: string;
+  readonly options: InstanceOptions;
+}
+
+export interface InstanceOptions {
+  /** Extra mount points to freeze, comma separated, validated (may be empty). */
+  readonly include: string;
+  /** Mount points never to freeze, comma separated, validated (may be empty). */
+  readonly exclude: string;
+  readonly onFreezeFailure: FreezeFailurePolicy;
+}

@@ -1,0 +1,47 @@
+import { Construct } from 'constructs';
+import type { BackupConfig } from './config';
+import { Discovery } from './discovery';
+import { Documents } from './documents';
+import { Notifications } from './notifications';
+import { Schedule } from './schedule';
+import { Vault } from './vault';
+import { Workflow } from './workflow';
+
+export interface ConsistentBackupProps {
+  /** The validated configuration (lib/config.ts). */
+  readonly config: BackupConfig;
+}
+
+/**
+ * Application-consistent AWS Backup for opted-in EC2 instances:
+ * schedule → discovery → one workflow execution per instance (freeze → backup → thaw) →
+ * notifications. Each part is its own construct in its own file.
+ */
+export class ConsistentBackup extends Construct {
+  readonly vault: Vault;
+  readonly documents: Documents;
+  readonly notifications: Notifications;
+  readonly workflow: Workflow;
+  readonly discovery: Discovery;
+  readonly schedule: Schedule;
+
+  constructor(scope: Construct, id: string, props: ConsistentBackupProps) {
+    super(scope, id);
+    const { config } = props;
+    this.vault = new Vault(this, 'Vault', { config });
+    this.documents = new Documents(this, 'Documents', { config });
+    this.notifications = new Notifications(this, 'Notifications', { config, vault: this.vault });
+    this.workflow = new Workflow(this, 'Workflow', {
+      config,
+      vault: this.vault,
+      documents: this.documents,
+      notifications: this.notifications,
+    });
+    this.discovery = new Discovery(this, 'Discovery', {
+      config,
+      stateMachine: this.workflow.stateMachine,
+      notifications: this.notifications,
+    });
+    this.schedule = new Schedule(this, 'Schedule', { config, discovery: this.discovery.function });
+  }
+}

@@ -1,0 +1,81 @@
+import * as path from 'node:path';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+
+export interface BackupFunctionProps {
+  /** Folder under lambda/ holding handler.ts, e.g. 'discovery'. */
+  readonly handlerDir: string;
+  /** Environment variables; the handler checks the ones it needs at start. @default {} */
+  readonly environment?: Record<string, string>;
+  /** @default Duration.minutes(1) */
+  readonly timeout?: Duration;
+  /** @default 256 */
+  readonly memorySize?: number;
+  /** One line saying what the function does. */
+  readonly description: string;
+  /** Log retention. @default logs.RetentionDays.THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+const REPO_ROOT = path.join(__dirname, '..');
+
+/**
+ * Every Lambda function of the app: Node.js 22 on arm64, bundled locally by esbuild (no Docker),
+ * X-Ray tracing, source maps, an explicit log group, and a role of its own that can write only to
+ * that log group. Grants beyond logging are added by the construct that owns the function.
+ */
+export class BackupFunction extends NodejsFunction {
+  readonly logGroupRef: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: BackupFunctionProps) {
+    const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // A role of our own instead of AWSLambdaBasicExecutionRole, which allows writing to any log group.
+    const role = new iam.Role(scope, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of the ${props.handlerDir} function`,
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn, `${logGroup.logGroupArn}:*`],
+      }),
+    );
+    super(scope, id, {
+      entry: path.join(REPO_ROOT, 'lambda', props.handlerDir, 'handler.ts'),
+      handler: 'handler',
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize ?? 256,
+      timeout: props.timeout ?? Duration.minutes(1),
+      description: props.description,
+      tracing: lambda.Tracing.ACTIVE,
+      logGroup,
+      role,
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: 'ec2-consistent-backup',
+        ...props.environment,
+      },
+      projectRoot: REPO_ROOT,
+      depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
+      bundling: {
+        minify: true,
+        sourceMap: true,
+        target: 'node22',
+        format: OutputFormat.ESM,
+        mainFields: ['module', 'main'],
+        // ESM bundles of CommonJS dependencies need a require().
+        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+        forceDockerBundling: false,
+      },
+    });
+    this.logGroupRef = logGroup;
+  }
+}

@@ -1,0 +1,56 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as backup from 'aws-cdk-lib/aws-backup';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { Construct } from 'constructs';
+import type { BackupConfig } from './config';
+
+export interface VaultProps {
+  readonly config: BackupConfig;
+}
+
+/**
+ * Where recovery points go and the role AWS Backup uses to make them: a KMS-encrypted vault
+ * created by the app, or an existing vault by name (config `vaultName`).
+ */
+export class Vault extends Construct {
+  readonly vault: backup.IBackupVault;
+  /** The role passed to StartBackupJob. */
+  readonly backupRole: iam.Role;
+  /** Lifecycle for StartBackupJob, in the API's shape. */
+  readonly lifecycle: { DeleteAfterDays: number; MoveToColdStorageAfterDays?: number };
+
+  constructor(scope: Construct, id: string, props: VaultProps) {
+    super(scope, id);
+    const { config } = props;
+    if (config.vaultName) {
+      this.vault = backup.BackupVault.fromBackupVaultName(this, 'Existing', config.vaultName);
+    } else {
+      const key = new kms.Key(this, 'Key', {
+        description: 'Encrypts the ec2-consistent-backup vault',
+        enableKeyRotation: true,
+        removalPolicy: RemovalPolicy.RETAIN,
+        pendingWindow: Duration.days(30),
+      });
+      this.vault = new backup.BackupVault(this, 'Vault', {
+        encryptionKey: key,
+        // Recovery points outlive a stack deletion.
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+    }
+    this.backupRole = new iam.Role(this, 'BackupRole', {
+      assumedBy: new iam.ServicePrincipal('backup.amazonaws.com'),
+      description: 'Role AWS Backup assumes to back up and restore the opted-in EC2 instances',
+      managedPolicies: [
+        iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSBackupServiceRolePolicyForBackup'),
+        iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSBackupServiceRolePolicyForRestores'),
+      ],
+    });
+    this.lifecycle = {
+      DeleteAfterDays: config.retentionDays,
+      ...(config.coldStorageAfterDays !== undefined
+        ? { MoveToColdStorageAfterDays: config.coldStorageAfterDays }
+        : {}),
+    };
+  }
+}
