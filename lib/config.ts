@@ -123,7 +123,8 @@ function list(key: string, value: unknown, pattern: RegExp, allowed: string): st
   return items as string[];
 }
 
-const SCHEDULE = /^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\))$/;
+const SCHEDULE =
+  /^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\))$/;
 // Tag keys: 1-128 characters; no `aws:` prefix; the characters AWS accepts across services.
 const TAG_KEY = /^(?!aws:)[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 const TAG_VALUE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,256}$/u;
@@ -152,7 +153,11 @@ export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): 
     try {
       new Intl.DateTimeFormat('en-US', { timeZone: scheduleTimeZone });
     } catch {
-      throw new ConfigError('scheduleTimeZone', scheduleTimeZone, 'an IANA time zone name such as UTC or Europe/Paris');
+      throw new ConfigError(
+        'scheduleTimeZone',
+        scheduleTimeZone,
+        'an IANA time zone name such as UTC or Europe/Paris',
+      );
     }
   }
   const optInTagKey = text(
@@ -168,7 +173,12 @@ export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): 
     'a tag value of 1-256 letters, digits, spaces or _ . : / = + - @',
   );
   const vaultName = present(raw.vaultName)
-    ? text('vaultName', raw.vaultName, VAULT_NAME, 'empty (create a vault) or an existing vault name of 2-50 letters, digits, - or _')
+    ? text(
+        'vaultName',
+        raw.vaultName,
+        VAULT_NAME,
+        'empty (create a vault) or an existing vault name of 2-50 letters, digits, - or _',
+      )
     : undefined;
   const retentionDays = integer('retentionDays', get('retentionDays'), 1, 36500);
   const coldRaw = raw.coldStorageAfterDays;
