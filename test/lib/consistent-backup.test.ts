@@ -1,0 +1,196 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { nagFindings, type SynthResult, synthApp } from '../helpers/app';
+
+type Statement = {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+};
+
+function statements(result: SynthResult): Statement[] {
+  const policies = result.template.findResources('AWS::IAM::Policy');
+  return Object.values(policies).flatMap(
+    (p) =>
+      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
+        .Statement,
+  );
+}
+
+const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
+
+describe('ConsistentBackup stack', () => {
+  let result: SynthResult;
+  beforeAll(() => {
+    result = synthApp({ notificationEmails: 'ops@example.com' });
+  });
+
+  it('has zero unacknowledged cdk-nag AwsSolutions findings', () => {
+    expect(nagFindings(result.app)).toEqual([]);
+  });
+
+  it('passes cfn-lint with no errors or warnings (W3005, DependsOn duplicating GetAtt in CDK output, ignored)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-cfn-'));
+    const file = path.join(dir, 'template.json');
+    fs.writeFileSync(file, JSON.stringify(result.template.toJSON()));
+    const lint = spawnSync('cfn-lint', ['--ignore-checks', 'W3005', '--', file], { encoding: 'utf8' });
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(lint.error, 'cfn-lint must be installed (it is on the CI machine image)').toBeUndefined();
+    expect(`${lint.stdout}${lint.stderr}`).toBe('');
+    expect(lint.status).toBe(0);
+  });
+
+  it('creates a KMS-encrypted backup vault kept on stack deletion', () => {
+    result.template.hasResource('AWS::Backup::BackupVault', {
+      Properties: { EncryptionKeyArn: Match.anyValue() },
+      DeletionPolicy: 'Retain',
+    });
+    result.template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+  });
+
+  it('uses an existing vault by name instead of creating one', () => {
+    const existing = synthApp({ vaultName: 'prod-vault' });
+    existing.template.resourceCountIs('AWS::Backup::BackupVault', 0);
+    expect(JSON.stringify(existing.template.toJSON())).toContain('prod-vault');
+    expect(nagFindings(existing.app)).toEqual([]);
+  });
+
+  it('gives AWS Backup a service role that only backup.amazonaws.com assumes', () => {
+    result.template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: {
+        Statement: [Match.objectLike({ Principal: { Service: 'backup.amazonaws.com' } })],
+      },
+      ManagedPolicyArns: [Match.objectLike({ 'Fn::Join': Match.anyValue() })],
+    });
+  });
+
+  it('encrypts the notification topic with KMS and subscribes the configured email', () => {
+    result.template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    result.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+  });
+
+  it('schedules discovery with EventBridge Scheduler: time zone, retries and a dead-letter queue', () => {
+    result.template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(0 2 * * ? *)',
+      ScheduleExpressionTimezone: 'UTC',
+      Target: Match.objectLike({
+        RetryPolicy: Match.objectLike({ MaximumRetryAttempts: 3 }),
+        DeadLetterConfig: { Arn: Match.anyValue() },
+        Input: Match.stringLikeRegexp('aws.scheduler.scheduled-time'),
+      }),
+    });
+  });
+
+  it('runs every function on the shared settings: explicit log group, tracing, arm64', () => {
+    const functions = result.template.findResources('AWS::Lambda::Function');
+    expect(Object.keys(functions).length).toBeGreaterThanOrEqual(2);
+    for (const fn of Object.values(functions)) {
+      const props = (fn as { Properties: Record<string, unknown> }).Properties;
+      expect(props.TracingConfig).toEqual({ Mode: 'Active' });
+      expect(props.Architectures).toEqual(['arm64']);
+      expect(props.LoggingConfig).toEqual({ LogGroup: expect.anything() });
+    }
+  });
+
+  it('creates a Standard state machine with logging and tracing', () => {
+    result.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: Match.objectLike({ Destinations: Match.anyValue() }),
+    });
+  });
+
+  it('creates one SSM document for each ssm-documents/*.yml', () => {
+    const ymls = fs
+      .readdirSync(path.join(__dirname, '../../ssm-documents'))
+      .filter((f) => f.endsWith('.yml'));
+    expect(ymls.length).toBeGreaterThanOrEqual(2);
+    result.template.resourceCountIs('AWS::SSM::Document', ymls.length);
+    result.template.allResourcesProperties('AWS::SSM::Document', { UpdateMethod: 'NewVersion' });
+  });
+
+  it("limits ssm:SendCommand to this stack's documents and to instances carrying the opt-in tag", () => {
+    const send = statements(result).filter((s) => actionsOf(s).includes('ssm:SendCommand'));
+    expect(send.length).toBeGreaterThan(0);
+    for (const s of send) {
+      const resources = JSON.stringify(s.Resource);
+      expect(resources).not.toBe('"*"');
+      const onInstances = resources.includes(':instance/');
+      if (onInstances) {
+        // Instance resources are only allowed under the opt-in tag condition.
+        expect(s.Condition).toEqual({
+          StringEquals: { 'ssm:resourceTag/ConsistentBackup': 'enabled' },
+        });
+        expect(resources).not.toContain('document/');
+      } else {
+        expect(resources).toContain('document/');
+      }
+    }
+    const all = JSON.stringify(send);
+    expect(all).toContain(':instance/');
+    expect(all).toContain('document/');
+  });
+
+  it('lets the workflow pass only the backup role, and only to AWS Backup', () => {
+    const passRole = statements(result).filter((s) => actionsOf(s).includes('iam:PassRole'));
+    expect(passRole.length).toBe(1);
+    expect(passRole[0].Condition).toEqual({
+      StringEquals: { 'iam:PassedToService': 'backup.amazonaws.com' },
+    });
+    expect(JSON.stringify(passRole[0].Resource)).toMatch(/BackupRole/);
+  });
+
+  it('grants no "*" resource except on actions that allow nothing narrower', () => {
+    // Actions with no resource-level permissions in the Service Authorization Reference.
+    const starOnly = new Set([
+      'xray:PutTraceSegments',
+      'xray:PutTelemetryRecords',
+      'ec2:DescribeInstances',
+      'ec2:DescribeSnapshots',
+      'ssm:DescribeInstanceInformation',
+      'ssm:GetCommandInvocation',
+      'ssm:ListCommandInvocations',
+      'backup:ListBackupJobs',
+      'logs:CreateLogDelivery',
+      'logs:GetLogDelivery',
+      'logs:UpdateLogDelivery',
+      'logs:DeleteLogDelivery',
+      'logs:ListLogDeliveries',
+      'logs:PutResourcePolicy',
+      'logs:DescribeResourcePolicies',
+      'logs:DescribeLogGroups',
+    ]);
+    const offenders = statements(result)
+      .filter((s) => s.Effect === 'Allow' && JSON.stringify(s.Resource) === '"*"')
+      .flatMap(actionsOf)
+      .filter((a) => !starOnly.has(a));
+    expect(offenders).toEqual([]);
+  });
+});
+
+describe('bin/app.ts', () => {
+  it('fails synth on an invalid value, naming the key, the value and what is allowed', () => {
+    const root = path.join(__dirname, '../..');
+    const run = spawnSync('npx', ['tsx', 'bin/app.ts'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        CDK_CONTEXT_JSON: JSON.stringify({ freezeBudgetSeconds: 200, 'aws:cdk:bundling-stacks': [] }),
+        CDK_OUTDIR: fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-out-')),
+      },
+    });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(
+      'Invalid configuration "freezeBudgetSeconds": got 200; allowed: a whole number from 5 to 110.',
+    );
+  });
+});
