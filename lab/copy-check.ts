@@ -1,0 +1,144 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { mustRun, run } from './exec';
+import type { LabFsType } from './volume';
+
+/** What checking one point-in-time copy found. */
+export interface CopyCheck<T> {
+  readonly fstype: LabFsType;
+  /** The journal (ext4) or log (xfs) held changes that must be replayed before the fs is consistent. */
+  readonly needsReplay: boolean;
+  /** A no-modify fsck of the copy as taken (before any replay) reported no problem. */
+  readonly fsckClean: boolean;
+  /**
+   * `clean` in the experiment's table: the metadata in place is consistent as taken, with nothing to
+   * replay from the journal (ext4) or log (xfs), and a no-modify fsck finds no problem.
+   */
+  readonly clean: boolean;
+  /** The first lines of fsck output when it was not clean. */
+  readonly fsckDetail: string;
+  /** The restored filesystem mounted (after the kernel replayed its journal, as a restored volume would). */
+  readonly mounted: boolean;
+  /** Why the restored copy did not mount, when it did not. */
+  readonly mountError: string;
+  /** What the caller's inspection of the restored filesystem returned. */
+  readonly inspected?: T;
+}
+
+/**
+ * Whether an xfs log holds changes that are not yet in place. A frozen xfs is left with a *covered*
+ * log: tail..head holds only the dummy superblock transactions that covering writes, so logprint
+ * says DIRTY although nothing needs replaying. Anything else (inode, AGI, data buffers...) in a
+ * transaction means metadata that exists only in the log.
+ */
+export function xfsLogNeedsReplay(logprint: string): boolean {
+  const state = /state: <(\w+)>/.exec(logprint);
+  if (!state) throw new Error(`xfs_logprint output has no log state: ${logprint.slice(0, 200)}`);
+  if (state[1] === 'CLEAN') return false;
+  const lines = logprint.split('\n');
+  const headers = lines.filter((l) => /^[A-Z]+:/.test(l) && !l.startsWith('TRANS:'));
+  const superOnly = lines.filter((l) => /^\s+SUPER Block Buffer:/.test(l)).length;
+  return headers.some((h) => !h.startsWith('BUF:')) || headers.length > superOnly;
+}
+
+async function needsReplay(image: string, fstype: LabFsType): Promise<boolean> {
+  if (fstype === 'ext4') {
+    const r = await mustRun('dumpe2fs', ['-h', image]);
+    const features = r.stdout.split('\n').find((l) => l.startsWith('Filesystem features:')) ?? '';
+    return /\bneeds_recovery\b/.test(features);
+  }
+  const r = await run('xfs_logprint', ['-t', image]);
+  return xfsLogNeedsReplay(r.stdout);
+}
+
+// xfs_repair -n always complains about these on a copy of a mounted xfs: the log is never marked
+// clean by a freeze, and the superblock's free-space and inode counters are lazy (recomputed at
+// mount from the allocation groups). Neither is an inconsistency of the metadata in place.
+const XFS_BENIGN = [
+  /^No modify flag set/,
+  /^ALERT: The filesystem has valuable metadata changes in a log/,
+  /^ignored because the -n option was used/,
+  /^which may be resolved by first mounting/,
+  /^sb_(fdblocks|icount|ifree) \d+, counted \d+$/,
+];
+
+/** The findings of a no-modify fsck that mean the metadata in place is inconsistent. */
+export function fsckProblems(output: string, fstype: LabFsType, code: number): string[] {
+  const lines = output
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l.trim() && !/^(Phase|\s+-|Pass \d|e2fsck \d|\s)/.test(l));
+  if (fstype === 'ext4') return code === 0 ? [] : lines.slice(0, 6);
+  return lines.filter((l) => !XFS_BENIGN.some((re) => re.test(l))).slice(0, 6);
+}
+
+async function fsckNoModify(image: string, fstype: LabFsType): Promise<{ clean: boolean; detail: string }> {
+  const r =
+    fstype === 'ext4' ? await run('e2fsck', ['-fn', image]) : await run('xfs_repair', ['-n', '-f', image]);
+  if (fstype === 'xfs' && r.code !== 0 && r.code !== 1) {
+    throw new Error(`xfs_repair -n could not check ${image} (exit ${r.code}): ${r.stderr.trim()}`);
+  }
+  const problems = fsckProblems(`${r.stdout}\n${r.stderr}`, fstype, r.code);
+  return { clean: problems.length === 0, detail: problems.join('\n') };
+}
+
+/**
+ * Check a copy the way a restore meets it. First, on the copy exactly as taken: does the journal need
+ * replay, and does a no-modify fsck find anything? Then on a writable reflink clone (so the copy itself
+ * stays untouched): mount it, letting the kernel replay the journal as the first boot of a restored
+ * volume would, and hand the mounted tree to `inspect` for the application-level check.
+ */
+export async function checkCopy<T>(
+  copy: string,
+  fstype: LabFsType,
+  mountpoint: string,
+  inspect: (root: string) => Promise<T>,
+): Promise<CopyCheck<T>> {
+  const replay = await needsReplay(copy, fstype);
+  const fsck = await fsckNoModify(copy, fstype);
+  const restore = `${copy}.restore`;
+  await mustRun('cp', ['--reflink=always', copy, restore]);
+  await fs.mkdir(mountpoint, { recursive: true });
+  let mounted = false;
+  let mountError = '';
+  let inspected: T | undefined;
+  try {
+    // nouuid: the original xfs is still mounted with the same UUID, and xfs refuses duplicates.
+    const options = fstype === 'xfs' ? 'loop,nouuid' : 'loop';
+    const m = await run('mount', ['-t', fstype, '-o', options, restore, mountpoint]);
+    if (m.code !== 0) mountError = m.stderr.trim();
+    mounted = m.code === 0;
+    if (mounted) inspected = await inspect(mountpoint);
+  } finally {
+    if (mounted) await run('umount', [mountpoint]);
+    await fs.rm(restore, { force: true });
+    await fs.rmdir(mountpoint).catch(() => undefined);
+  }
+  return {
+    fstype,
+    needsReplay: replay,
+    fsckClean: fsck.clean,
+    clean: !replay && fsck.clean,
+    fsckDetail: fsck.clean ? '' : fsck.detail,
+    mounted,
+    mountError,
+    inspected,
+  };
+}
+
+/** The simulated lab's copy is a directory: there is no journal to replay and nothing to fsck. */
+export async function checkSimulatedCopy<T>(
+  copy: string,
+  inspect: (root: string) => Promise<T>,
+): Promise<CopyCheck<T>> {
+  return {
+    fstype: 'ext4',
+    needsReplay: false,
+    fsckClean: true,
+    clean: true,
+    fsckDetail: 'simulated filesystem: not checked',
+    mounted: true,
+    mountError: '',
+    inspected: await inspect(path.resolve(copy)),
+  };
+}

@@ -1,0 +1,218 @@
+import { existsSync } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { mustRun, run, sleep } from './exec';
+
+/** Every lab run lives under this directory (on the root filesystem, never frozen by the lab). */
+export const LAB_ROOT = process.env.ECB_LAB_ROOT ?? '/var/tmp/ecb-lab';
+
+export interface Capabilities {
+  /** Real loop-mounted ext4/xfs volumes, real fsfreeze, real point-in-time copies. */
+  readonly real: boolean;
+  /** Why the lab falls back to simulated filesystems, when it does. */
+  readonly reason?: string;
+}
+
+const REQUIRED_TOOLS = [
+  'losetup',
+  'mount',
+  'umount',
+  'fsfreeze',
+  'mkfs.ext4',
+  'mkfs.xfs',
+  'e2fsck',
+  'dumpe2fs',
+  'xfs_repair',
+  'xfs_logprint',
+  'findmnt',
+];
+
+async function onPath(tool: string): Promise<boolean> {
+  const r = await run('sh', ['-c', `command -v ${tool}`]);
+  return r.code === 0;
+}
+
+/** Decide once whether this machine can run the real lab: root, loop devices, and the fs tools. */
+export async function detectCapabilities(): Promise<Capabilities> {
+  if (process.env.ECB_LAB_SIMULATE === '1') return { real: false, reason: 'ECB_LAB_SIMULATE=1' };
+  if (process.getuid?.() !== 0) return { real: false, reason: 'not running as root' };
+  if (!existsSync('/dev/loop-control')) return { real: false, reason: 'no /dev/loop-control' };
+  const missing: string[] = [];
+  for (const tool of REQUIRED_TOOLS) if (!(await onPath(tool))) missing.push(tool);
+  if (missing.length > 0)
+    return {
+      real: false,
+      reason: `missing tools: ${missing.join(', ')} (apt-get install xfsprogs e2fsprogs util-linux)`,
+    };
+  // A container can have the device node but no permission to attach: prove it once.
+  const probeDir = await fs.mkdtemp(path.join(await ensureRoot(), 'probe-'));
+  try {
+    const img = path.join(probeDir, 'probe.img');
+    await fs.writeFile(img, Buffer.alloc(1024 * 1024));
+    const r = await run('losetup', ['--find', '--show', img]);
+    if (r.code !== 0) return { real: false, reason: `losetup failed: ${r.stderr.trim()}` };
+    await run('losetup', ['-d', r.stdout.trim()]);
+    return { real: true };
+  } finally {
+    await fs.rm(probeDir, { recursive: true, force: true });
+  }
+}
+
+async function ensureRoot(): Promise<string> {
+  await fs.mkdir(LAB_ROOT, { recursive: true, mode: 0o755 });
+  return LAB_ROOT;
+}
+
+/** Create this run's workspace: LAB_ROOT/run-<pid>-<time>, world-traversable so the postgres user can reach its data. */
+export async function createRunDir(): Promise<string> {
+  const root = await ensureRoot();
+  const dir = path.join(root, `run-${process.pid}-${Date.now().toString(36)}`);
+  await fs.mkdir(dir, { mode: 0o755 });
+  await fs.writeFile(path.join(dir, 'owner.pid'), `${process.pid}\n`);
+  return dir;
+}
+
+interface Mount {
+  readonly target: string;
+  readonly source: string;
+}
+
+async function mountsUnder(dir: string): Promise<Mount[]> {
+  const r = await run('findmnt', ['-rn', '-o', 'TARGET,SOURCE']);
+  const prefix = `${dir}/`;
+  return (
+    r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [target, source] = line.split(' ');
+        // findmnt -r escapes spaces and other specials as \xNN.
+        const decode = (s: string) =>
+          s.replace(/\\x([0-9a-f]{2})/gi, (_, h: string) => String.fromCharCode(Number.parseInt(h, 16)));
+        return { target: decode(target), source: decode(source ?? '') };
+      })
+      .filter((m) => m.target.startsWith(prefix))
+      // Deepest first: volume mounts sit inside the pool mount.
+      .sort((a, b) => b.target.length - a.target.length)
+  );
+}
+
+async function loopsBackedUnder(dir: string): Promise<string[]> {
+  const r = await run('losetup', ['-n', '-O', 'NAME,BACK-FILE', '-l']);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 2 && f[1].startsWith(`${dir}/`))
+    .map((f) => f[0]);
+}
+
+async function killRecorded(dir: string): Promise<void> {
+  const pidDir = path.join(dir, 'pids');
+  let files: string[] = [];
+  try {
+    files = await fs.readdir(pidDir);
+  } catch {
+    return;
+  }
+  for (const f of files) {
+    const pid = Number((await fs.readFile(path.join(pidDir, f), 'utf8')).trim());
+    if (!Number.isInteger(pid) || pid <= 1) continue;
+    // Workloads run in their own process group so a hook-less pause or a child dies with them.
+    for (const target of [-pid, pid]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+}
+
+/**
+ * Undo everything a lab run created under `dir`, in the only safe order: thaw first (a writer
+ * blocked on a frozen fs cannot even be killed), then kill workloads, unmount deepest first,
+ * detach loop devices, remove files. Idempotent: every step tolerates "already done".
+ */
+export async function cleanupRunDir(dir: string): Promise<string[]> {
+  const log: string[] = [];
+  if (!dir.startsWith(`${LAB_ROOT}/`)) throw new Error(`refusing to clean ${dir}: not under ${LAB_ROOT}`);
+  for (const m of await mountsUnder(dir)) {
+    const r = await run('fsfreeze', ['-u', m.target]);
+    if (r.code === 0) log.push(`thawed ${m.target}`);
+  }
+  await killRecorded(dir);
+  // Give killed processes a moment to release open files before unmounting.
+  await sleep(100);
+  // Volume images live inside the pool mount, so the pool can only go once their loop devices are
+  // detached: alternate unmount and detach passes until nothing is left.
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const mounts = await mountsUnder(dir);
+    const loops = await loopsBackedUnder(dir);
+    if (mounts.length === 0 && loops.length === 0) break;
+    for (const m of mounts) {
+      const r = await run('umount', [m.target]);
+      if (r.code === 0) log.push(`unmounted ${m.target}`);
+    }
+    for (const loop of await loopsBackedUnder(dir)) {
+      const r = await run('losetup', ['-d', loop]);
+      if (r.code === 0) log.push(`detached ${loop}`);
+    }
+    await sleep(150 * (attempt + 1));
+  }
+  const left = await mountsUnder(dir);
+  if (left.length > 0)
+    throw new Error(
+      `could not unmount ${left.map((m) => m.target).join(', ')}; run \`npm run demo -- --cleanup\` again`,
+    );
+  await fs.rm(dir, { recursive: true, force: true });
+  log.push(`removed ${dir}`);
+  return log;
+}
+
+/** `npm run demo -- --cleanup`: clean every run whose owner process is gone (or all, with force). */
+export async function cleanupAll(force = false): Promise<string[]> {
+  const log: string[] = [];
+  let entries: string[] = [];
+  try {
+    entries = await fs.readdir(LAB_ROOT);
+  } catch {
+    return log;
+  }
+  for (const e of entries) {
+    if (!e.startsWith('run-')) continue;
+    const dir = path.join(LAB_ROOT, e);
+    const owner = Number((await fs.readFile(path.join(dir, 'owner.pid'), 'utf8').catch(() => '0')).trim());
+    if (!force && owner > 0 && owner !== process.pid && processAlive(owner)) {
+      log.push(`left ${dir}: its run (pid ${owner}) is still alive`);
+      continue;
+    }
+    log.push(...(await cleanupRunDir(dir)));
+  }
+  return log;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The copy-on-write pool: a sparse XFS image with reflink=1, loop-mounted under the run dir. Every
+ * volume image lives here so a snapshot is one FICLONE (`cp --reflink=always`), which XFS performs
+ * under the source inode's exclusive I/O lock after flushing its page cache: the copy holds exactly
+ * the writes the volume's loop device had completed at that instant, like an EBS snapshot.
+ */
+export async function createPool(runDir: string, sizeGiB = 16): Promise<string> {
+  const img = path.join(runDir, 'pool.img');
+  const mnt = path.join(runDir, 'pool');
+  await fs.mkdir(mnt, { recursive: true });
+  await mustRun('truncate', ['-s', `${sizeGiB}G`, img]);
+  await mustRun('mkfs.xfs', ['-q', '-m', 'reflink=1', img]);
+  await mustRun('mount', ['-o', 'loop', img, mnt]);
+  await fs.chmod(mnt, 0o755);
+  return mnt;
+}
