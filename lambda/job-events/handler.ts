@@ -1,0 +1,32 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { BackupClient } from '@aws-sdk/client-backup';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { Notifier, notifierSettings } from '../shared/notifier';
+import { tagRecoveryPoint } from '../shared/recovery-point';
+import { type BackupJobStateChangeEvent, handleJobEvent, type JobEventResult } from './job-events';
+
+const logger = new Logger();
+// Checked at cold start: a misconfigured function fails on its first event, loudly.
+const settings = notifierSettings(process.env);
+const ec2 = new EC2Client({});
+const backup = new BackupClient({});
+const notifier = new Notifier({ sns: new SNSClient({}), dynamodb: new DynamoDBClient({}) }, settings, logger);
+
+export async function handler(event: BackupJobStateChangeEvent): Promise<JobEventResult> {
+  const result = await handleJobEvent(event, {
+    notifier,
+    labelRecoveryPoint: (arn, verdict) => tagRecoveryPoint({ ec2, backup }, arn, verdict),
+  });
+  if (result.action === 'ignored') logger.info('Backup job event ignored', { reason: result.reason });
+  else {
+    logger.info('Backup job finalized', {
+      backupJobId: result.job.backupJobId,
+      state: result.state,
+      consistency: result.finalVerdict.consistency,
+      notifications: result.notifications.map((n) => `${n.severity} ${n.eventType}`),
+    });
+  }
+  return result;
+}

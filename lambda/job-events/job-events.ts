@@ -1,0 +1,148 @@
+/**
+ * Final outcome of the backup jobs this app started, from AWS Backup's "Backup Job State Change"
+ * events: the recovery point gets its final consistency label, a Windows job that fell back from
+ * VSS is relabelled crash and reported, a failed job is reported, and a job that proves the
+ * instance healthy clears its open problems. Jobs without a stored verdict are someone else's.
+ */
+
+import type { ConsistencyVerdict } from '../shared/consistency';
+import {
+  buildJobNotification,
+  buildVssFallbackNotification,
+  type Notification,
+} from '../shared/notification';
+import { type Notifier, provesRecovery, type StoredJob } from '../shared/notifier';
+
+export const DETAIL_TYPE = 'Backup Job State Change';
+/** The states after which a backup job changes no more. */
+export const FINAL_STATES = ['COMPLETED', 'FAILED', 'EXPIRED', 'ABORTED', 'PARTIAL'] as const;
+export type FinalState = (typeof FINAL_STATES)[number];
+/**
+ * AWS Backup marks a VSS job that fell back to a regular backup "Completed with issues": state
+ * COMPLETED with a status message such as "Windows VSS Backup Job Error encountered, trying for
+ * regular backup" or "Windows VSS Backup attempt failed because ...". Every such message starts so.
+ */
+export const VSS_FALLBACK_MESSAGE = /Windows VSS Backup/i;
+
+/** The parts of the EventBridge event this handler reads (AWS Backup developer guide examples). */
+export interface BackupJobStateChangeEvent {
+  readonly 'detail-type'?: string;
+  readonly source?: string;
+  readonly account?: string;
+  readonly region?: string;
+  readonly time?: string;
+  readonly resources?: readonly string[];
+  readonly detail?: {
+    readonly backupJobId?: string;
+    readonly state?: string;
+    readonly statusMessage?: string;
+    readonly backupVaultName?: string;
+    readonly resourceArn?: string;
+    readonly resourceType?: string;
+  };
+}
+
+export type JobEventResult =
+  | { readonly action: 'ignored'; readonly reason: string }
+  | {
+      readonly action: 'handled';
+      readonly state: FinalState;
+      readonly job: StoredJob;
+      readonly finalVerdict: ConsistencyVerdict;
+      readonly labelled?: string;
+      readonly notifications: readonly Notification[];
+    };
+
+export interface JobEventDeps {
+  readonly notifier: Notifier;
+  /** Writes the final label on the recovery point (lambda/shared/recovery-point.ts tagRecoveryPoint). */
+  readonly labelRecoveryPoint: (recoveryPointArn: string, verdict: ConsistencyVerdict) => Promise<unknown>;
+  readonly clock?: () => Date;
+}
+
+/** AWS Backup wraps some status messages in literal quotes. */
+export function cleanStatusMessage(message: string | undefined): string | undefined {
+  const trimmed = message
+    ?.trim()
+    .replace(/^"(.*)"$/s, '$1')
+    .trim();
+  return trimmed ? trimmed : undefined;
+}
+
+export async function handleJobEvent(
+  event: BackupJobStateChangeEvent,
+  deps: JobEventDeps,
+): Promise<JobEventResult> {
+  const clock = deps.clock ?? (() => new Date());
+  if (event['detail-type'] !== DETAIL_TYPE) {
+    return {
+      action: 'ignored',
+      reason: `detail-type ${JSON.stringify(event['detail-type'])} is not ${DETAIL_TYPE}`,
+    };
+  }
+  const jobId = event.detail?.backupJobId;
+  const state = event.detail?.state as FinalState | undefined;
+  if (!jobId) return { action: 'ignored', reason: 'the event has no detail.backupJobId' };
+  if (!state || !FINAL_STATES.includes(state)) {
+    return {
+      action: 'ignored',
+      reason: `state ${JSON.stringify(state)} is not final (${FINAL_STATES.join(', ')})`,
+    };
+  }
+  const job = await deps.notifier.getJob(jobId);
+  if (!job)
+    return { action: 'ignored', reason: `backup job ${jobId} was not started by ec2-consistent-backup` };
+  if (!(await deps.notifier.claimFinalState(jobId, state))) {
+    return { action: 'ignored', reason: `the final state of backup job ${jobId} was already handled` };
+  }
+
+  try {
+    return await finalize(event, job, state, deps, clock());
+  } catch (err) {
+    await deps.notifier.releaseFinalState(jobId);
+    throw err;
+  }
+}
+
+async function finalize(
+  event: BackupJobStateChangeEvent,
+  job: StoredJob,
+  state: FinalState,
+  deps: JobEventDeps,
+  now: Date,
+): Promise<JobEventResult> {
+  const statusMessage = cleanStatusMessage(event.detail?.statusMessage);
+  const eventId = `job:${job.backupJobId}:${state}`;
+  const notifications: Notification[] = [];
+
+  if (state !== 'COMPLETED') {
+    const notification = buildJobNotification(job, state, statusMessage, now);
+    if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
+      notifications.push(notification);
+    }
+    return { action: 'handled', state, job, finalVerdict: job.verdict, notifications };
+  }
+
+  const vssFellBack =
+    job.platform === 'windows' && statusMessage !== undefined && VSS_FALLBACK_MESSAGE.test(statusMessage);
+  const finalVerdict: ConsistencyVerdict = vssFellBack
+    ? {
+        consistency: 'crash',
+        reason: `Windows VSS fell back to a regular backup: ${statusMessage}`,
+        freezeMs: job.verdict.freezeMs,
+      }
+    : job.verdict;
+
+  const recoveryPointArn = job.recoveryPointArn ?? event.resources?.[0];
+  if (recoveryPointArn) await deps.labelRecoveryPoint(recoveryPointArn, finalVerdict);
+
+  if (vssFellBack) {
+    const notification = buildVssFallbackNotification({ ...job, recoveryPointArn }, statusMessage ?? '', now);
+    if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
+      notifications.push(notification);
+    }
+  } else if (statusMessage === undefined && provesRecovery(job, finalVerdict.consistency)) {
+    notifications.push(...(await deps.notifier.clearProblems({ ...job, recoveryPointArn })));
+  }
+  return { action: 'handled', state, job, finalVerdict, labelled: recoveryPointArn, notifications };
+}

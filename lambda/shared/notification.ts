@@ -1,0 +1,852 @@
+/**
+ * THE notification schema of ec2-consistent-backup: every message the system publishes to SNS is
+ * built here, validated here, and documented in docs/notifications.md. Nothing else decides a
+ * severity, a message key or a field length.
+ *
+ * The body is a JSON object whose `event` maps field for field onto ServiceNow Event Management's
+ * `em_event` table, so a push connector only has to copy it. Limits are ServiceNow's documented
+ * field lengths ("Event field format for event collection"): source, node, type, resource 100;
+ * message_key 1024; description 4000; time_of_event 40. additional_info has no documented limit;
+ * we cap each value and the whole object so one huge error cause cannot crowd out the rest.
+ */
+
+import type { Consistency, ConsistencyVerdict } from './consistency';
+import type { DiscoverySummary, ExcludedInstance, ExclusionReason, WorkflowOutcome } from './outcome';
+
+export const NOTIFICATION_SCHEMA = 'ec2-consistent-backup.notification';
+export const NOTIFICATION_SCHEMA_VERSION = 1;
+/** em_event.source of every event. */
+export const EVENT_SOURCE = 'ec2-consistent-backup';
+
+export type Severity = 'Critical' | 'Major' | 'Minor' | 'Warning' | 'OK' | 'Clear';
+export const SEVERITIES: readonly Severity[] = ['Critical', 'Major', 'Minor', 'Warning', 'OK', 'Clear'];
+/** em_event.severity stores a number; these are ServiceNow's codes. */
+export const SEVERITY_CODES: Readonly<Record<Severity, string>> = {
+  Clear: '0',
+  Critical: '1',
+  Major: '2',
+  Minor: '3',
+  Warning: '4',
+  OK: '5',
+};
+
+/**
+ * The last part of a message key. One open ServiceNow alert per instance and class: repeated
+ * failures of the same kind update it, and a Clear with the same key closes it.
+ */
+export type ProblemClass = 'thaw' | 'backup' | 'consistency' | 'window' | 'readiness';
+export const PROBLEM_CLASSES: readonly ProblemClass[] = [
+  'thaw',
+  'backup',
+  'consistency',
+  'window',
+  'readiness',
+];
+/** The run summary is one alert per account and region, updated by every run. */
+export const SUMMARY_CLASS = 'run-summary';
+export const FLEET_NODE = 'fleet';
+
+export type NotificationEventType =
+  | 'thaw-failed'
+  | 'backup-start-failed'
+  | 'skipped-freeze-failed'
+  | 'backup-job-failed'
+  | 'backup-job-partial'
+  | 'crash-consistent-fallback'
+  | 'backup-warnings'
+  | 'vss-fallback'
+  | 'skipped-active-job'
+  | 'instance-not-ready'
+  | 'problem-cleared'
+  | 'run-summary';
+
+interface Rule {
+  /** Severities this event type may carry. */
+  readonly severities: readonly Severity[];
+  /** The problem class it opens; undefined for Clear (class of the cleared key) and the summary. */
+  readonly problemClass?: ProblemClass;
+  readonly title: string;
+}
+
+/** The severity rules, in one table. Tests check every built message against it. */
+export const SEVERITY_RULES: Readonly<Record<NotificationEventType, Rule>> = {
+  'thaw-failed': { severities: ['Critical'], problemClass: 'thaw', title: 'Thaw failed' },
+  'backup-start-failed': { severities: ['Major'], problemClass: 'backup', title: 'Backup not started' },
+  'skipped-freeze-failed': {
+    severities: ['Major'],
+    problemClass: 'backup',
+    title: 'Backup skipped: freeze failed',
+  },
+  'backup-job-failed': { severities: ['Major'], problemClass: 'backup', title: 'Backup job failed' },
+  'backup-job-partial': { severities: ['Warning'], problemClass: 'backup', title: 'Backup job partial' },
+  'crash-consistent-fallback': {
+    severities: ['Warning'],
+    problemClass: 'consistency',
+    title: 'Backup fell back to crash-consistent',
+  },
+  'backup-warnings': {
+    severities: ['Warning'],
+    problemClass: 'consistency',
+    title: 'Backup made with warnings',
+  },
+  'vss-fallback': { severities: ['Warning'], problemClass: 'consistency', title: 'Windows VSS fell back' },
+  'skipped-active-job': { severities: ['Warning'], problemClass: 'window', title: 'Backup window skipped' },
+  'instance-not-ready': { severities: ['Minor'], problemClass: 'readiness', title: 'Instance not ready' },
+  'problem-cleared': { severities: ['Clear'], title: 'Recovered' },
+  'run-summary': { severities: ['OK', 'Warning'], title: 'Run summary' },
+};
+
+export const LIMITS = {
+  subject: 100,
+  source: 100,
+  node: 100,
+  type: 100,
+  resource: 100,
+  message_key: 1024,
+  description: 4000,
+  time_of_event: 40,
+  additionalInfoValue: 1000,
+  additionalInfoTotal: 8000,
+} as const;
+
+/** The em_event fields we send. additional_info is an object of strings; the connector serializes it. */
+export interface EmEvent {
+  readonly source: string;
+  readonly node: string;
+  readonly type: string;
+  readonly resource: string;
+  readonly severity: string;
+  readonly message_key: string;
+  /** UTC, `yyyy-MM-dd HH:mm:ss`, the GlideDateTime form. */
+  readonly time_of_event: string;
+  /** `New` opens or updates an alert, `Closing` closes it (sent with Clear). */
+  readonly resolution_state: 'New' | 'Closing';
+  readonly description: string;
+  readonly additional_info: Readonly<Record<string, string>>;
+}
+
+export interface Notification {
+  readonly schema: typeof NOTIFICATION_SCHEMA;
+  readonly schemaVersion: typeof NOTIFICATION_SCHEMA_VERSION;
+  readonly eventType: NotificationEventType;
+  readonly severity: Severity;
+  /** Also the SNS subject: one line, at most 100 characters. */
+  readonly subject: string;
+  /** The instance, absent for the run summary. */
+  readonly instanceId?: string;
+  readonly event: EmEvent;
+}
+
+/** The keys additional_info may carry, so a subscriber can rely on their names. */
+export const ADDITIONAL_INFO_KEYS = [
+  'schema_version',
+  'event_type',
+  'account',
+  'region',
+  'instance_id',
+  'instance_name',
+  'platform',
+  'run_id',
+  'window',
+  'execution_arn',
+  'console_link',
+  'backup_job_id',
+  'backup_job_state',
+  'backup_job_link',
+  'recovery_point_arn',
+  'consistency',
+  'consistency_reason',
+  'freeze_ms',
+  'watchdog_thaw_by',
+  'warnings',
+  'error',
+  'cause',
+  'exclusion_reason',
+  'cleared_event_type',
+  'cleared_by',
+  'summary_reason',
+  'discovered',
+  'excluded',
+  'started',
+  'finished',
+  'unfinished',
+  'application_consistent',
+  'filesystem_consistent',
+  'fell_back',
+  'skipped',
+  'failed',
+] as const;
+export type AdditionalInfoKey = (typeof ADDITIONAL_INFO_KEYS)[number];
+type Info = Partial<Record<AdditionalInfoKey, string | number | undefined>>;
+
+export class NotificationSchemaError extends Error {
+  override readonly name = 'NotificationSchemaError';
+  constructor(readonly problems: readonly string[]) {
+    super(`Notification does not match schema v${NOTIFICATION_SCHEMA_VERSION}: ${problems.join('; ')}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text hygiene: no secrets, length limits with a visible truncation mark.
+
+const SECRET_PATTERNS: readonly [RegExp, string][] = [
+  // Basic-auth credentials in a URL (an SNS HTTPS endpoint carries them).
+  [/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]+:[^\s/@]+@/gi, '$1[redacted]@'],
+  // AWS access key ids.
+  [/\b(AKIA|ASIA)[A-Z0-9]{16}\b/g, '[redacted-access-key]'],
+  // key=value or "key": "value" pairs whose name says secret.
+  [
+    /\b(password|passwd|secret|token|api[_-]?key|authorization|x-amz-security-token)(["']?\s*[:=]\s*["']?)[^\s"',;&]+/gi,
+    '$1$2[redacted]',
+  ],
+  [/\bBearer\s+[A-Za-z0-9._~+/-]+=*/g, 'Bearer [redacted]'],
+];
+
+/** Removes credentials from free text that came from elsewhere (errors, causes, status messages). */
+export function redact(text: string): string {
+  let out = text;
+  for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
+  return out;
+}
+
+/** Cuts `text` to at most `max` characters, ending with a mark saying how much was cut. */
+export function truncate(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let cut = max;
+  let mark = '';
+  // The mark's own length depends on how much is cut; two passes settle it.
+  for (let i = 0; i < 2; i++) {
+    mark = ` …[truncated ${text.length - cut} chars]`;
+    cut = Math.max(0, max - mark.length);
+  }
+  return text.slice(0, cut) + mark;
+}
+
+function oneLine(text: string): string {
+  return text
+    .replace(/[\r\n\t]+/g, ' ')
+    .replace(/\s{2,}/g, ' ')
+    .trim();
+}
+
+/** The SNS subject: one line of at most 100 characters (SNS rejects longer ones). */
+export function subjectLine(text: string): string {
+  // SNS subjects must be ASCII-printable-ish; keep to what any mail client shows.
+  const clean = oneLine(text).replace(/[^\x20-\x7E]/g, '?');
+  return clean.length <= LIMITS.subject ? clean : `${clean.slice(0, LIMITS.subject - 3)}...`;
+}
+
+/** ServiceNow's GlideDateTime form, in UTC. */
+export function glideTime(date: Date): string {
+  return date
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, '');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys, nodes, links.
+
+export function messageKey(accountId: string, region: string, node: string, problemClass: string): string {
+  return truncate(`${EVENT_SOURCE}:${accountId}:${region}:${node}:${problemClass}`, LIMITS.message_key);
+}
+
+function instanceNode(instanceId: string, instanceName?: string): string {
+  const name = instanceName ? oneLine(instanceName) : '';
+  return truncate(name ? `${instanceId} (${name})` : instanceId, LIMITS.node);
+}
+
+function partitionOf(arn: string | undefined): string {
+  return arn?.split(':')[1] || 'aws';
+}
+
+function consoleHost(region: string, partition: string): string {
+  if (partition === 'aws-cn') return `${region}.console.amazonaws.cn`;
+  if (partition === 'aws-us-gov') return `${region}.console.amazonaws-us-gov.com`;
+  return `${region}.console.aws.amazon.com`;
+}
+
+/** Step Functions console page of an execution. */
+export function executionLink(region: string, executionArn: string): string {
+  return `https://${consoleHost(region, partitionOf(executionArn))}/states/home?region=${region}#/v2/executions/details/${executionArn}`;
+}
+
+/** AWS Backup console page of a backup job. */
+export function backupJobLink(region: string, backupJobId: string, partition = 'aws'): string {
+  return `https://${consoleHost(region, partition)}/backup/home?region=${region}#/jobs/backup/details/${backupJobId}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assembly.
+
+interface Parts {
+  readonly eventType: NotificationEventType;
+  readonly severity: Severity;
+  readonly accountId: string;
+  readonly region: string;
+  readonly node: string;
+  readonly instanceId?: string;
+  readonly problemClass: string;
+  readonly subject: string;
+  readonly happened: string;
+  readonly means: string;
+  readonly todo: string;
+  readonly info: Info;
+  readonly now: Date;
+}
+
+function additionalInfo(info: Info): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of ADDITIONAL_INFO_KEYS) {
+    const value = info[key];
+    if (value === undefined || value === '') continue;
+    out[key] = truncate(redact(String(value)), LIMITS.additionalInfoValue);
+  }
+  // The free-text fields are the only ones that can be long; shorten them until the whole fits.
+  for (const key of ['cause', 'error', 'warnings', 'consistency_reason'] as const) {
+    if (JSON.stringify(out).length <= LIMITS.additionalInfoTotal) break;
+    if (out[key]) out[key] = truncate(out[key], 200);
+  }
+  return out;
+}
+
+function assemble(p: Parts): Notification {
+  const description = truncate(
+    redact(`What happened: ${p.happened}\n\nWhat it means: ${p.means}\n\nWhat to do: ${p.todo}`),
+    LIMITS.description,
+  );
+  const notification: Notification = {
+    schema: NOTIFICATION_SCHEMA,
+    schemaVersion: NOTIFICATION_SCHEMA_VERSION,
+    eventType: p.eventType,
+    severity: p.severity,
+    subject: subjectLine(`[${p.severity}] ${p.subject}`),
+    ...(p.instanceId ? { instanceId: p.instanceId } : {}),
+    event: {
+      source: EVENT_SOURCE,
+      node: truncate(p.node, LIMITS.node),
+      type: p.eventType,
+      resource: p.problemClass,
+      severity: SEVERITY_CODES[p.severity],
+      message_key: messageKey(p.accountId, p.region, p.instanceId ?? FLEET_NODE, p.problemClass),
+      time_of_event: glideTime(p.now),
+      resolution_state: p.severity === 'Clear' ? 'Closing' : 'New',
+      description,
+      additional_info: additionalInfo({
+        schema_version: String(NOTIFICATION_SCHEMA_VERSION),
+        event_type: p.eventType,
+        account: p.accountId,
+        region: p.region,
+        ...p.info,
+      }),
+    },
+  };
+  assertValidNotification(notification);
+  return notification;
+}
+
+function describeInstance(id: string, name?: string): string {
+  return name ? `${id} (${oneLine(name)})` : id;
+}
+
+function consistencyText(verdict: ConsistencyVerdict | undefined): string {
+  if (!verdict) return 'no recovery point was made this window';
+  return `${verdict.consistency}-consistent (${verdict.reason}; frozen ${verdict.freezeMs} ms)`;
+}
+
+function errorText(error: WorkflowOutcome['error']): string {
+  return error ? `${error.error}: ${error.cause}` : 'no error detail was reported';
+}
+
+function outcomeInfo(o: WorkflowOutcome): Info {
+  return {
+    instance_id: o.instanceId,
+    instance_name: o.instanceName,
+    platform: o.platform,
+    run_id: o.runId,
+    window: o.window,
+    execution_arn: o.executionArn,
+    console_link: executionLink(o.region, o.executionArn),
+    backup_job_id: o.backupJobId,
+    backup_job_link: o.backupJobId
+      ? backupJobLink(o.region, o.backupJobId, partitionOf(o.executionArn))
+      : undefined,
+    recovery_point_arn: o.recoveryPointArn,
+    consistency: o.verdict?.consistency ?? 'none',
+    consistency_reason: o.verdict?.reason,
+    freeze_ms: o.verdict?.freezeMs,
+    watchdog_thaw_by: o.watchdogThawBy,
+    warnings: o.warnings.length > 0 ? o.warnings.join(' | ') : undefined,
+    error: o.error?.error,
+    cause: o.error?.cause,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builders: one per thing the system can report.
+
+/**
+ * The notification for one workflow outcome, or undefined when there is nothing to report per
+ * instance (an application- or filesystem-consistent backup is only counted in the run summary).
+ */
+export function buildOutcomeNotification(o: WorkflowOutcome, now: Date): Notification | undefined {
+  const who = describeInstance(o.instanceId, o.instanceName);
+  const base = {
+    accountId: o.accountId,
+    region: o.region,
+    node: instanceNode(o.instanceId, o.instanceName),
+    instanceId: o.instanceId,
+    info: outcomeInfo(o),
+    now,
+  };
+  const backup = consistencyText(o.verdict);
+  switch (o.outcome) {
+    case 'thaw-failed': {
+      const by = o.watchdogThawBy ?? 'the end of its configured watchdog period';
+      return assemble({
+        ...base,
+        eventType: 'thaw-failed',
+        severity: 'Critical',
+        problemClass: 'thaw',
+        subject: `Thaw failed on ${who}: filesystems may still be frozen`,
+        happened: `The thaw of the data filesystems on ${who} failed after retries (${errorText(o.error)}). Execution ${o.executionArn}.`,
+        means: `Writes to a frozen filesystem block: applications on this instance may hang until it is thawed. The on-instance watchdog thaws by itself by ${by}. The backup of this window is ${backup}.`,
+        todo: `Now: check whether writes to the data filesystems of ${o.instanceId} hang (probe in the background: a write to a frozen filesystem blocks). If the watchdog time has passed and writes still hang, run "fsfreeze -u <mountpoint>" as root for each data filesystem, or send the thaw document again through SSM Run Command. Then find out why the thaw command failed (SSM agent health, the instance's console output) before the next window.`,
+      });
+    }
+    case 'backup-start-failed':
+      return assemble({
+        ...base,
+        eventType: 'backup-start-failed',
+        severity: 'Major',
+        problemClass: 'backup',
+        subject: `Backup not started for ${who}`,
+        happened: `AWS Backup StartBackupJob failed after retries for ${who} in window ${o.window} (${errorText(o.error)}). The filesystems were thawed.`,
+        means:
+          'This instance has no new recovery point for this window; its latest backup is older than the schedule promises.',
+        todo: 'Read the error: throttling or a quota (concurrent backup jobs) clears by itself at the next window; an AccessDenied or a missing vault or KMS grant needs the backup role or vault fixed. Start an on-demand backup if the gap matters.',
+      });
+    case 'skipped-freeze-failed':
+      return assemble({
+        ...base,
+        eventType: 'skipped-freeze-failed',
+        severity: 'Major',
+        problemClass: 'backup',
+        subject: `Backup skipped for ${who}: freeze failed`,
+        happened: `The freeze failed on ${who} (${errorText(o.error)}) and its OnFreezeFailure policy is "skip", so no backup was started in window ${o.window}.`,
+        means: 'This instance has no new recovery point for this window. Nothing was left frozen.',
+        todo: 'Read the error and the freeze command output in the execution. Fix the failing pre-freeze hook or filesystem, or set the ConsistentBackup:OnFreezeFailure tag to crash-consistent if a crash-consistent backup is acceptable for this instance.',
+      });
+    case 'skipped-active-job':
+      return assemble({
+        ...base,
+        eventType: 'skipped-active-job',
+        severity: 'Warning',
+        problemClass: 'window',
+        subject: `Backup window skipped for ${who}: a job is still running`,
+        happened: `Another AWS Backup job for ${who} was still active at window ${o.window}, so this window was skipped without freezing.`,
+        means: 'No new recovery point for this window; the running job will produce one when it completes.',
+        todo: 'If this repeats, the backups take longer than the schedule interval: look at the running job in the AWS Backup console and widen the schedule, or check why jobs are slow.',
+      });
+    case 'backed-up': {
+      if (o.verdict && o.verdict.consistency !== 'crash') {
+        if (o.warnings.length === 0) return undefined;
+        return assemble({
+          ...base,
+          eventType: 'backup-warnings',
+          severity: 'Warning',
+          problemClass: 'consistency',
+          subject: `Backup of ${who} is ${o.verdict.consistency}-consistent, with warnings`,
+          happened: `The backup of ${who} in window ${o.window} is ${backup}, but: ${o.warnings.join('; ')}`,
+          means:
+            o.verdict.consistency === 'filesystem'
+              ? 'The filesystems were frozen, so the recovery point is filesystem-consistent, but not application-consistent: applications were not quiesced by their hooks.'
+              : 'The recovery point has the consistency stated, but something on the way did not work as configured and may fail outright next time.',
+          todo: 'Read the warnings; fix the failing hook or step on the instance before the next window.',
+        });
+      }
+      const warnings = o.warnings.length > 0 ? ` Warnings: ${o.warnings.join('; ')}.` : '';
+      return assemble({
+        ...base,
+        eventType: 'crash-consistent-fallback',
+        severity: 'Warning',
+        problemClass: 'consistency',
+        subject: `Backup of ${who} is only crash-consistent`,
+        happened: `The backup of ${who} in window ${o.window} was made without a consistent freeze: ${o.verdict?.reason ?? 'no verdict was recorded'}.${warnings}`,
+        means:
+          'The recovery point exists but restoring it is like recovering from a power cut: databases run crash recovery and recent writes may be lost. It is tagged ConsistentBackup:Consistency=crash.',
+        todo: 'Read the reason: a failed pre-freeze hook, a freeze that failed or exceeded the freeze budget, or an unmapped volume. Fix it before the next window; keep an older application-consistent recovery point until then.',
+      });
+    }
+  }
+}
+
+const EXCLUSION_ADVICE: Readonly<Record<ExclusionReason, string>> = {
+  'ssm-offline':
+    'Start the SSM agent or restore its network path (VPC endpoints or internet access to ssm, ssmmessages, ec2messages).',
+  'ssm-not-managed':
+    'Attach an instance profile with AmazonSSMManagedInstanceCore (or equivalent) and make sure the SSM agent is installed.',
+  'no-ebs-volumes': 'Only EBS-backed instances can be backed up; remove the opt-in tag if this is expected.',
+  'invalid-tag': 'Correct the named tag value, or remove the tag to use the defaults.',
+  'unsupported-state':
+    'Instances are backed up only when running or stopped; this clears once the instance settles.',
+  'unsupported-platform': 'Only Linux and Windows instances are supported; remove the opt-in tag.',
+};
+
+/** The Minor notification for one instance discovery left out. */
+export function buildExclusionNotification(
+  summary: DiscoverySummary,
+  excluded: ExcludedInstance,
+  now: Date,
+): Notification {
+  const who = describeInstance(excluded.instanceId, excluded.instanceName);
+  return assemble({
+    eventType: 'instance-not-ready',
+    severity: 'Minor',
+    accountId: summary.accountId,
+    region: summary.region,
+    node: instanceNode(excluded.instanceId, excluded.instanceName),
+    instanceId: excluded.instanceId,
+    problemClass: 'readiness',
+    subject: `${who} not ready for consistent backup: ${excluded.reason}`,
+    happened: `${who} is opted in but was left out of window ${summary.window}: ${excluded.detail}`,
+    means: 'This instance got no backup from ec2-consistent-backup this window.',
+    todo: EXCLUSION_ADVICE[excluded.reason],
+    info: {
+      instance_id: excluded.instanceId,
+      instance_name: excluded.instanceName,
+      run_id: summary.runId,
+      window: summary.window,
+      exclusion_reason: excluded.reason,
+      error: excluded.detail,
+    },
+    now,
+  });
+}
+
+/** What job-events knows about a backup job this app started (stored at recordOutcome). */
+export interface JobContext {
+  readonly accountId: string;
+  readonly region: string;
+  readonly instanceId: string;
+  readonly instanceName?: string;
+  readonly platform: 'linux' | 'windows';
+  readonly executionArn: string;
+  readonly runId: string;
+  readonly window: string;
+  readonly backupJobId: string;
+  readonly recoveryPointArn?: string;
+  readonly verdict: ConsistencyVerdict;
+}
+
+function jobInfo(
+  job: JobContext,
+  state: string,
+  statusMessage: string | undefined,
+  final: Consistency,
+): Info {
+  return {
+    instance_id: job.instanceId,
+    instance_name: job.instanceName,
+    platform: job.platform,
+    run_id: job.runId,
+    window: job.window,
+    execution_arn: job.executionArn,
+    console_link: backupJobLink(job.region, job.backupJobId, partitionOf(job.executionArn)),
+    backup_job_id: job.backupJobId,
+    backup_job_state: state,
+    recovery_point_arn: job.recoveryPointArn,
+    consistency: final,
+    consistency_reason: job.verdict.reason,
+    freeze_ms: job.verdict.freezeMs,
+    error: statusMessage ? `Backup job ${state}` : undefined,
+    cause: statusMessage,
+  };
+}
+
+/** A backup job this app started ended FAILED, EXPIRED or ABORTED (Major) or PARTIAL (Warning). */
+export function buildJobNotification(
+  job: JobContext,
+  state: 'FAILED' | 'EXPIRED' | 'ABORTED' | 'PARTIAL',
+  statusMessage: string | undefined,
+  now: Date,
+): Notification {
+  const who = describeInstance(job.instanceId, job.instanceName);
+  const status = statusMessage ? ` AWS Backup says: ${statusMessage}` : '';
+  const partial = state === 'PARTIAL';
+  return assemble({
+    eventType: partial ? 'backup-job-partial' : 'backup-job-failed',
+    severity: partial ? 'Warning' : 'Major',
+    accountId: job.accountId,
+    region: job.region,
+    node: instanceNode(job.instanceId, job.instanceName),
+    instanceId: job.instanceId,
+    problemClass: 'backup',
+    subject: `Backup job ${state} for ${who}`,
+    happened: `Backup job ${job.backupJobId} for ${who} (window ${job.window}) ended ${state}.${status}`,
+    means: partial
+      ? 'A recovery point exists but does not cover every resource of the instance; restore may miss volumes.'
+      : `There is no recovery point for this window. The freeze itself had ended long before (the snapshot point in time was ${job.verdict.consistency}-consistent when it was fixed).`,
+    todo:
+      state === 'EXPIRED'
+        ? 'The job did not start within its start window, usually because another job for the instance was running or the account hit its concurrent-job quota. Check the running jobs and the quota.'
+        : 'Open the job in the AWS Backup console (console_link) for the full status message; fix permissions, KMS grants or snapshot limits it names; start an on-demand backup if the gap matters.',
+    info: jobInfo(job, state, statusMessage, job.verdict.consistency),
+    now,
+  });
+}
+
+/** A Windows job completed, but AWS Backup fell back from VSS to a regular (crash-consistent) backup. */
+export function buildVssFallbackNotification(
+  job: JobContext,
+  statusMessage: string,
+  now: Date,
+): Notification {
+  const who = describeInstance(job.instanceId, job.instanceName);
+  return assemble({
+    eventType: 'vss-fallback',
+    severity: 'Warning',
+    accountId: job.accountId,
+    region: job.region,
+    node: instanceNode(job.instanceId, job.instanceName),
+    instanceId: job.instanceId,
+    problemClass: 'consistency',
+    subject: `Windows VSS fell back on ${who}: backup is crash-consistent`,
+    happened: `Backup job ${job.backupJobId} for ${who} completed with issues: ${statusMessage}`,
+    means:
+      'AWS Backup could not take a VSS snapshot and took a regular one instead: the recovery point is crash-consistent, and has been relabelled ConsistentBackup:Consistency=crash.',
+    todo: 'Check that AwsVssComponents is installed and current, the instance profile allows ec2:CreateSnapshots and ssm:SendCommand for VSS, and the VSS writers are healthy ("vssadmin list writers"). Instance types too small for VSS are listed in the AWS Backup guide.',
+    info: {
+      ...jobInfo(job, 'COMPLETED', statusMessage, 'crash'),
+      consistency_reason: `Windows VSS fell back to a regular backup: ${statusMessage}`,
+    },
+    now,
+  });
+}
+
+/** An open problem, as the notifier stores it. */
+export interface OpenProblem {
+  readonly accountId: string;
+  readonly region: string;
+  readonly instanceId: string;
+  readonly instanceName?: string;
+  readonly problemClass: ProblemClass;
+  readonly eventType: NotificationEventType;
+}
+
+/** Closes one open problem: same message_key, severity Clear. */
+export function buildClearNotification(problem: OpenProblem, job: JobContext, now: Date): Notification {
+  const who = describeInstance(problem.instanceId, problem.instanceName ?? job.instanceName);
+  return assemble({
+    eventType: 'problem-cleared',
+    severity: 'Clear',
+    accountId: problem.accountId,
+    region: problem.region,
+    node: instanceNode(problem.instanceId, problem.instanceName ?? job.instanceName),
+    instanceId: problem.instanceId,
+    problemClass: problem.problemClass,
+    subject: `Recovered: ${who} has a ${job.verdict.consistency}-consistent backup again`,
+    happened: `Backup job ${job.backupJobId} for ${who} (window ${job.window}) completed ${job.verdict.consistency}-consistent.`,
+    means: `The earlier "${problem.eventType}" problem no longer affects this instance's backups.`,
+    todo: 'Nothing. The alert closes with this event.',
+    info: {
+      ...jobInfo(job, 'COMPLETED', undefined, job.verdict.consistency),
+      cleared_event_type: problem.eventType,
+      cleared_by: job.backupJobId,
+    },
+    now,
+  });
+}
+
+/** The counts of one run. */
+export interface RunCounts {
+  readonly runId: string;
+  readonly window: string;
+  readonly accountId: string;
+  readonly region: string;
+  /** Undefined when discovery never reported (it failed): the summary says so. */
+  readonly discovered?: number;
+  readonly excluded: Readonly<Partial<Record<ExclusionReason, number>>>;
+  readonly started?: number;
+  readonly finished: number;
+  readonly application: number;
+  readonly filesystem: number;
+  readonly fellBack: number;
+  readonly skipped: number;
+  readonly failed: number;
+}
+
+/** One message per run: OK when every started instance got a consistent backup, Warning otherwise. */
+export function buildRunSummaryNotification(
+  counts: RunCounts,
+  reason: 'finished' | 'deadline',
+  now: Date,
+): Notification {
+  const excludedTotal = Object.values(counts.excluded).reduce((a, b) => a + (b ?? 0), 0);
+  const excludedText =
+    excludedTotal === 0
+      ? '0'
+      : `${excludedTotal} (${Object.entries(counts.excluded)
+          .filter(([, n]) => (n ?? 0) > 0)
+          .map(([r, n]) => `${r} ${n}`)
+          .join(', ')})`;
+  const unfinished = counts.started === undefined ? undefined : Math.max(0, counts.started - counts.finished);
+  const clean =
+    counts.failed === 0 &&
+    counts.fellBack === 0 &&
+    counts.skipped === 0 &&
+    (unfinished ?? 1) === 0 &&
+    counts.discovered !== undefined;
+  const severity: Severity = clean ? 'OK' : 'Warning';
+  const started = counts.started ?? 'unknown (discovery did not report)';
+  const line = `discovered ${counts.discovered ?? 'unknown'}, excluded ${excludedText}, started ${started}, application-consistent ${counts.application}, filesystem-consistent ${counts.filesystem}, fell back ${counts.fellBack}, skipped ${counts.skipped}, failed ${counts.failed}`;
+  const deadline =
+    reason === 'deadline'
+      ? ` The summary deadline passed with ${unfinished ?? 'an unknown number of'} execution(s) unfinished.`
+      : '';
+  return assemble({
+    eventType: 'run-summary',
+    severity,
+    accountId: counts.accountId,
+    region: counts.region,
+    node: `${counts.accountId}/${counts.region}`,
+    problemClass: SUMMARY_CLASS,
+    subject: `Run ${counts.window}: ${counts.application + counts.filesystem}/${started} consistent, ${counts.failed} failed, ${counts.fellBack} fell back`,
+    happened: `Backup run for window ${counts.window}: ${line}.${deadline}`,
+    means: clean
+      ? 'Every started instance has a consistent recovery point for this window.'
+      : 'Some instances have no consistent recovery point for this window; each has its own notification with the reason.',
+    todo: clean
+      ? 'Nothing.'
+      : 'Work through the per-instance alerts (Critical first). Unfinished executions are visible in the Step Functions console.',
+    info: {
+      run_id: counts.runId,
+      window: counts.window,
+      summary_reason: reason,
+      discovered: counts.discovered === undefined ? 'unknown' : counts.discovered,
+      excluded: JSON.stringify(counts.excluded),
+      started: counts.started === undefined ? 'unknown' : counts.started,
+      finished: counts.finished,
+      unfinished: unfinished === undefined ? 'unknown' : unfinished,
+      application_consistent: counts.application,
+      filesystem_consistent: counts.filesystem,
+      fell_back: counts.fellBack,
+      skipped: counts.skipped,
+      failed: counts.failed,
+    },
+    now,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation.
+
+const KEY_PATTERN = new RegExp(
+  `^${EVENT_SOURCE}:\\d{12}:[a-z]{2}(-[a-z]+)+-\\d:(i-[0-9a-f]{8,17}|${FLEET_NODE}):(${[...PROBLEM_CLASSES, SUMMARY_CLASS].join('|')})$`,
+);
+const TIME_PATTERN = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/;
+
+function containsSecret(text: string): boolean {
+  return redact(text) !== text;
+}
+
+/** Every way `n` breaks the schema, the limits or the severity rules; empty when it is valid. */
+export function validateNotification(n: Notification): string[] {
+  const problems: string[] = [];
+  const bad = (field: string, value: unknown, allowed: string) =>
+    problems.push(`${field} is ${JSON.stringify(value)}; allowed: ${allowed}`);
+  if (n.schema !== NOTIFICATION_SCHEMA) bad('schema', n.schema, NOTIFICATION_SCHEMA);
+  if (n.schemaVersion !== NOTIFICATION_SCHEMA_VERSION) bad('schemaVersion', n.schemaVersion, '1');
+  const rule = SEVERITY_RULES[n.eventType];
+  if (!rule) {
+    bad('eventType', n.eventType, Object.keys(SEVERITY_RULES).join(', '));
+    return problems;
+  }
+  if (!rule.severities.includes(n.severity)) bad('severity', n.severity, rule.severities.join(' or '));
+  const e = n.event;
+  if (e.severity !== SEVERITY_CODES[n.severity])
+    bad('event.severity', e.severity, SEVERITY_CODES[n.severity]);
+  if (e.source !== EVENT_SOURCE) bad('event.source', e.source, EVENT_SOURCE);
+  if (e.type !== n.eventType) bad('event.type', e.type, n.eventType);
+  if (rule.problemClass && e.resource !== rule.problemClass)
+    bad('event.resource', e.resource, rule.problemClass);
+  if (n.eventType === 'run-summary' && e.resource !== SUMMARY_CLASS)
+    bad('event.resource', e.resource, SUMMARY_CLASS);
+  if (n.eventType === 'problem-cleared' && !(PROBLEM_CLASSES as readonly string[]).includes(e.resource)) {
+    bad('event.resource', e.resource, PROBLEM_CLASSES.join(', '));
+  }
+  if (e.resolution_state !== (n.severity === 'Clear' ? 'Closing' : 'New')) {
+    bad('event.resolution_state', e.resolution_state, n.severity === 'Clear' ? 'Closing' : 'New');
+  }
+  for (const field of [
+    'source',
+    'node',
+    'type',
+    'resource',
+    'message_key',
+    'description',
+    'time_of_event',
+  ] as const) {
+    const value = e[field];
+    if (typeof value !== 'string' || value.length === 0) bad(`event.${field}`, value, 'a non-empty string');
+    else if (value.length > LIMITS[field])
+      bad(`event.${field}`, `${value.length} characters`, `at most ${LIMITS[field]}`);
+  }
+  if (!KEY_PATTERN.test(e.message_key)) {
+    bad(
+      'event.message_key',
+      e.message_key,
+      `${EVENT_SOURCE}:<account>:<region>:<instance id|fleet>:<problem class>`,
+    );
+  }
+  if (n.instanceId && !e.message_key.includes(`:${n.instanceId}:`)) {
+    bad('event.message_key', e.message_key, `a key naming instance ${n.instanceId}`);
+  }
+  if (!TIME_PATTERN.test(e.time_of_event))
+    bad('event.time_of_event', e.time_of_event, 'yyyy-MM-dd HH:mm:ss (UTC)');
+  if (typeof n.subject !== 'string' || n.subject.length === 0 || n.subject.length > LIMITS.subject) {
+    bad('subject', n.subject, `one line of 1-${LIMITS.subject} characters`);
+  } else if (/[\r\n]/.test(n.subject)) bad('subject', n.subject, 'a single line');
+  if (typeof e.additional_info !== 'object' || e.additional_info === null) {
+    bad('event.additional_info', e.additional_info, 'an object of string values');
+  } else {
+    for (const [key, value] of Object.entries(e.additional_info)) {
+      if (!(ADDITIONAL_INFO_KEYS as readonly string[]).includes(key)) {
+        bad(`event.additional_info.${key}`, key, ADDITIONAL_INFO_KEYS.join(', '));
+      }
+      if (typeof value !== 'string') bad(`event.additional_info.${key}`, value, 'a string');
+      else if (value.length > LIMITS.additionalInfoValue) {
+        bad(
+          `event.additional_info.${key}`,
+          `${value.length} characters`,
+          `at most ${LIMITS.additionalInfoValue}`,
+        );
+      }
+    }
+    for (const key of ['account', 'region', 'event_type', 'schema_version'] as const) {
+      if (!e.additional_info[key]) bad(`event.additional_info.${key}`, undefined, 'present');
+    }
+    if (JSON.stringify(e.additional_info).length > LIMITS.additionalInfoTotal) {
+      bad('event.additional_info', 'its JSON', `at most ${LIMITS.additionalInfoTotal} characters`);
+    }
+  }
+  const text = [n.subject, e.node, e.description, ...Object.values(e.additional_info ?? {})].join('\n');
+  if (containsSecret(text)) bad('text', 'a credential-like value', 'no secrets (they are redacted)');
+  return problems;
+}
+
+export function assertValidNotification(n: Notification): void {
+  const problems = validateNotification(n);
+  if (problems.length > 0) throw new NotificationSchemaError(problems);
+}
+
+/** SNS message attributes subscribers filter on (all String). */
+export function messageAttributes(
+  n: Notification,
+): Record<string, { DataType: 'String'; StringValue: string }> {
+  return {
+    severity: { DataType: 'String', StringValue: n.severity },
+    event_type: { DataType: 'String', StringValue: n.eventType },
+    ...(n.instanceId ? { instance_id: { DataType: 'String', StringValue: n.instanceId } } : {}),
+  };
+}

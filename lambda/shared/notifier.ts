@@ -1,0 +1,705 @@
+/**
+ * The OutcomeSink behind every notification: turns outcomes and discovery results into messages
+ * (lambda/shared/notification.ts), publishes them to SNS, and keeps the little state that
+ * de-duplication, Clear and the run summary need in one DynamoDB table.
+ *
+ * Table items (pk / sk), all with an `expiresAt` TTL (epoch seconds):
+ * - `INSTANCE#<id>` / `PROBLEM#<class>`: an open problem (its message_key). Deleted by a Clear.
+ *   TTL 90 days, renewed by every repeat: a problem nobody fixed for 90 days stops being tracked.
+ * - `JOB#<backupJobId>` / `JOB`: the verdict of a backup job this app started, for job-events.
+ *   TTL 7 days, longer than any EC2 backup job runs.
+ * - `EXEC#<executionArn>` / `OUTCOME`: marks an outcome as counted, so a retried record-outcome
+ *   neither counts nor notifies twice. TTL 7 days.
+ * - `RUN#<runId>` / `RUN`: the run's counters and, until its summary is sent, `pending` and
+ *   `deadline`, which put it in the sparse `PendingRuns` index the deadline sweep reads. TTL 30 days.
+ */
+
+import type { Logger } from '@aws-lambda-powertools/logger';
+import {
+  ConditionalCheckFailedException,
+  type AttributeValue,
+  DeleteItemCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  QueryCommand,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import type { Consistency } from './consistency';
+import {
+  buildClearNotification,
+  buildExclusionNotification,
+  buildOutcomeNotification,
+  buildRunSummaryNotification,
+  type JobContext,
+  messageAttributes,
+  type Notification,
+  type OpenProblem,
+  type ProblemClass,
+  type RunCounts,
+  SEVERITY_RULES,
+} from './notification';
+import type {
+  DiscoverySummary,
+  ExcludedInstance,
+  ExclusionReason,
+  OutcomeKind,
+  OutcomeSink,
+  WorkflowOutcome,
+} from './outcome';
+
+export const ENV = {
+  topicArn: 'NOTIFICATION_TOPIC_ARN',
+  tableName: 'NOTIFICATION_TABLE_NAME',
+  summaryDeadlineMinutes: 'SUMMARY_DEADLINE_MINUTES',
+} as const;
+
+export const PENDING_RUNS_INDEX = 'PendingRuns';
+const DAY_S = 24 * 3600;
+export const TTL_DAYS = { problem: 90, job: 7, execution: 7, run: 30 } as const;
+export const DEFAULT_SUMMARY_DEADLINE_MINUTES = 240;
+/** Parallel publishes when discovery reports many excluded instances at once. */
+const PUBLISH_CONCURRENCY = 16;
+
+export interface NotifierSettings {
+  readonly topicArn: string;
+  readonly tableName: string;
+  /** Minutes after discovery (or the first outcome) when the summary goes out even if executions are unfinished. */
+  readonly summaryDeadlineMinutes: number;
+}
+
+/** Powertools' logger, or anything with the same two methods (tests). */
+export type NotifierLogger = Pick<Logger, 'info' | 'warn'>;
+
+export interface NotifierClients {
+  readonly sns: Pick<SNSClient, 'send'>;
+  readonly dynamodb: Pick<DynamoDBClient, 'send'>;
+}
+
+export class NotifierConfigError extends Error {
+  override readonly name = 'NotifierConfigError';
+}
+
+/** Read the notifier's settings from a function's environment; throws naming the variable. */
+export function notifierSettings(env: NodeJS.ProcessEnv): NotifierSettings {
+  const topicArn = env[ENV.topicArn];
+  if (!topicArn || !/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(topicArn)) {
+    throw new NotifierConfigError(
+      `Environment variable ${ENV.topicArn} is ${JSON.stringify(topicArn)}; allowed: an SNS topic ARN.`,
+    );
+  }
+  const tableName = env[ENV.tableName];
+  if (!tableName || !/^[A-Za-z0-9_.-]{3,255}$/.test(tableName)) {
+    throw new NotifierConfigError(
+      `Environment variable ${ENV.tableName} is ${JSON.stringify(tableName)}; allowed: a DynamoDB table name.`,
+    );
+  }
+  const rawDeadline = env[ENV.summaryDeadlineMinutes];
+  const summaryDeadlineMinutes =
+    rawDeadline === undefined || rawDeadline === '' ? DEFAULT_SUMMARY_DEADLINE_MINUTES : Number(rawDeadline);
+  if (
+    !Number.isInteger(summaryDeadlineMinutes) ||
+    summaryDeadlineMinutes < 5 ||
+    summaryDeadlineMinutes > 2880
+  ) {
+    throw new NotifierConfigError(
+      `Environment variable ${ENV.summaryDeadlineMinutes} is ${JSON.stringify(rawDeadline)}; allowed: a whole number of minutes from 5 to 2880.`,
+    );
+  }
+  return { topicArn, tableName, summaryDeadlineMinutes };
+}
+
+/** The OutcomeSink record-outcome and discovery use (lambda/shared/outcome.ts). */
+export function createNotifier(
+  env: NodeJS.ProcessEnv,
+  clients: { sns: SNSClient; dynamodb: DynamoDBClient },
+  logger?: NotifierLogger,
+): Notifier {
+  return new Notifier(clients, notifierSettings(env), logger);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attribute value helpers: the table is small and flat, so plain AttributeValues beat a dependency.
+
+type Item = Record<string, AttributeValue>;
+const S = (value: string): AttributeValue => ({ S: value });
+const N = (value: number): AttributeValue => ({ N: String(value) });
+const str = (item: Item | undefined, key: string): string | undefined => item?.[key]?.S;
+const num = (item: Item | undefined, key: string): number | undefined =>
+  item?.[key]?.N !== undefined ? Number(item[key].N) : undefined;
+
+/** Which run-summary counter an outcome increments. */
+export function outcomeCounter(
+  outcome: OutcomeKind,
+  consistency: Consistency | undefined,
+): 'application' | 'filesystem' | 'fellBack' | 'skipped' | 'failed' {
+  switch (outcome) {
+    case 'backed-up':
+      return consistency === 'application'
+        ? 'application'
+        : consistency === 'filesystem'
+          ? 'filesystem'
+          : 'fellBack';
+    case 'skipped-active-job':
+    case 'skipped-freeze-failed':
+      return 'skipped';
+    case 'backup-start-failed':
+    case 'thaw-failed':
+      return 'failed';
+  }
+}
+
+/**
+ * Whether a completed backup job proves the instance healthy, so its open problems are cleared.
+ * The issue asks for "application-consistent"; a filesystem-consistent backup with no warnings
+ * counts too, because that is the best an instance without application hooks (or a stopped one)
+ * can get, and its tickets would otherwise never close. A pre-freeze hook that failed leaves a
+ * warning, so that filesystem label does not count.
+ */
+export function provesRecovery(job: StoredJob, finalConsistency: Consistency): boolean {
+  if (job.outcome !== 'backed-up' || job.warningCount > 0) return false;
+  return finalConsistency === 'application' || finalConsistency === 'filesystem';
+}
+
+/** A backup job as recordOutcome stored it. */
+export interface StoredJob extends JobContext {
+  readonly outcome: OutcomeKind;
+  readonly warningCount: number;
+  readonly recordedAt: string;
+  readonly finalState?: string;
+}
+
+function isConditionFailure(err: unknown): boolean {
+  if (err instanceof ConditionalCheckFailedException) return true;
+  if (err instanceof TransactionCanceledException) {
+    return (err.CancellationReasons ?? []).some((r) => r.Code === 'ConditionalCheckFailed');
+  }
+  const name = (err as { name?: string } | undefined)?.name;
+  return name === 'ConditionalCheckFailedException';
+}
+
+async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      try {
+        await work(item);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  });
+  await Promise.all(runners);
+  // Every item was tried; the caller still learns that some failed (and the Lambda retries).
+  if (errors.length > 0) throw errors[0];
+}
+
+export class Notifier implements OutcomeSink {
+  constructor(
+    private readonly clients: NotifierClients,
+    readonly settings: NotifierSettings,
+    private readonly logger?: NotifierLogger,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  // -------------------------------------------------------------------------------------------
+  // OutcomeSink
+
+  async recordOutcome(outcome: WorkflowOutcome): Promise<void> {
+    const now = this.clock();
+    const counter = outcomeCounter(outcome.outcome, outcome.verdict?.consistency);
+    // Count and mark in one transaction: a retried call finds the mark and does nothing twice.
+    try {
+      await this.clients.dynamodb.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.settings.tableName,
+                Item: {
+                  pk: S(`EXEC#${outcome.executionArn}`),
+                  sk: S('OUTCOME'),
+                  outcome: S(outcome.outcome),
+                  runId: S(outcome.runId),
+                  expiresAt: N(this.ttl(now, TTL_DAYS.execution)),
+                },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            { Update: this.runCounterUpdate(outcome, counter, 1, now) },
+          ],
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) {
+        this.logger?.info('Outcome already recorded; ignoring the repeat', {
+          executionArn: outcome.executionArn,
+        });
+        return;
+      }
+      throw err;
+    }
+
+    try {
+      if (outcome.backupJobId && outcome.verdict) await this.putJob(outcome, now);
+      const notification = buildOutcomeNotification(outcome, now);
+      if (notification)
+        await this.notifyProblem(notification, outcome.instanceName, outcome.executionArn, now);
+    } catch (err) {
+      // Undo the mark and the count so the retry of this call redoes everything.
+      await this.clients.dynamodb.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: this.settings.tableName,
+                Key: { pk: S(`EXEC#${outcome.executionArn}`), sk: S('OUTCOME') },
+              },
+            },
+            { Update: this.runCounterUpdate(outcome, counter, -1, now) },
+          ],
+        }),
+      );
+      throw err;
+    }
+    await this.finishRunIfDone(outcome.runId);
+  }
+
+  async recordDiscovery(summary: DiscoverySummary, excluded: readonly ExcludedInstance[]): Promise<void> {
+    const now = this.clock();
+    await pool(excluded, PUBLISH_CONCURRENCY, async (instance) => {
+      const notification = buildExclusionNotification(summary, instance, now);
+      // One Minor per instance and run, however often discovery is retried for the window.
+      await this.notifyProblem(notification, instance.instanceName, `run:${summary.runId}`, now);
+    });
+    const deadline = new Date(now.getTime() + this.settings.summaryDeadlineMinutes * 60_000).toISOString();
+    await this.clients.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.settings.tableName,
+        Key: { pk: S(`RUN#${summary.runId}`), sk: S('RUN') },
+        // A retried discovery for the same window sees every execution (started + already running).
+        UpdateExpression:
+          'SET accountId = :account, #region = :region, #window = :window, discovered = :discovered, excluded = :excluded, expected = :expected, discoveryRecordedAt = :now, deadline = :deadline, pending = if_not_exists(pending, :pending), completed = if_not_exists(completed, :zero), expiresAt = :ttl',
+        ExpressionAttributeNames: { '#region': 'region', '#window': 'window' },
+        ExpressionAttributeValues: {
+          ':account': S(summary.accountId),
+          ':region': S(summary.region),
+          ':window': S(summary.window),
+          ':discovered': N(summary.discovered),
+          ':excluded': S(JSON.stringify(summary.excluded)),
+          ':expected': N(summary.started + summary.alreadyRunning),
+          ':now': S(now.toISOString()),
+          ':deadline': S(deadline),
+          ':pending': S('RUN'),
+          ':zero': N(0),
+          ':ttl': N(this.ttl(now, TTL_DAYS.run)),
+        },
+      }),
+    );
+    await this.finishRunIfDone(summary.runId);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Problems, de-duplication and Clear
+
+  /**
+   * Opens (or refreshes) the instance's problem of this class and publishes the notification once
+   * per `eventId`. Returns false when this event was already published.
+   */
+  async notifyProblem(
+    notification: Notification,
+    instanceName: string | undefined,
+    eventId: string,
+    now: Date,
+  ): Promise<boolean> {
+    const problemClass = SEVERITY_RULES[notification.eventType].problemClass;
+    if (!notification.instanceId || !problemClass) {
+      throw new Error(`notifyProblem needs an instance problem; got event type ${notification.eventType}`);
+    }
+    const key = { pk: S(`INSTANCE#${notification.instanceId}`), sk: S(`PROBLEM#${problemClass}`) };
+    let previousEventId: string | undefined;
+    try {
+      const result = await this.clients.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.settings.tableName,
+          Key: key,
+          UpdateExpression:
+            'SET messageKey = :key, eventType = :type, severity = :severity, problemClass = :class, instanceId = :instance, accountId = :account, #region = :region, instanceName = :name, openedAt = if_not_exists(openedAt, :now), lastSeenAt = :now, lastEventId = :eventId, expiresAt = :ttl ADD occurrences :one',
+          ConditionExpression: 'attribute_not_exists(lastEventId) OR lastEventId <> :eventId',
+          ExpressionAttributeNames: { '#region': 'region' },
+          ExpressionAttributeValues: {
+            ':key': S(notification.event.message_key),
+            ':type': S(notification.eventType),
+            ':severity': S(notification.severity),
+            ':class': S(problemClass),
+            ':instance': S(notification.instanceId),
+            ':account': S(notification.event.additional_info.account),
+            ':region': S(notification.event.additional_info.region),
+            ':name': S(instanceName ?? ''),
+            ':now': S(now.toISOString()),
+            ':eventId': S(eventId),
+            ':ttl': N(this.ttl(now, TTL_DAYS.problem)),
+            ':one': N(1),
+          },
+          ReturnValues: 'UPDATED_OLD',
+        }),
+      );
+      previousEventId = str(result.Attributes, 'lastEventId');
+    } catch (err) {
+      if (isConditionFailure(err)) {
+        this.logger?.info('Notification already sent for this event; not repeating it', {
+          messageKey: notification.event.message_key,
+          eventId,
+        });
+        return false;
+      }
+      throw err;
+    }
+    try {
+      await this.publish(notification);
+    } catch (err) {
+      // Give the event id back so a retry publishes; the problem itself stays open.
+      await this.clients.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.settings.tableName,
+          Key: key,
+          UpdateExpression: previousEventId
+            ? 'SET lastEventId = :previous ADD occurrences :minusOne'
+            : 'REMOVE lastEventId ADD occurrences :minusOne',
+          ExpressionAttributeValues: {
+            ':minusOne': N(-1),
+            ...(previousEventId ? { ':previous': S(previousEventId) } : {}),
+          },
+        }),
+      );
+      throw err;
+    }
+    return true;
+  }
+
+  /** The instance's open problems. */
+  async openProblems(instanceId: string): Promise<(OpenProblem & { lastSeenAt: string })[]> {
+    const problems: (OpenProblem & { lastSeenAt: string })[] = [];
+    let startKey: Item | undefined;
+    do {
+      const page = await this.clients.dynamodb.send(
+        new QueryCommand({
+          TableName: this.settings.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+          ExpressionAttributeValues: { ':pk': S(`INSTANCE#${instanceId}`), ':prefix': S('PROBLEM#') },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        problems.push({
+          accountId: str(item, 'accountId') ?? '',
+          region: str(item, 'region') ?? '',
+          instanceId,
+          instanceName: str(item, 'instanceName') || undefined,
+          problemClass: str(item, 'problemClass') as ProblemClass,
+          eventType: str(item, 'eventType') as OpenProblem['eventType'],
+          lastSeenAt: str(item, 'lastSeenAt') ?? '',
+        });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return problems;
+  }
+
+  /**
+   * Sends a Clear for each problem of the job's instance that was last seen before the job's
+   * outcome was recorded (a newer problem is not disproved by an older backup). Returns what it sent.
+   */
+  async clearProblems(job: StoredJob): Promise<Notification[]> {
+    const now = this.clock();
+    const sent: Notification[] = [];
+    for (const problem of await this.openProblems(job.instanceId)) {
+      try {
+        await this.clients.dynamodb.send(
+          new DeleteItemCommand({
+            TableName: this.settings.tableName,
+            Key: { pk: S(`INSTANCE#${job.instanceId}`), sk: S(`PROBLEM#${problem.problemClass}`) },
+            ConditionExpression: 'lastSeenAt <= :recordedAt',
+            ExpressionAttributeValues: { ':recordedAt': S(job.recordedAt) },
+          }),
+        );
+      } catch (err) {
+        if (isConditionFailure(err)) continue;
+        throw err;
+      }
+      const clear = buildClearNotification(problem, job, now);
+      await this.publish(clear);
+      sent.push(clear);
+    }
+    return sent;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Backup jobs
+
+  private async putJob(o: WorkflowOutcome, now: Date): Promise<void> {
+    const verdict = o.verdict!;
+    await this.clients.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.settings.tableName,
+        Key: { pk: S(`JOB#${o.backupJobId}`), sk: S('JOB') },
+        UpdateExpression:
+          'SET accountId = :account, #region = :region, instanceId = :instance, instanceName = :name, platform = :platform, executionArn = :execution, runId = :run, #window = :window, recoveryPointArn = :rp, consistency = :consistency, reason = :reason, freezeMs = :freezeMs, outcome = :outcome, warningCount = :warnings, recordedAt = :now, expiresAt = :ttl',
+        ExpressionAttributeNames: { '#region': 'region', '#window': 'window' },
+        ExpressionAttributeValues: {
+          ':account': S(o.accountId),
+          ':region': S(o.region),
+          ':instance': S(o.instanceId),
+          ':name': S(o.instanceName ?? ''),
+          ':platform': S(o.platform),
+          ':execution': S(o.executionArn),
+          ':run': S(o.runId),
+          ':window': S(o.window),
+          ':rp': S(o.recoveryPointArn ?? ''),
+          ':consistency': S(verdict.consistency),
+          ':reason': S(verdict.reason),
+          ':freezeMs': N(verdict.freezeMs),
+          ':outcome': S(o.outcome),
+          ':warnings': N(o.warnings.length),
+          ':now': S(now.toISOString()),
+          ':ttl': N(this.ttl(now, TTL_DAYS.job)),
+        },
+      }),
+    );
+  }
+
+  /** The stored verdict of a backup job this app started; undefined for anyone else's job. */
+  async getJob(backupJobId: string): Promise<StoredJob | undefined> {
+    const result = await this.clients.dynamodb.send(
+      new GetItemCommand({
+        TableName: this.settings.tableName,
+        Key: { pk: S(`JOB#${backupJobId}`), sk: S('JOB') },
+        ConsistentRead: true,
+      }),
+    );
+    const item = result.Item;
+    if (!item) return undefined;
+    return {
+      accountId: str(item, 'accountId') ?? '',
+      region: str(item, 'region') ?? '',
+      instanceId: str(item, 'instanceId') ?? '',
+      instanceName: str(item, 'instanceName') || undefined,
+      platform: str(item, 'platform') === 'windows' ? 'windows' : 'linux',
+      executionArn: str(item, 'executionArn') ?? '',
+      runId: str(item, 'runId') ?? '',
+      window: str(item, 'window') ?? '',
+      backupJobId,
+      recoveryPointArn: str(item, 'recoveryPointArn') || undefined,
+      verdict: {
+        consistency: (str(item, 'consistency') ?? 'crash') as Consistency,
+        reason: str(item, 'reason') ?? '',
+        freezeMs: num(item, 'freezeMs') ?? 0,
+      },
+      outcome: (str(item, 'outcome') ?? 'backed-up') as OutcomeKind,
+      warningCount: num(item, 'warningCount') ?? 0,
+      recordedAt: str(item, 'recordedAt') ?? '',
+      finalState: str(item, 'finalState'),
+    };
+  }
+
+  /** Marks the job's final state once; false when another delivery of the event got there first. */
+  async claimFinalState(backupJobId: string, state: string): Promise<boolean> {
+    try {
+      await this.clients.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.settings.tableName,
+          Key: { pk: S(`JOB#${backupJobId}`), sk: S('JOB') },
+          UpdateExpression: 'SET finalState = :state',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(finalState)',
+          ExpressionAttributeValues: { ':state': S(state) },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Gives the claim back when handling failed, so EventBridge's retry handles the event. */
+  async releaseFinalState(backupJobId: string): Promise<void> {
+    await this.clients.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.settings.tableName,
+        Key: { pk: S(`JOB#${backupJobId}`), sk: S('JOB') },
+        UpdateExpression: 'REMOVE finalState',
+      }),
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Run summary
+
+  private runCounterUpdate(outcome: WorkflowOutcome, counter: string, delta: 1 | -1, now: Date) {
+    const deadline = new Date(now.getTime() + this.settings.summaryDeadlineMinutes * 60_000).toISOString();
+    return {
+      TableName: this.settings.tableName,
+      Key: { pk: S(`RUN#${outcome.runId}`), sk: S('RUN') },
+      // The first outcome may arrive before discovery reports: it sets what a summary needs.
+      UpdateExpression:
+        'SET accountId = if_not_exists(accountId, :account), #region = if_not_exists(#region, :region), #window = if_not_exists(#window, :window), deadline = if_not_exists(deadline, :deadline), pending = if_not_exists(pending, :pending), expiresAt = if_not_exists(expiresAt, :ttl) ADD completed :delta, #counter :delta',
+      ExpressionAttributeNames: { '#region': 'region', '#window': 'window', '#counter': counter },
+      ExpressionAttributeValues: {
+        ':account': S(outcome.accountId),
+        ':region': S(outcome.region),
+        ':window': S(outcome.window),
+        ':deadline': S(deadline),
+        ':pending': S('RUN'),
+        ':ttl': N(this.ttl(now, TTL_DAYS.run)),
+        ':delta': N(delta),
+      },
+    };
+  }
+
+  /** Sends the summary once every expected execution has reported. True when this call sent it. */
+  async finishRunIfDone(runId: string): Promise<boolean> {
+    return this.sendSummary(
+      runId,
+      'finished',
+      'attribute_exists(discoveryRecordedAt) AND completed >= expected AND attribute_not_exists(summarySentAt)',
+    );
+  }
+
+  /** The deadline sweep: sends the summary of every run whose deadline passed. Returns the run ids. */
+  async sweepOverdueRuns(): Promise<string[]> {
+    const now = this.clock();
+    const sent: string[] = [];
+    let startKey: Item | undefined;
+    do {
+      const page = await this.clients.dynamodb.send(
+        new QueryCommand({
+          TableName: this.settings.tableName,
+          IndexName: PENDING_RUNS_INDEX,
+          KeyConditionExpression: 'pending = :pending AND deadline <= :now',
+          ExpressionAttributeValues: { ':pending': S('RUN'), ':now': S(now.toISOString()) },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const runId = str(item, 'pk')?.replace(/^RUN#/, '');
+        if (!runId) continue;
+        if (await this.sendSummary(runId, 'deadline', 'attribute_not_exists(summarySentAt)'))
+          sent.push(runId);
+        else await this.dropPending(runId);
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return sent;
+  }
+
+  private async dropPending(runId: string): Promise<void> {
+    await this.clients.dynamodb
+      .send(
+        new UpdateItemCommand({
+          TableName: this.settings.tableName,
+          Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
+          UpdateExpression: 'REMOVE pending',
+          ConditionExpression: 'attribute_exists(summarySentAt)',
+        }),
+      )
+      .catch((err) => {
+        if (!isConditionFailure(err)) throw err;
+      });
+  }
+
+  private async sendSummary(
+    runId: string,
+    reason: 'finished' | 'deadline',
+    condition: string,
+  ): Promise<boolean> {
+    const now = this.clock();
+    let item: Item | undefined;
+    try {
+      const result = await this.clients.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.settings.tableName,
+          Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
+          UpdateExpression: 'SET summarySentAt = :now, summaryReason = :reason REMOVE pending',
+          ConditionExpression: `attribute_exists(pk) AND ${condition}`,
+          ExpressionAttributeValues: { ':now': S(now.toISOString()), ':reason': S(reason) },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      item = result.Attributes;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+    const counts = runCounts(runId, item);
+    try {
+      await this.publish(buildRunSummaryNotification(counts, reason, now));
+    } catch (err) {
+      // Un-send, so the next outcome or the sweep tries again.
+      await this.clients.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.settings.tableName,
+          Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
+          UpdateExpression: 'SET pending = :pending REMOVE summarySentAt, summaryReason',
+          ExpressionAttributeValues: { ':pending': S('RUN') },
+        }),
+      );
+      throw err;
+    }
+    this.logger?.info('Run summary sent', { runId, reason });
+    return true;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  async publish(notification: Notification): Promise<void> {
+    await this.clients.sns.send(
+      new PublishCommand({
+        TopicArn: this.settings.topicArn,
+        Subject: notification.subject,
+        Message: JSON.stringify(notification),
+        MessageAttributes: messageAttributes(notification),
+      }),
+    );
+    this.logger?.info('Notification published', {
+      eventType: notification.eventType,
+      severity: notification.severity,
+      messageKey: notification.event.message_key,
+    });
+  }
+
+  private ttl(now: Date, days: number): number {
+    return Math.floor(now.getTime() / 1000) + days * DAY_S;
+  }
+}
+
+function runCounts(runId: string, item: Item | undefined): RunCounts {
+  let excluded: Partial<Record<ExclusionReason, number>> = {};
+  const rawExcluded = str(item, 'excluded');
+  if (rawExcluded) {
+    try {
+      excluded = JSON.parse(rawExcluded) as Partial<Record<ExclusionReason, number>>;
+    } catch {
+      excluded = {};
+    }
+  }
+  const discoveryReported = str(item, 'discoveryRecordedAt') !== undefined;
+  return {
+    runId,
+    window: str(item, 'window') ?? 'unknown',
+    accountId: str(item, 'accountId') ?? '',
+    region: str(item, 'region') ?? '',
+    discovered: discoveryReported ? num(item, 'discovered') : undefined,
+    excluded,
+    started: discoveryReported ? num(item, 'expected') : undefined,
+    finished: num(item, 'completed') ?? 0,
+    application: num(item, 'application') ?? 0,
+    filesystem: num(item, 'filesystem') ?? 0,
+    fellBack: num(item, 'fellBack') ?? 0,
+    skipped: num(item, 'skipped') ?? 0,
+    failed: num(item, 'failed') ?? 0,
+  };
+}
