@@ -35,10 +35,10 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
             timedOut = true;
             child.kill('SIGKILL');
           }, opts.timeoutMs);
-    child.stdout.on('data', (d: Buffer) => {
+    child.stdout?.on('data', (d: Buffer) => {
       stdout += d.toString();
     });
-    child.stderr.on('data', (d: Buffer) => {
+    child.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
     child.on('error', (err) => {
