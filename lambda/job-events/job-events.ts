@@ -7,16 +7,17 @@
 
 import type { ConsistencyVerdict } from '../shared/consistency';
 import {
+  BACKUP_JOB_DETAIL_TYPE,
   buildJobNotification,
+  FINAL_JOB_STATES,
   buildVssFallbackNotification,
   type Notification,
 } from '../shared/notification';
 import { type Notifier, provesRecovery, type StoredJob } from '../shared/notifier';
 
-export const DETAIL_TYPE = 'Backup Job State Change';
-/** The states after which a backup job changes no more. */
-export const FINAL_STATES = ['COMPLETED', 'FAILED', 'EXPIRED', 'ABORTED', 'PARTIAL'] as const;
-export type FinalState = (typeof FINAL_STATES)[number];
+const DETAIL_TYPE = BACKUP_JOB_DETAIL_TYPE;
+const FINAL_STATES = FINAL_JOB_STATES;
+export type FinalState = (typeof FINAL_JOB_STATES)[number];
 /**
  * AWS Backup marks a VSS job that fell back to a regular backup "Completed with issues": state
  * COMPLETED with a status message such as "Windows VSS Backup Job Error encountered, trying for

@@ -96,6 +96,22 @@ export const SEVERITY_RULES: Readonly<Record<NotificationEventType, Rule>> = {
   'run-summary': { severities: ['OK', 'Warning'], title: 'Run summary' },
 };
 
+/**
+ * The deployment contract between lib/notifications.ts and the functions that notify, kept here so
+ * the CDK app can import it without pulling in SDK clients.
+ */
+export const NOTIFIER_ENV = {
+  topicArn: 'NOTIFICATION_TOPIC_ARN',
+  tableName: 'NOTIFICATION_TABLE_NAME',
+  summaryDeadlineMinutes: 'SUMMARY_DEADLINE_MINUTES',
+} as const;
+/** The sparse index of runs whose summary is not sent yet (partition `pending`, sort `deadline`). */
+export const PENDING_RUNS_INDEX = 'PendingRuns';
+/** AWS Backup's EventBridge detail-type for backup job state changes. */
+export const BACKUP_JOB_DETAIL_TYPE = 'Backup Job State Change';
+/** The states after which a backup job changes no more. */
+export const FINAL_JOB_STATES = ['COMPLETED', 'FAILED', 'EXPIRED', 'ABORTED', 'PARTIAL'] as const;
+
 export const LIMITS = {
   subject: 100,
   source: 100,

@@ -35,7 +35,9 @@ import {
   buildRunSummaryNotification,
   type JobContext,
   messageAttributes,
+  NOTIFIER_ENV,
   type Notification,
+  PENDING_RUNS_INDEX,
   type OpenProblem,
   type ProblemClass,
   type RunCounts,
@@ -50,13 +52,7 @@ import type {
   WorkflowOutcome,
 } from './outcome';
 
-export const ENV = {
-  topicArn: 'NOTIFICATION_TOPIC_ARN',
-  tableName: 'NOTIFICATION_TABLE_NAME',
-  summaryDeadlineMinutes: 'SUMMARY_DEADLINE_MINUTES',
-} as const;
-
-export const PENDING_RUNS_INDEX = 'PendingRuns';
+const ENV = NOTIFIER_ENV;
 const DAY_S = 24 * 3600;
 export const TTL_DAYS = { problem: 90, job: 7, execution: 7, run: 30 } as const;
 export const DEFAULT_SUMMARY_DEADLINE_MINUTES = 240;

@@ -1,0 +1,209 @@
+import { App, Duration, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../lib/config';
+import { BackupFunction } from '../../lib/lambda-function';
+import { Notifications, type NotificationsProps } from '../../lib/notifications';
+import { Vault } from '../../lib/vault';
+
+const ENDPOINT =
+  'https://sn-user:sn-pass@example.service-now.com/api/sn_em_connector/em/inbound_event?source=ec2cb';
+
+function build(raw: Record<string, unknown> = {}, extra: Partial<NotificationsProps> = {}, withEnv = true) {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new Stack(app, 'NotificationsTest', {
+    env: withEnv ? { account: '111122223333', region: 'eu-west-1' } : undefined,
+  });
+  const config = parseConfig(raw);
+  const vault = new Vault(stack, 'Vault', { config });
+  const notifications = new Notifications(stack, 'Notifications', { config, vault, ...extra });
+  const notifier = new BackupFunction(stack, 'Notifier', {
+    handlerDir: 'run-summary',
+    description: 'test notifier',
+  });
+  notifications.grantNotify(notifier);
+  return { app, stack, notifications, notifier, template: Template.fromStack(stack) };
+}
+
+describe('Notifications construct', () => {
+  it('encrypts the topic with a rotating customer-managed key and denies publishing without TLS', () => {
+    const { template } = build();
+    template.hasResourceProperties('AWS::KMS::Key', {
+      Description: 'Encrypts the ec2-consistent-backup notification topic',
+      EnableKeyRotation: true,
+    });
+    template.hasResourceProperties('AWS::SNS::Topic', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('NotificationsTopicKey'), 'Arn'] },
+    });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 'sns:Publish',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('subscribes emails, HTTPS endpoints without raw delivery, and Critical-only emails with a filter policy', () => {
+    const { template } = build(
+      { notificationEmails: 'ops@example.com', notificationHttpsEndpoints: ENDPOINT },
+      { criticalEmails: ['oncall@example.com'] },
+    );
+    template.resourceCountIs('AWS::SNS::Subscription', 3);
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'oncall@example.com',
+      FilterPolicy: { severity: ['Critical'] },
+    });
+    const https = template.findResources('AWS::SNS::Subscription', { Properties: { Protocol: 'https' } });
+    const props = Object.values(https).map((r) => r.Properties);
+    expect(props).toHaveLength(1);
+    expect(props[0].Endpoint).toBe(ENDPOINT);
+    expect(props[0].RawMessageDelivery ?? false).toBe(false);
+  });
+
+  it('keeps state in an on-demand table with TTL, point-in-time recovery, encryption and the pending-runs index', () => {
+    const { template } = build();
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      GlobalSecondaryIndexes: [
+        Match.objectLike({
+          IndexName: 'PendingRuns',
+          KeySchema: [
+            { AttributeName: 'pending', KeyType: 'HASH' },
+            { AttributeName: 'deadline', KeyType: 'RANGE' },
+          ],
+        }),
+      ],
+    });
+  });
+
+  it("routes only final backup job states of this app's vault to job-events", () => {
+    const { template } = build();
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.backup'],
+        'detail-type': ['Backup Job State Change'],
+        detail: {
+          backupVaultName: [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^Vault'), 'BackupVaultName'] }],
+          state: ['COMPLETED', 'FAILED', 'EXPIRED', 'ABORTED', 'PARTIAL'],
+        },
+      },
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [Match.stringLikeRegexp('NotificationsJobEvents'), 'Arn'] },
+        }),
+      ],
+    });
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(15 minutes)' });
+  });
+
+  it('filters job events by the name of an existing vault when one is configured', () => {
+    const { template } = build({ vaultName: 'corp-vault' });
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: Match.objectLike({ detail: Match.objectLike({ backupVaultName: ['corp-vault'] }) }),
+    });
+  });
+
+  it('grantNotify adds the environment and only item-level table actions, plus publish and the key use it needs', () => {
+    const { template, stack, notifier } = build({}, { summaryDeadline: Duration.hours(2) });
+    const fn = template.findResources('AWS::Lambda::Function', {
+      Properties: { Description: 'test notifier' },
+    });
+    const env = Object.values(fn)[0].Properties.Environment.Variables;
+    expect(env.SUMMARY_DEADLINE_MINUTES).toBe('120');
+    expect(env.NOTIFICATION_TOPIC_ARN).toEqual({ Ref: expect.stringMatching(/NotificationsTopic/) });
+    expect(env.NOTIFICATION_TABLE_NAME).toEqual({ Ref: expect.stringMatching(/NotificationsState/) });
+
+    const roleId = stack.getLogicalId(notifier.role!.node.defaultChild as never);
+    const policies = template.findResources('AWS::IAM::Policy', {
+      Properties: { Roles: [{ Ref: roleId }] },
+    });
+    const statements = Object.values(policies).flatMap((p) => p.Properties.PolicyDocument.Statement);
+    const actions = statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
+    expect(actions).toEqual(
+      expect.arrayContaining([
+        'sns:Publish',
+        'kms:Decrypt',
+        'kms:GenerateDataKey',
+        'dynamodb:GetItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:Query',
+      ]),
+    );
+    expect(actions.filter((a: string) => a.startsWith('dynamodb:')).sort()).toEqual([
+      'dynamodb:ConditionCheckItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+    ]);
+    expect(actions.some((a: string) => a.endsWith(':*') || a === '*')).toBe(false);
+  });
+
+  it('lets job-events write only ConsistentBackup tags on recovery points', () => {
+    const { template } = build();
+    const policies = Object.values(template.findResources('AWS::IAM::Policy'));
+    const statements = policies.flatMap((p) => p.Properties.PolicyDocument.Statement);
+    const tagging = statements.filter((s) => ['ec2:CreateTags', 'backup:TagResource'].includes(s.Action));
+    expect(tagging).toHaveLength(2);
+    for (const s of tagging) {
+      expect(s.Condition).toEqual({ 'ForAllValues:StringLike': { 'aws:TagKeys': ['ConsistentBackup:*'] } });
+    }
+  });
+
+  it.each([
+    ['an account and region', true],
+    ['an environment-agnostic stack', false],
+  ])('passes cdk-nag AwsSolutions in %s, every acknowledgement with a reason', (_label, withEnv) => {
+    const { app } = build(
+      { notificationEmails: 'ops@example.com', notificationHttpsEndpoints: ENDPOINT },
+      { criticalEmails: ['oncall@example.com'] },
+      withEnv,
+    );
+    const report = new AwsSolutionsChecks(app).validateScope(app);
+    const findings = report.violations.flatMap((v) =>
+      v.violatingResources.map((r) => `${v.ruleName} ${r.resourceLogicalId ?? ''}: ${v.description}`),
+    );
+    expect(findings).toEqual([]);
+  });
+
+  it('limits the KMS key use of a publisher to messages of this topic', () => {
+    const { template } = build();
+    const statements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+      (p) => p.Properties.PolicyDocument.Statement,
+    );
+    const kmsUse = statements.filter((s) => JSON.stringify(s.Action).includes('kms:'));
+    expect(kmsUse.length).toBeGreaterThan(0);
+    for (const s of kmsUse) {
+      expect(s.Action).toEqual(['kms:GenerateDataKey', 'kms:Decrypt']);
+      expect(s.Condition.StringEquals['kms:EncryptionContext:aws:sns:topicArn']).toEqual({
+        Ref: expect.stringMatching(/NotificationsTopic/),
+      });
+    }
+  });
+
+  it('rejects a summary deadline outside 5 minutes to 48 hours, naming the value', () => {
+    expect(() => build({}, { summaryDeadline: Duration.minutes(2) })).toThrow(
+      /Invalid summaryDeadline: got 2 minutes; allowed: whole minutes from 5 minutes to 48 hours/,
+    );
+    expect(() => build({}, { summaryDeadline: Duration.days(3) })).toThrow(/Invalid summaryDeadline/);
+  });
+});
