@@ -1,0 +1,283 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Stack } from 'aws-cdk-lib';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { parse as parseYaml } from 'yaml';
+import type { BackupConfig } from './config';
+
+/**
+ * The on-instance SSM documents, rendered at synth from `ssm-documents/<name>.yml` and the shell in
+ * `ssm-documents/scripts/`. Rendering is a pure function so that tests and the local lab execute
+ * exactly the text a document contains.
+ */
+
+export const DOCUMENTS_DIR = path.join(__dirname, '..', 'ssm-documents');
+
+export type DocumentKey = 'freeze' | 'thaw' | 'preflight' | 'windowsReadiness';
+
+export const DOCUMENT_FILES: Readonly<Record<DocumentKey, string>> = {
+  freeze: 'freeze.yml',
+  thaw: 'thaw.yml',
+  preflight: 'preflight.yml',
+  windowsReadiness: 'windows-readiness.yml',
+};
+
+/** Name suffixes: each document is named `<stackName>-<suffix>`. */
+export const DOCUMENT_SUFFIXES: Readonly<Record<DocumentKey, string>> = {
+  freeze: 'Freeze',
+  thaw: 'Thaw',
+  preflight: 'Preflight',
+  windowsReadiness: 'WindowsReadiness',
+};
+
+/** SSM's limit on a document's content, which also counts the parameter values given at run time. */
+export const MAX_DOCUMENT_BYTES = 64 * 1024;
+
+/** Room left for parameter values (40 volume ids, 20 include paths, ...). */
+const PARAMETER_HEADROOM_BYTES = 8 * 1024;
+
+export interface DocumentParameter {
+  readonly type: 'String';
+  readonly description: string;
+  readonly allowedPattern: string;
+  readonly default?: string;
+}
+
+export interface DocumentStep {
+  readonly action: 'aws:runShellScript' | 'aws:runPowerShellScript';
+  readonly name: string;
+  readonly precondition?: Record<string, unknown>;
+  readonly inputs: { readonly timeoutSeconds: number; readonly runCommand: string[] };
+}
+
+export interface DocumentContent {
+  readonly schemaVersion: '2.2';
+  readonly description: string;
+  readonly parameters: Record<string, DocumentParameter>;
+  readonly mainSteps: DocumentStep[];
+}
+
+export class DocumentRenderError extends Error {
+  override readonly name = 'DocumentRenderError';
+}
+
+/** Scripts each entry script needs, in order. The watchdog's functions ride along in the freeze. */
+const SCRIPT_BUNDLES: Readonly<Record<string, readonly string[]>> = {
+  'freeze.sh': ['common.sh', 'watchdog.sh', 'freeze.sh'],
+  'thaw.sh': ['common.sh', 'thaw.sh'],
+  'preflight.sh': ['common.sh', 'preflight.sh'],
+};
+
+const PARAMETER_DELIMITER = 'ECB_PARAMETER_END';
+
+function readScript(file: string, dir: string): string[] {
+  const text = fs.readFileSync(path.join(dir, 'scripts', file), 'utf8');
+  if (text.includes('{{')) {
+    // SSM would substitute it as a parameter reference.
+    throw new DocumentRenderError(
+      `ssm-documents/scripts/${file} contains "{{", which SSM treats as a parameter`,
+    );
+  }
+  return text.replace(/\n$/, '').split('\n');
+}
+
+/**
+ * SSM pastes `{{ Name }}` into the script text as is. Each value lands in a quoted here-document,
+ * where nothing is expanded and only a line equal to the delimiter could end it; every
+ * allowedPattern forbids newlines, and the script validates each value again.
+ */
+function parameterPrologue(parameters: Record<string, DocumentParameter>): string[] {
+  const lines: string[] = [];
+  for (const name of Object.keys(parameters)) {
+    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name)) {
+      throw new DocumentRenderError(`parameter name "${name}" must be letters and digits`);
+    }
+    lines.push(
+      `IFS= read -r -d '' ECB_P_${name} <<'${PARAMETER_DELIMITER}' || true`,
+      `{{ ${name} }}`,
+      PARAMETER_DELIMITER,
+      `ECB_P_${name}=\${ECB_P_${name}%$'\\n'}`,
+    );
+  }
+  return lines;
+}
+
+function expandScript(
+  directive: string,
+  docName: string,
+  parameters: Record<string, DocumentParameter>,
+  dir: string,
+): string[] {
+  const match = /^@script ([a-z-]+\.sh) (ecb_[a-z_]+)$/.exec(directive);
+  if (!match) throw new DocumentRenderError(`${docName}: unknown directive "${directive}"`);
+  const [, entry, main] = match;
+  const bundle = SCRIPT_BUNDLES[entry];
+  if (!bundle) throw new DocumentRenderError(`${docName}: no script bundle for ${entry}`);
+  return [
+    '#!/bin/bash',
+    `# ec2-consistent-backup ${docName}, rendered from ssm-documents/ (edit the sources there).`,
+    // SSM runs the file with `sh -c`; the shebang makes the kernel pick bash, this line covers a caller that does not.
+    'if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi',
+    ...parameterPrologue(parameters),
+    ...bundle.flatMap((file) => readScript(file, dir)),
+    `${main} "$@"`,
+  ];
+}
+
+function configDefault(value: string, config: BackupConfig, docName: string): string {
+  const match = /^@config:([A-Za-z]+)$/.exec(value);
+  if (!match) return value;
+  const key = match[1] as keyof BackupConfig;
+  const resolved = config[key];
+  if (typeof resolved !== 'number' && typeof resolved !== 'string') {
+    throw new DocumentRenderError(`${docName}: default ${value} names no number or string in the config`);
+  }
+  return String(resolved);
+}
+
+/** Renders one document's content: parameters with config defaults, scripts expanded into lines. */
+export function renderDocument(
+  key: DocumentKey,
+  config: BackupConfig,
+  dir: string = DOCUMENTS_DIR,
+): DocumentContent {
+  const docName = DOCUMENT_FILES[key];
+  const raw = parseYaml(fs.readFileSync(path.join(dir, docName), 'utf8')) as DocumentContent;
+  if (raw.schemaVersion !== '2.2') throw new DocumentRenderError(`${docName}: schemaVersion must be '2.2'`);
+  const parameters: Record<string, DocumentParameter> = {};
+  for (const [name, p] of Object.entries(raw.parameters ?? {})) {
+    if (p.type !== 'String' || typeof p.allowedPattern !== 'string' || !p.description) {
+      throw new DocumentRenderError(
+        `${docName}: parameter ${name} needs type String, a description and an allowedPattern`,
+      );
+    }
+    const withDefault =
+      p.default === undefined ? p : { ...p, default: configDefault(p.default, config, docName) };
+    if (
+      withDefault.default !== undefined &&
+      !new RegExp(withDefault.allowedPattern).test(withDefault.default)
+    ) {
+      throw new DocumentRenderError(
+        `${docName}: default "${withDefault.default}" of ${name} does not match its allowedPattern ${withDefault.allowedPattern}`,
+      );
+    }
+    parameters[name] = withDefault;
+  }
+  const mainSteps = raw.mainSteps.map((step) => ({
+    ...step,
+    inputs: {
+      ...step.inputs,
+      runCommand: step.inputs.runCommand.flatMap((line) =>
+        line.startsWith('@script ') ? expandScript(line, docName, parameters, dir) : [line],
+      ),
+    },
+  }));
+  const content: DocumentContent = { ...raw, parameters, mainSteps };
+  const size = Buffer.byteLength(JSON.stringify(content), 'utf8');
+  if (size > MAX_DOCUMENT_BYTES - PARAMETER_HEADROOM_BYTES) {
+    throw new DocumentRenderError(
+      `${docName}: ${size} bytes leaves less than ${PARAMETER_HEADROOM_BYTES} bytes for parameter values under SSM's ${MAX_DOCUMENT_BYTES}-byte limit`,
+    );
+  }
+  return content;
+}
+
+export class ParameterValueError extends Error {
+  override readonly name = 'ParameterValueError';
+}
+
+/**
+ * The script of a document's first step with parameter values pasted in exactly as SSM does.
+ * Values are checked against allowedPattern as SSM would, unless `unchecked` is set: tests use that
+ * to prove the script itself refuses hostile values.
+ */
+export function scriptWithParameters(
+  content: DocumentContent,
+  values: Readonly<Record<string, string>>,
+  options: { readonly unchecked?: boolean } = {},
+): string {
+  for (const name of Object.keys(values)) {
+    if (!(name in content.parameters)) throw new ParameterValueError(`unknown parameter ${name}`);
+  }
+  const resolved: Record<string, string> = {};
+  for (const [name, p] of Object.entries(content.parameters)) {
+    const value = values[name] ?? p.default;
+    if (value === undefined) throw new ParameterValueError(`parameter ${name} is required`);
+    if (!options.unchecked && !new RegExp(p.allowedPattern).test(value)) {
+      throw new ParameterValueError(`parameter ${name}: "${value}" does not match ${p.allowedPattern}`);
+    }
+    resolved[name] = value;
+  }
+  const text = content.mainSteps[0].inputs.runCommand.join('\n');
+  return `${text.replace(/\{\{ ?([A-Za-z0-9]+) ?\}\}/g, (whole, name: string) => resolved[name] ?? whole)}\n`;
+}
+
+export interface DocumentsProps {
+  /** The validated configuration: parameter defaults (watchdog, hook timeout) and Windows options. */
+  readonly config: BackupConfig;
+}
+
+/** How the workflow installs AwsVssComponents before a Windows backup (AWS Backup does not). */
+export interface VssInstallCommand {
+  readonly documentName: 'AWS-ConfigureAWSPackage';
+  readonly parameters: { readonly action: ['Install']; readonly name: ['AwsVssComponents'] };
+  /** For IAM: AWS-owned documents have no account in their ARN. */
+  readonly documentArn: string;
+}
+
+/**
+ * The four Command documents, named `<stackName>-Freeze|Thaw|Preflight|WindowsReadiness` so the
+ * names are stable per stack and can be granted in IAM before deployment.
+ */
+export class Documents extends Construct {
+  readonly freeze: ssm.CfnDocument;
+  readonly thaw: ssm.CfnDocument;
+  readonly preflight: ssm.CfnDocument;
+  readonly windowsReadiness: ssm.CfnDocument;
+  readonly names: Readonly<Record<DocumentKey, string>>;
+  /** Set when config.installVssComponents is true: the workflow runs it before a Windows backup. */
+  readonly vssInstall?: VssInstallCommand;
+
+  constructor(scope: Construct, id: string, props: DocumentsProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const names = {} as Record<DocumentKey, string>;
+    const make = (key: DocumentKey, constructId: string): ssm.CfnDocument => {
+      names[key] = `${stack.stackName}-${DOCUMENT_SUFFIXES[key]}`;
+      return new ssm.CfnDocument(this, constructId, {
+        name: names[key],
+        documentType: 'Command',
+        documentFormat: 'JSON',
+        // Without it a named document cannot be changed by a stack update.
+        updateMethod: 'NewVersion',
+        targetType: '/AWS::EC2::Instance',
+        content: renderDocument(key, props.config),
+      });
+    };
+    this.freeze = make('freeze', 'Freeze');
+    this.thaw = make('thaw', 'Thaw');
+    this.preflight = make('preflight', 'Preflight');
+    this.windowsReadiness = make('windowsReadiness', 'WindowsReadiness');
+    this.names = names;
+    if (props.config.installVssComponents) {
+      this.vssInstall = {
+        documentName: 'AWS-ConfigureAWSPackage',
+        parameters: { action: ['Install'], name: ['AwsVssComponents'] },
+        documentArn: `arn:${stack.partition}:ssm:${stack.region}::document/AWS-ConfigureAWSPackage`,
+      };
+    }
+  }
+
+  /** Document ARNs for IAM (`ssm:SendCommand` needs the document and the instance). */
+  arns(stack: Stack = Stack.of(this)): Readonly<Record<DocumentKey, string>> {
+    const arn = (name: string) =>
+      `arn:${stack.partition}:ssm:${stack.region}:${stack.account}:document/${name}`;
+    return {
+      freeze: arn(this.names.freeze),
+      thaw: arn(this.names.thaw),
+      preflight: arn(this.names.preflight),
+      windowsReadiness: arn(this.names.windowsReadiness),
+    };
+  }
+}

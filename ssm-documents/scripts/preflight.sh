@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# The Preflight document: checks everything the freeze needs without freezing anything.
+# Exit 0 and "ready": a freeze would run; exit 1 and "not-ready": `problems` says why.
+
+ecb_preflight_main() {
+  ecb_init
+  ECB_PRE_HOOKS=()
+  ECB_POST_HOOKS=()
+  ECB_TARGET_MPS=()
+  ECB_WARNINGS=()
+  ECB_SELF_DIR=$(dirname -- "$(readlink -f -- "$0" 2>/dev/null || printf '%s' "$0")")
+  ECB_VOLUME_IDS=$ECB_P_VolumeIds
+  ECB_VOLUME_DEVICES=$ECB_P_VolumeDevices
+  ECB_INCLUDE=$ECB_P_Include
+  ECB_EXCLUDE=$ECB_P_Exclude
+  local problems=() tool missing=() state_tmpfs=false active=null discovered=false
+  problem() { problems+=("$(printf '{"code":%s,"message":%s}' "$(ecb_json_str "$1")" "$(ecb_json_str "$2")")"); }
+
+  ecb_valid_volume_ids "$ECB_VOLUME_IDS" ||
+    problem INVALID_PARAMETER "VolumeIds \"$ECB_VOLUME_IDS\" is not allowed; allowed: 1-40 comma-separated volume ids like vol-0123456789abcdef0"
+  ecb_valid_volume_devices "$ECB_VOLUME_DEVICES" ||
+    problem INVALID_PARAMETER "VolumeDevices \"$ECB_VOLUME_DEVICES\" is not allowed; allowed: empty or comma-separated vol-id=/dev/name pairs"
+  ecb_valid_path_list "$ECB_INCLUDE" ||
+    problem INVALID_PARAMETER "Include \"$ECB_INCLUDE\" is not allowed; allowed: empty or comma-separated absolute paths of A-Z a-z 0-9 . _ / - without . or .. components"
+  ecb_valid_path_list "$ECB_EXCLUDE" ||
+    problem INVALID_PARAMETER "Exclude \"$ECB_EXCLUDE\" is not allowed; allowed: empty or comma-separated absolute paths of A-Z a-z 0-9 . _ / - without . or .. components"
+  ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 2))) ||
+    problem BASH_TOO_OLD "bash $BASH_VERSION is older than 4.2"
+  ecb_find_fsfreeze ||
+    problem FSFREEZE_MISSING "fsfreeze was not found in /usr/sbin, /sbin or PATH; install util-linux, or every backup of this instance is only crash-consistent"
+  for tool in timeout setsid flock stat readlink sort tail tr mkfifo date sync; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  ((${#missing[@]} == 0)) || problem TOOLS_MISSING "required commands not found: ${missing[*]}"
+  command -v iconv >/dev/null 2>&1 || ECB_WARNINGS+=("iconv not found: non-ASCII hook output is replaced by ?")
+
+  if ecb_prepare_state_dir; then
+    state_tmpfs=true
+    if [[ -d $ECB_ACTIVE ]]; then
+      active=$(printf '{"executionId":%s}' "$(ecb_json_str "$(ecb_record_get "$ECB_ACTIVE/record" executionId || true)")")
+      problem ALREADY_FROZEN "a freeze is still active on this instance; the next freeze would be refused until a thaw runs"
+    fi
+  else
+    problem "$ECB_ERROR_CODE" "$ECB_ERROR_MESSAGE"
+  fi
+  ecb_load_hooks || problem "$ECB_ERROR_CODE" "$ECB_ERROR_MESSAGE"
+  if ecb_valid_volume_ids "$ECB_VOLUME_IDS" && ecb_valid_path_list "$ECB_INCLUDE" && ecb_valid_path_list "$ECB_EXCLUDE"; then
+    discovered=true
+    ecb_discover || problem "$ECB_ERROR_CODE" "$ECB_ERROR_MESSAGE"
+  fi
+  local protected=() entry idx ident
+  for entry in "${ECB_PROTECTED[@]+"${ECB_PROTECTED[@]}"}"; do
+    ident=${entry%%=*}
+    for idx in "${!M_IDENT[@]}"; do
+      if [[ ${M_IDENT[$idx]} == "$ident" ]]; then
+        protected+=("$(printf '{"mountpoint":%s,"holds":%s}' "$(ecb_json_str "${M_MP[$idx]}")" "$(ecb_json_str "${entry#*=}")")")
+        break
+      fi
+    done
+  done
+  if [[ $discovered == true ]] && ((${#ECB_UNMAPPED_JSON[@]} > 0)); then
+    ECB_WARNINGS+=("some volumes could not be mapped to a device: their filesystems will not be frozen")
+  fi
+
+  local status=ready rc=0
+  ((${#problems[@]} == 0)) || { status=not-ready; rc=1; }
+  printf '{"schemaVersion":1,"action":"preflight","status":%s,"ready":%s,"problems":%s,"warnings":%s,"fsfreeze":%s,"bash":%s,"stateDir":{"path":%s,"tmpfs":%s},"active":%s,"targets":%s,"unmapped":%s,"skipped":%s,"volumes":%s,"protected":%s,"hooksConfigured":%s,"hooks":{"preFreeze":%s,"postThaw":%s}}\n' \
+    "$(ecb_json_str "$status")" "$([[ $status == ready ]] && echo true || echo false)" \
+    "$(ecb_json_array "${problems[@]+"${problems[@]}"}")" \
+    "$(ecb_json_str_array "${ECB_WARNINGS[@]+"${ECB_WARNINGS[@]}"}")" \
+    "$( [[ -n ${ECB_FSFREEZE:-} ]] && ecb_json_str "$ECB_FSFREEZE" || printf 'null')" "$(ecb_json_str "$BASH_VERSION")" \
+    "$(ecb_json_str "$ECB_STATE_DIR")" "$state_tmpfs" "$active" \
+    "$(ecb_json_array "${ECB_TARGETS_JSON[@]+"${ECB_TARGETS_JSON[@]}"}")" \
+    "$(ecb_json_array "${ECB_UNMAPPED_JSON[@]+"${ECB_UNMAPPED_JSON[@]}"}")" \
+    "$(ecb_json_array "${ECB_SKIPPED_JSON[@]+"${ECB_SKIPPED_JSON[@]}"}")" \
+    "$(ecb_json_array "${ECB_VOLUMES_JSON[@]+"${ECB_VOLUMES_JSON[@]}"}")" \
+    "$(ecb_json_array "${protected[@]+"${protected[@]}"}")" \
+    "$( ((${#ECB_PRE_HOOKS[@]} > 0)) && echo true || echo false)" \
+    "$(ecb_json_str_array "${ECB_PRE_HOOKS[@]##*/}")" "$(ecb_json_str_array "${ECB_POST_HOOKS[@]##*/}")"
+  exit "$rc"
+}
