@@ -1,0 +1,53 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { BackupClient } from '@aws-sdk/client-backup';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import {
+  activeJobs,
+  freeze,
+  parseProbeRequest,
+  systemClock,
+  waitForCommand,
+  waitForSnapshots,
+} from './probe';
+
+const logger = new Logger();
+// The probe loops itself with jittered backoff; SDK retries inside a 1 s poll would only add latency.
+const backup = new BackupClient({ maxAttempts: 2 });
+const ec2 = new EC2Client({ maxAttempts: 2 });
+const ssm = new SSMClient({ maxAttempts: 2 });
+
+export const handler = async (event: unknown) => {
+  const request = parseProbeRequest(event);
+  logger.appendKeys({ action: request.action });
+  switch (request.action) {
+    case 'activeJobs': {
+      const result = await activeJobs(backup, request.instanceArn);
+      logger.info('active jobs', { ...result });
+      return result;
+    }
+    case 'freeze': {
+      const result = await freeze(ssm, systemClock, request);
+      logger.info('freeze ended', {
+        status: result.status,
+        commandId: result.commandId,
+        detail: result.detail,
+      });
+      return result;
+    }
+    case 'waitForCommand': {
+      const result = await waitForCommand(ssm, systemClock, request);
+      logger.info('command ended', {
+        status: result.status,
+        commandId: result.commandId,
+        detail: result.detail,
+      });
+      return result;
+    }
+    case 'waitForSnapshots': {
+      const result = await waitForSnapshots({ ec2, backup }, systemClock, request);
+      logger.info('snapshot wait ended', { ...result });
+      return result;
+    }
+  }
+};

@@ -1,0 +1,36 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { BackupClient } from '@aws-sdk/client-backup';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy } from '../shared/options';
+import { createNotifier } from '../shared/notifier';
+import { type RecordOutcomeEvent, recordOutcome } from './record';
+
+function requireEnv(name: string, pattern: RegExp, allowed: string): string {
+  const value = process.env[name];
+  if (value === undefined || !pattern.test(value)) {
+    throw new Error(`Environment variable ${name} is ${JSON.stringify(value)}; allowed: ${allowed}.`);
+  }
+  return value;
+}
+
+const settings = {
+  freezeBudgetSeconds: Number(requireEnv('FREEZE_BUDGET_SECONDS', /^\d+$/, 'a whole number of seconds')),
+  watchdogSeconds: Number(requireEnv('WATCHDOG_SECONDS', /^\d+$/, 'a whole number of seconds')),
+  defaultOnFreezeFailure: requireEnv(
+    'ON_FREEZE_FAILURE',
+    new RegExp(`^(${FREEZE_FAILURE_POLICIES.join('|')})$`),
+    FREEZE_FAILURE_POLICIES.join(' or '),
+  ) as FreezeFailurePolicy,
+};
+
+const logger = new Logger();
+const sink = createNotifier(process.env, { sns: new SNSClient({}), dynamodb: new DynamoDBClient({}) });
+const clients = { ec2: new EC2Client({}), backup: new BackupClient({}) };
+
+export const handler = async (event: RecordOutcomeEvent) => {
+  const result = await recordOutcome(event, { sink, clients, settings }, new Date());
+  logger.info('outcome recorded', { ...result });
+  return result;
+};

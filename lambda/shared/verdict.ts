@@ -1,0 +1,453 @@
+/**
+ * The one place that decides what a workflow run achieved: which outcome to report, which
+ * consistency label the recovery point gets, and why. Pure: it takes the facts the state machine
+ * gathered (every step's result or caught error) and a clock reading, and never throws on
+ * malformed facts, because a verdict must exist for every run.
+ */
+
+import type { Consistency, ConsistencyVerdict } from './consistency';
+import type { FreezeFailurePolicy } from './options';
+import type { OutcomeKind } from './outcome';
+
+/** A Step Functions error as a Catch with a ResultPath stores it. */
+export interface StepError {
+  readonly Error?: string;
+  readonly Cause?: string;
+}
+
+/** backup-probe `activeJobs`. */
+export interface ActiveJobsResult {
+  readonly active: boolean;
+  readonly jobIds: readonly string[];
+}
+
+/** backup-probe `waitForCommand`: the end state of one Run Command invocation, always well-formed. */
+export interface CommandResult {
+  /** True only when the invocation ended with Status Success. */
+  readonly succeeded: boolean;
+  /** The SSM invocation status, or a probe status: `NoCommandId`, `WaitTimedOut`. */
+  readonly status: string;
+  readonly commandId: string;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** A sentence saying what happened, for notifications. */
+  readonly detail: string;
+}
+
+export type SnapshotWaitStatus =
+  /** Every attached volume has a snapshot that started while frozen: thaw now. */
+  | 'started'
+  /** The backup job failed before every snapshot started: thaw now. */
+  | 'job-failed'
+  /** The freeze budget ran out first: thaw anyway; the backup continues crash-consistent. */
+  | 'budget-exceeded'
+  /** The freeze document froze nothing, so there was nothing to wait for. */
+  | 'not-frozen'
+  /** The freeze output could not be read, so the freeze time is unknown: thaw now. */
+  | 'freeze-output-invalid';
+
+/** backup-probe `waitForSnapshots`. */
+export interface SnapshotWaitResult {
+  readonly status: SnapshotWaitStatus;
+  /** Snapshots counted as started, one per volume at most. */
+  readonly snapshots: readonly {
+    readonly volumeId: string;
+    readonly snapshotId: string;
+    readonly startTime: string;
+  }[];
+  readonly missingVolumeIds: readonly string[];
+  /** The backup job state last seen, when DescribeBackupJob answered. */
+  readonly jobState?: string;
+  readonly waitedMs: number;
+}
+
+/** The freeze document's stdout (ssm-documents/README.md), only the fields the verdict reads. */
+export interface FreezeOutput {
+  readonly status: 'frozen' | 'nothing-to-freeze' | 'error';
+  readonly frozenAtMs?: number;
+  readonly frozenAt?: string;
+  readonly targets: readonly string[];
+  readonly hooksConfigured: boolean;
+  readonly failedHooks: readonly string[];
+  readonly watchdogDeadline?: string;
+  readonly errorMessage?: string;
+}
+
+/** The thaw document's stdout, only the fields the verdict reads. */
+export interface ThawOutput {
+  readonly status: 'thawed' | 'error';
+  readonly freezeMs?: number;
+  readonly thawedAtMs?: number;
+  readonly watchdogFired: boolean;
+  readonly failed: readonly string[];
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : undefined;
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+function num(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+/**
+ * The documents print exactly one JSON object, but an agent or a hook can add noise: take the last
+ * line that parses as a JSON object rather than trusting the whole text.
+ */
+export function lastJsonObject(stdout: unknown): Record<string, unknown> | undefined {
+  if (typeof stdout !== 'string') return undefined;
+  const whole = stdout.trim();
+  const candidates = [whole, ...whole.split('\n').reverse()];
+  for (const candidate of candidates) {
+    const text = candidate.trim();
+    if (!text.startsWith('{')) continue;
+    try {
+      const parsed = record(JSON.parse(text));
+      if (parsed) return parsed;
+    } catch {
+      // Not this line; keep looking.
+    }
+  }
+  return undefined;
+}
+
+/** Read the freeze document's stdout; undefined when it is not the documented contract. */
+export function parseFreezeOutput(stdout: unknown): FreezeOutput | undefined {
+  const o = lastJsonObject(stdout);
+  if (!o || o.action !== 'freeze') return undefined;
+  const status = o.status;
+  if (status !== 'frozen' && status !== 'nothing-to-freeze' && status !== 'error') return undefined;
+  const frozenAt = str(o.frozenAt);
+  const frozenAtMs = num(o.frozenAtMs) ?? (frozenAt ? Date.parse(frozenAt) : undefined);
+  if (status === 'frozen' && (frozenAtMs === undefined || Number.isNaN(frozenAtMs))) return undefined;
+  const targets = Array.isArray(o.targets)
+    ? o.targets.map((t) => str(record(t)?.mountpoint)).filter((m): m is string => m !== undefined)
+    : [];
+  const hooks = Array.isArray(o.hooks) ? o.hooks.map(record).filter((h) => h !== undefined) : [];
+  const failedHooks = hooks
+    .filter((h) => num(h.exitCode) !== 0)
+    .map((h) => `${str(h.phase) ?? 'hook'} ${str(h.name) ?? '?'} (exit ${String(h.exitCode)})`);
+  return {
+    status,
+    frozenAtMs: frozenAtMs !== undefined && !Number.isNaN(frozenAtMs) ? frozenAtMs : undefined,
+    frozenAt,
+    targets,
+    hooksConfigured: o.hooksConfigured === true,
+    failedHooks,
+    watchdogDeadline: str(record(o.watchdog)?.deadline),
+    errorMessage: str(record(o.error)?.message) ?? str(record(o.error)?.code),
+  };
+}
+
+/** Read the thaw document's stdout; undefined when it is not the documented contract. */
+export function parseThawOutput(stdout: unknown): ThawOutput | undefined {
+  const o = lastJsonObject(stdout);
+  if (!o || o.action !== 'thaw') return undefined;
+  if (o.status !== 'thawed' && o.status !== 'error') return undefined;
+  return {
+    status: o.status,
+    freezeMs: num(o.freezeMs),
+    thawedAtMs: num(o.thawedAtMs),
+    watchdogFired: o.watchdogFired === true,
+    failed: Array.isArray(o.failed) ? o.failed.filter((f): f is string => typeof f === 'string') : [],
+  };
+}
+
+/** Everything the state machine knows when it reaches Record Outcome. Every field may be missing. */
+export interface WorkflowFacts {
+  readonly platform?: unknown;
+  readonly instanceState?: unknown;
+  readonly options?: { readonly onFreezeFailure?: unknown };
+  readonly activeJobs?: unknown;
+  readonly activeJobsError?: unknown;
+  readonly vssInstall?: unknown;
+  readonly vssInstallError?: unknown;
+  readonly freezeCommand?: unknown;
+  readonly freeze?: unknown;
+  readonly freezeError?: unknown;
+  readonly backupJob?: unknown;
+  readonly backupError?: unknown;
+  readonly snapshots?: unknown;
+  readonly snapshotsError?: unknown;
+  readonly thaw?: unknown;
+  readonly thawError?: unknown;
+}
+
+export interface VerdictSettings {
+  readonly freezeBudgetSeconds: number;
+  readonly watchdogSeconds: number;
+  /** The instance's freeze-failure policy when the input does not carry a valid one. */
+  readonly defaultOnFreezeFailure: FreezeFailurePolicy;
+}
+
+/** `none`: no backup job was started in this window. */
+export type ExecutionConsistency = Consistency | 'none';
+
+/** The decision, and the execution output (plus identifiers record-outcome adds). */
+export interface Decision {
+  readonly outcome: OutcomeKind;
+  readonly consistency: ExecutionConsistency;
+  readonly reason: string;
+  readonly freezeMs: number;
+  /** Present whenever a backup job was started. */
+  readonly verdict?: ConsistencyVerdict;
+  readonly backupJobId?: string;
+  readonly recoveryPointArn?: string;
+  readonly warnings: readonly string[];
+  readonly error?: { readonly error: string; readonly cause: string };
+  readonly watchdogThawBy?: string;
+  /** True when the run failed: the execution ends in a Fail state after the outcome is recorded. */
+  readonly failed: boolean;
+}
+
+function stepError(value: unknown): { error: string; cause: string } | undefined {
+  const o = record(value);
+  if (!o) return undefined;
+  const error = str(o.Error) ?? 'UnknownError';
+  const cause = typeof o.Cause === 'string' ? o.Cause : JSON.stringify(o.Cause ?? '');
+  return { error, cause: cause.slice(0, 1000) };
+}
+
+function describe(err: { error: string; cause: string }): string {
+  const cause = err.cause.length > 200 ? `${err.cause.slice(0, 200)}…` : err.cause;
+  return cause ? `${err.error}: ${cause}` : err.error;
+}
+
+function commandResult(value: unknown): CommandResult | undefined {
+  const o = record(value);
+  if (!o || typeof o.succeeded !== 'boolean') return undefined;
+  return {
+    succeeded: o.succeeded,
+    status: str(o.status) ?? 'Unknown',
+    commandId: str(o.commandId) ?? '',
+    stdout: typeof o.stdout === 'string' ? o.stdout : '',
+    stderr: typeof o.stderr === 'string' ? o.stderr : '',
+    detail: str(o.detail) ?? '',
+  };
+}
+
+function snapshotResult(value: unknown): SnapshotWaitResult | undefined {
+  const o = record(value);
+  const statuses: SnapshotWaitStatus[] = [
+    'started',
+    'job-failed',
+    'budget-exceeded',
+    'not-frozen',
+    'freeze-output-invalid',
+  ];
+  if (!o || !statuses.includes(o.status as SnapshotWaitStatus)) return undefined;
+  return {
+    status: o.status as SnapshotWaitStatus,
+    snapshots: Array.isArray(o.snapshots) ? (o.snapshots as SnapshotWaitResult['snapshots']) : [],
+    missingVolumeIds: Array.isArray(o.missingVolumeIds) ? (o.missingVolumeIds as string[]) : [],
+    jobState: str(o.jobState),
+    waitedMs: num(o.waitedMs) ?? 0,
+  };
+}
+
+/** The freeze command's failure in words, or undefined when it froze (or found nothing to freeze). */
+function freezeFailure(facts: WorkflowFacts): { freeze?: FreezeOutput; failure?: string } {
+  const caught = stepError(facts.freezeError);
+  if (caught) return { failure: `the freeze step failed (${describe(caught)})` };
+  const command = commandResult(facts.freeze);
+  if (!command) return { failure: 'the freeze step returned no result' };
+  const output = parseFreezeOutput(command.stdout);
+  if (!command.succeeded) {
+    const why = output?.errorMessage ?? command.detail ?? command.status;
+    return { freeze: output, failure: `the freeze command ended ${command.status}${why ? ` (${why})` : ''}` };
+  }
+  if (!output) return { failure: 'the freeze command succeeded but its output is not the documented JSON' };
+  if (output.status === 'error') {
+    return {
+      freeze: output,
+      failure: `the freeze document reported an error (${output.errorMessage ?? 'no message'})`,
+    };
+  }
+  return { freeze: output };
+}
+
+function backupJob(value: unknown): { backupJobId?: string; recoveryPointArn?: string } | undefined {
+  const o = record(value);
+  if (!o) return undefined;
+  const backupJobId = str(o.BackupJobId);
+  if (!backupJobId) return undefined;
+  return { backupJobId, recoveryPointArn: str(o.RecoveryPointArn) };
+}
+
+/** Decide the outcome and the consistency label of one run from its facts. */
+export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, nowMs: number): Decision {
+  const warnings: string[] = [];
+  const activeError = stepError(facts.activeJobsError);
+  if (activeError) {
+    warnings.push(`Could not check for an active backup job (${describe(activeError)}); went ahead.`);
+  }
+  const active = record(facts.activeJobs) as ActiveJobsResult | undefined;
+  if (active?.active === true) {
+    const ids = Array.isArray(active.jobIds) ? active.jobIds.join(', ') : '';
+    return {
+      outcome: 'skipped-active-job',
+      consistency: 'none',
+      reason: `Skipped this window: backup job ${ids || '(id unknown)'} for this instance is still active, and AWS Backup runs one job per resource at a time.`,
+      freezeMs: 0,
+      warnings,
+      failed: false,
+    };
+  }
+
+  const job = backupJob(facts.backupJob);
+  const backupError = stepError(facts.backupError);
+  const startFailed = (consistency: string): Decision => ({
+    outcome: 'backup-start-failed',
+    consistency: 'none',
+    reason: `No backup this window: StartBackupJob failed (${backupError ? describe(backupError) : 'no job id returned'}) after a ${consistency} attempt.`,
+    freezeMs: 0,
+    warnings,
+    error: backupError ?? { error: 'BackupJobNotStarted', cause: 'StartBackupJob returned no BackupJobId' },
+    failed: true,
+  });
+  const backedUp = (verdict: ConsistencyVerdict): Decision => ({
+    outcome: 'backed-up',
+    consistency: verdict.consistency,
+    reason: verdict.reason,
+    freezeMs: verdict.freezeMs,
+    verdict,
+    backupJobId: job?.backupJobId,
+    recoveryPointArn: job?.recoveryPointArn,
+    warnings,
+    failed: false,
+  });
+
+  if (facts.instanceState === 'stopped') {
+    if (!job) return startFailed('stopped-instance');
+    return backedUp({ consistency: 'filesystem', reason: 'instance stopped', freezeMs: 0 });
+  }
+
+  if (facts.platform === 'windows') {
+    const installError = stepError(facts.vssInstallError);
+    const install = commandResult(facts.vssInstall);
+    if (installError) warnings.push(`Installing AwsVssComponents failed (${describe(installError)}).`);
+    else if (install && !install.succeeded) {
+      warnings.push(`Installing AwsVssComponents ended ${install.status} (${install.detail}).`);
+    }
+    if (!job) return startFailed('Windows VSS');
+    return backedUp({
+      consistency: 'application',
+      reason: 'VSS requested; confirmed at job completion',
+      freezeMs: 0,
+    });
+  }
+
+  const policy: FreezeFailurePolicy =
+    facts.options?.onFreezeFailure === 'skip' || facts.options?.onFreezeFailure === 'crash-consistent'
+      ? facts.options.onFreezeFailure
+      : settings.defaultOnFreezeFailure;
+  const { freeze, failure } = freezeFailure(facts);
+  const thawCommand = commandResult(facts.thaw);
+  const thawOutput = thawCommand ? parseThawOutput(thawCommand.stdout) : undefined;
+  const thawError = stepError(facts.thawError);
+  const thawSent = facts.thaw !== undefined || facts.thawError !== undefined;
+
+  const frozenAtMs = freeze?.status === 'frozen' ? freeze.frozenAtMs : undefined;
+  let freezeMs = 0;
+  if (frozenAtMs !== undefined) {
+    if (thawOutput?.freezeMs !== undefined) freezeMs = thawOutput.freezeMs;
+    else if (thawOutput?.thawedAtMs !== undefined) freezeMs = thawOutput.thawedAtMs - frozenAtMs;
+    else freezeMs = nowMs - frozenAtMs;
+    freezeMs = Math.max(0, Math.round(freezeMs));
+  }
+  if (thawOutput?.watchdogFired) {
+    warnings.push('The on-instance watchdog thawed before the thaw command arrived.');
+  }
+
+  let decision: Decision;
+  if (failure !== undefined) {
+    if (policy === 'skip') {
+      decision = {
+        outcome: 'skipped-freeze-failed',
+        consistency: 'none',
+        reason: `No backup this window: ${failure}, and the freeze-failure policy is skip.`,
+        freezeMs: 0,
+        warnings,
+        error: stepError(facts.freezeError) ?? { error: 'FreezeFailed', cause: failure },
+        failed: true,
+      };
+    } else if (!job) {
+      decision = startFailed('crash-consistent');
+    } else {
+      warnings.push(`Backed up crash-consistent: ${failure}.`);
+      decision = backedUp({
+        consistency: 'crash',
+        reason: `${failure}; backed up crash-consistent per the freeze-failure policy`,
+        freezeMs: 0,
+      });
+    }
+  } else if (!job) {
+    decision = startFailed('frozen');
+  } else if (freeze?.status === 'nothing-to-freeze') {
+    warnings.push('No data filesystem to freeze on the attached volumes: backed up crash-consistent.');
+    decision = backedUp({
+      consistency: 'crash',
+      reason: 'no data filesystem to freeze on the attached volumes (the root filesystem is never frozen)',
+      freezeMs: 0,
+    });
+  } else {
+    const snapshotsError = stepError(facts.snapshotsError);
+    const wait = snapshotResult(facts.snapshots);
+    const targets = freeze?.targets.length ? freeze.targets.join(', ') : 'the data filesystems';
+    if (wait?.status === 'started') {
+      const hooksOk = freeze?.hooksConfigured === true && freeze.failedHooks.length === 0;
+      if (freeze?.failedHooks.length) {
+        warnings.push(
+          `Pre-freeze hooks failed: ${freeze.failedHooks.join('; ')}; labelled filesystem-consistent.`,
+        );
+      }
+      decision = backedUp({
+        consistency: hooksOk ? 'application' : 'filesystem',
+        reason: hooksOk
+          ? `application hooks ran and ${targets} were frozen until every snapshot started`
+          : `${targets} were frozen until every snapshot started${freeze?.failedHooks.length ? '; a pre-freeze hook failed' : '; no application hooks configured'}`,
+        freezeMs,
+      });
+    } else {
+      let why: string;
+      if (snapshotsError)
+        why = `could not confirm that the snapshots started while frozen (${describe(snapshotsError)})`;
+      else if (!wait) why = 'the snapshot wait returned no result';
+      else if (wait.status === 'budget-exceeded') {
+        why = `snapshots of ${wait.missingVolumeIds.join(', ') || 'some volumes'} had not started within the freeze budget of ${settings.freezeBudgetSeconds} s, so the filesystems were thawed first`;
+      } else if (wait.status === 'job-failed') {
+        why = `the backup job ended ${wait.jobState ?? 'FAILED'} before every snapshot started; the final job state is reported when AWS Backup publishes it`;
+      } else why = `the freeze time could not be established (${wait.status})`;
+      warnings.push(`Backed up crash-consistent: ${why}.`);
+      decision = backedUp({ consistency: 'crash', reason: why, freezeMs });
+    }
+  }
+
+  // A failed thaw outranks everything: it is the one failure that leaves an instance frozen.
+  const thawFailed = thawError !== undefined || (thawCommand !== undefined && !thawCommand.succeeded);
+  if (thawFailed || (!thawSent && failure === undefined && frozenAtMs !== undefined)) {
+    const watchdogThawBy =
+      freeze?.watchdogDeadline ??
+      new Date((frozenAtMs ?? nowMs) + settings.watchdogSeconds * 1000).toISOString();
+    const error =
+      thawError ??
+      (thawCommand
+        ? { error: 'ThawCommandFailed', cause: `${thawCommand.status}: ${thawCommand.detail}` }
+        : { error: 'ThawNotSent', cause: 'the workflow reached its end without sending the thaw' });
+    return {
+      ...decision,
+      outcome: 'thaw-failed',
+      reason: `${decision.reason}. The thaw failed (${describe(error)}); the on-instance watchdog thaws by ${watchdogThawBy}.`,
+      error,
+      watchdogThawBy,
+      failed: true,
+    };
+  }
+  return decision;
+}

@@ -1,0 +1,666 @@
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as ssm from 'aws-cdk-lib/aws-ssm';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import {
+  EVENT_SOURCE,
+  NOTIFICATION_SCHEMA,
+  NOTIFICATION_SCHEMA_VERSION,
+  SEVERITY_CODES,
+} from '../lambda/shared/notification';
+import { RECOVERY_POINT_TAGS } from '../lambda/shared/tags';
+import type { BackupConfig } from './config';
+import { BackupFunction } from './lambda-function';
+import type { Vault } from './vault';
+
+/** What the workflow needs of the Documents construct (lib/documents.ts). */
+export interface WorkflowDocuments {
+  /** The freeze document; its `ref` is the document name. */
+  readonly freeze: ssm.CfnDocument;
+  /** The thaw document. */
+  readonly thaw: ssm.CfnDocument;
+}
+
+/** What the workflow needs of the Notifications construct (lib/notifications.ts). */
+export interface WorkflowNotifications {
+  readonly topic: sns.ITopic;
+  /** Adds the environment variables and permissions a function needs to notify. */
+  grantNotify(fn: lambda.IFunction): void;
+}
+
+export interface WorkflowProps {
+  /** The validated configuration (lib/config.ts). */
+  readonly config: BackupConfig;
+  readonly vault: Pick<Vault, 'vault' | 'backupRole' | 'lifecycle'>;
+  readonly documents: WorkflowDocuments;
+  readonly notifications: WorkflowNotifications;
+  /**
+   * Longest time between an execution's start and its `startAt` (discovery's blast-radius waves).
+   * Part of the execution timeout, so the timeout can never strike while an instance is frozen.
+   * @default Duration.days(14)
+   */
+  readonly maxStagger?: Duration;
+}
+
+/** AWS-owned document that installs a Distributor package. */
+export const CONFIGURE_PACKAGE_DOCUMENT = 'AWS-ConfigureAWSPackage';
+/** Seconds kept back from the freeze budget for the thaw command to reach the instance. */
+export const THAW_MARGIN_SECONDS = 3;
+/** SSM's smallest delivery timeout for SendCommand. */
+const DELIVERY_TIMEOUT_SECONDS = 30;
+
+/** State names, read as sentences; tests and the README diagram refer to them. */
+export const STATE = {
+  waitForStart: 'Wait For Start Time',
+  checkActiveJobs: 'Check For Active Backup Jobs',
+  choosePath: 'Choose Backup Path',
+  freeze: 'Freeze Filesystems',
+  checkFreeze: 'Check Freeze Result',
+  startBackup: 'Start Backup Job',
+  waitSnapshots: 'Wait For Snapshots To Start',
+  thaw: 'Thaw Filesystems',
+  sendThaw: 'Send Thaw Command',
+  waitThaw: 'Wait For Thaw Command',
+  checkThaw: 'Check Thaw Result',
+  thawConfirmed: 'Thaw Confirmed',
+  thawNotConfirmed: 'Thaw Not Confirmed',
+  routeAfterThaw: 'Route After Thaw',
+  startUnfrozenBackup: 'Start Backup Job Without Freeze',
+  installVss: 'Install VSS Components',
+  waitVss: 'Wait For VSS Components',
+  startWindowsBackup: 'Start Windows VSS Backup Job',
+  recordOutcome: 'Record Outcome',
+  didFail: 'Did The Backup Fail',
+  succeeded: 'Backup Recorded',
+  failed: 'Backup Failed',
+  publishUnrecorded: 'Publish Unrecorded Outcome',
+  notRecorded: 'Outcome Not Recorded',
+} as const;
+
+/** Lambda invocation errors where the function did not run, so a retry cannot repeat side effects. */
+const LAMBDA_NOT_RUN = [
+  'Lambda.TooManyRequestsException',
+  'Lambda.ServiceException',
+  'Lambda.SdkClientException',
+];
+
+/** Time budgets derived from config, shared with tests and the execution timeout. */
+export function workflowTimings(config: BackupConfig) {
+  // Pre-freeze hooks run one after another, each bounded by hookTimeoutSeconds; the document's own
+  // timeout ends the command if they run longer, so this only needs to outlast a sane hook set.
+  const commandWaitSeconds = Math.min(config.hookTimeoutSeconds * 2 + 60, 780);
+  const snapshotWaitSeconds = config.freezeBudgetSeconds + 15;
+  const probeTimeoutSeconds = Math.min(
+    Math.max(commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS, snapshotWaitSeconds) + 30,
+    900,
+  );
+  return { commandWaitSeconds, snapshotWaitSeconds, probeTimeoutSeconds };
+}
+
+/**
+ * The per-instance workflow: one Standard execution per instance and window. Linux: freeze → start
+ * the backup job → wait until every volume's snapshot has started (or the budget runs out) → thaw →
+ * record the verdict. Every state after the freeze routes any error to the thaw; the thaw retries
+ * with backoff; every path ends in Record Outcome, which notifies exactly once.
+ */
+export class Workflow extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+  readonly probe: BackupFunction;
+  readonly recorder: BackupFunction;
+  readonly logGroup: logs.LogGroup;
+  /** The execution timeout, above the worst case of the longest path. */
+  readonly timeout: Duration;
+
+  constructor(scope: Construct, id: string, props: WorkflowProps) {
+    super(scope, id);
+    const { config, vault, documents, notifications } = props;
+    const stack = Stack.of(this);
+    const timings = workflowTimings(config);
+    const documentArn = (name: string) =>
+      stack.formatArn({ service: 'ssm', resource: 'document', resourceName: name });
+    const instanceArn = stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
+    const optInCondition = {
+      StringEquals: { [`ssm:resourceTag/${config.optInTagKey}`]: config.optInTagValue },
+    };
+    // SendCommand authorizes the document and every target separately: the document statement has no
+    // condition, the instance statement only matches instances carrying the opt-in tag.
+    const sendToOptedIn = (documentArns: string[]) => [
+      new iam.PolicyStatement({ actions: ['ssm:SendCommand'], resources: documentArns }),
+      new iam.PolicyStatement({
+        actions: ['ssm:SendCommand'],
+        resources: [instanceArn],
+        conditions: optInCondition,
+      }),
+    ];
+
+    this.probe = new BackupFunction(this, 'BackupProbe', {
+      handlerDir: 'backup-probe',
+      description: 'Checks for active backup jobs, freezes, and waits for commands and snapshots',
+      timeout: Duration.seconds(timings.probeTimeoutSeconds),
+    });
+    for (const s of sendToOptedIn([documentArn(documents.freeze.ref)])) this.probe.addToRolePolicy(s);
+    this.probe.addToRolePolicy(
+      new iam.PolicyStatement({
+        // None of these supports resource-level permissions (service authorization reference).
+        actions: [
+          'ssm:GetCommandInvocation',
+          'backup:ListBackupJobs',
+          'backup:DescribeBackupJob',
+          'ec2:DescribeSnapshots',
+        ],
+        resources: ['*'],
+      }),
+    );
+
+    this.recorder = new BackupFunction(this, 'RecordOutcome', {
+      handlerDir: 'record-outcome',
+      description: 'Decides the consistency verdict, labels the recovery point and notifies',
+      timeout: Duration.seconds(60),
+      environment: {
+        FREEZE_BUDGET_SECONDS: String(config.freezeBudgetSeconds),
+        WATCHDOG_SECONDS: String(config.watchdogSeconds),
+        ON_FREEZE_FAILURE: config.onFreezeFailure,
+      },
+    });
+    notifications.grantNotify(this.recorder);
+    this.recorder.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['ec2:CreateTags'],
+        resources: [stack.formatArn({ service: 'ec2', account: '', resource: 'image', resourceName: '*' })],
+        conditions: {
+          // Only AMIs AWS Backup made for this workflow (they carry the pending label from
+          // StartBackupJob), and only the label tags.
+          StringLike: { [`aws:ResourceTag/${RECOVERY_POINT_TAGS.consistency}`]: '*' },
+          'ForAllValues:StringEquals': {
+            'aws:TagKeys': [
+              RECOVERY_POINT_TAGS.consistency,
+              RECOVERY_POINT_TAGS.reason,
+              RECOVERY_POINT_TAGS.freezeMs,
+            ],
+          },
+        },
+      }),
+    );
+
+    // ---- states ----
+    const postFreezeCatch = (state: sfn.TaskStateBase, resultPath: string) =>
+      state.addCatch(thaw, { errors: [sfn.Errors.ALL], resultPath });
+    const lambdaRetry = (errors: string[], state: sfn.TaskStateBase) =>
+      state.addRetry({
+        errors,
+        interval: Duration.seconds(1),
+        maxAttempts: 3,
+        backoffRate: 2,
+        jitterStrategy: sfn.JitterType.FULL,
+      });
+    const probe = (
+      name: string,
+      payload: Record<string, unknown>,
+      resultPath: string,
+      timeoutSeconds: number,
+      retryErrors: string[] = LAMBDA_NOT_RUN,
+    ) =>
+      lambdaRetry(
+        retryErrors,
+        new tasks.LambdaInvoke(this, name, {
+          lambdaFunction: this.probe,
+          payload: sfn.TaskInput.fromObject(payload),
+          payloadResponseOnly: true,
+          retryOnServiceExceptions: false,
+          resultPath,
+          taskTimeout: sfn.Timeout.duration(Duration.seconds(timeoutSeconds)),
+        }),
+      );
+    const startBackup = (name: string, windowsVss: boolean) =>
+      new tasks.CallAwsService(this, name, {
+        service: 'backup',
+        action: 'startBackupJob',
+        iamAction: 'backup:StartBackupJob',
+        iamResources: [vault.vault.backupVaultArn],
+        additionalIamStatements: [
+          new iam.PolicyStatement({
+            actions: ['iam:PassRole'],
+            resources: [vault.backupRole.roleArn],
+            conditions: { StringEquals: { 'iam:PassedToService': 'backup.amazonaws.com' } },
+          }),
+        ],
+        parameters: {
+          BackupVaultName: vault.vault.backupVaultName,
+          ResourceArn: sfn.JsonPath.stringAt('$.instanceArn'),
+          IamRoleArn: vault.backupRole.roleArn,
+          // One job per execution, however often this state is retried.
+          IdempotencyToken: sfn.JsonPath.executionName,
+          StartWindowMinutes: 60,
+          Lifecycle: vault.lifecycle,
+          RecoveryPointTags: {
+            [RECOVERY_POINT_TAGS.consistency]: 'pending',
+            [RECOVERY_POINT_TAGS.execution]: sfn.JsonPath.executionName,
+            [RECOVERY_POINT_TAGS.window]: sfn.JsonPath.stringAt('$.window'),
+            [RECOVERY_POINT_TAGS.instance]: sfn.JsonPath.stringAt('$.instanceId'),
+          },
+          ...(windowsVss ? { BackupOptions: { WindowsVSS: 'enabled' } } : {}),
+        },
+        // The whole response: a ResultSelector path missing from a response would be an uncatchable
+        // States.Runtime error; record-outcome reads the fields defensively.
+        resultPath: '$.backupJob',
+        taskTimeout: sfn.Timeout.duration(Duration.seconds(20)),
+      }).addRetry({
+        errors: [
+          'Backup.ThrottlingException',
+          'Backup.ServiceUnavailableException',
+          'Backup.BackupException',
+          'States.Timeout',
+        ],
+        interval: Duration.seconds(1),
+        maxAttempts: 3,
+        backoffRate: 2,
+        jitterStrategy: sfn.JitterType.FULL,
+      });
+
+    const recordOutcome = lambdaRetry(
+      LAMBDA_NOT_RUN,
+      new tasks.LambdaInvoke(this, STATE.recordOutcome, {
+        lambdaFunction: this.recorder,
+        payload: sfn.TaskInput.fromObject({
+          state: sfn.JsonPath.entirePayload,
+          execution: { arn: sfn.JsonPath.executionId, name: sfn.JsonPath.executionName },
+        }),
+        payloadResponseOnly: true,
+        retryOnServiceExceptions: false,
+        taskTimeout: sfn.Timeout.duration(Duration.seconds(70)),
+      }),
+    ).addRetry({
+      errors: ['States.TaskFailed', 'States.Timeout'],
+      interval: Duration.seconds(2),
+      maxAttempts: 3,
+      backoffRate: 2,
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    const notRecorded = new sfn.Fail(this, STATE.notRecorded, {
+      error: 'OutcomeNotRecorded',
+      cause: 'Record Outcome failed after retries; a minimal notification was published directly to SNS.',
+    });
+    // Last resort: the verdict Lambda is down, yet the failure must reach SNS once, in the shared schema.
+    const publishUnrecorded = new tasks.SnsPublish(this, STATE.publishUnrecorded, {
+      topic: notifications.topic,
+      subject: 'ec2-consistent-backup: outcome not recorded',
+      message: sfn.TaskInput.fromObject({
+        schema: NOTIFICATION_SCHEMA,
+        schemaVersion: NOTIFICATION_SCHEMA_VERSION,
+        eventType: 'backup-start-failed',
+        severity: 'Major',
+        subject: sfn.JsonPath.format('Outcome not recorded for {}', sfn.JsonPath.stringAt('$.instanceId')),
+        instanceId: sfn.JsonPath.stringAt('$.instanceId'),
+        event: {
+          source: EVENT_SOURCE,
+          node: sfn.JsonPath.stringAt('$.instanceId'),
+          type: 'backup-start-failed',
+          resource: sfn.JsonPath.stringAt('$.instanceId'),
+          severity: SEVERITY_CODES.Major,
+          message_key: sfn.JsonPath.format(
+            `${EVENT_SOURCE}:{}:{}:{}:backup`,
+            sfn.JsonPath.stringAt('$.accountId'),
+            sfn.JsonPath.stringAt('$.region'),
+            sfn.JsonPath.stringAt('$.instanceId'),
+          ),
+          time_of_event: sfn.JsonPath.stringAt('$$.State.EnteredTime'),
+          resolution_state: 'New',
+          description: sfn.JsonPath.format(
+            'The workflow for {} in window {} could not record its outcome ({}). Whether a backup started and whether the thaw succeeded is in execution {}; treat the recovery point of this window as crash-consistent until checked.',
+            sfn.JsonPath.stringAt('$.instanceId'),
+            sfn.JsonPath.stringAt('$.window'),
+            sfn.JsonPath.stringAt('$.recordError.Error'),
+            sfn.JsonPath.executionId,
+          ),
+          additional_info: {
+            schema_version: String(NOTIFICATION_SCHEMA_VERSION),
+            event_type: 'backup-start-failed',
+            instance_id: sfn.JsonPath.stringAt('$.instanceId'),
+            execution_arn: sfn.JsonPath.executionId,
+            error: sfn.JsonPath.stringAt('$.recordError.Error'),
+            // No verdict could be recorded: the honest label is the weakest one.
+            consistency: 'crash',
+            consistency_reason: 'the outcome could not be recorded',
+          },
+        },
+      }),
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(Duration.seconds(20)),
+    })
+      .addRetry({
+        errors: [
+          'SNS.ThrottledException',
+          'SNS.InternalErrorException',
+          'SNS.KMSThrottlingException',
+          'States.Timeout',
+        ],
+        interval: Duration.seconds(1),
+        maxAttempts: 3,
+        backoffRate: 2,
+        jitterStrategy: sfn.JitterType.FULL,
+      })
+      .addCatch(notRecorded, { errors: [sfn.Errors.ALL], resultPath: '$.publishError' });
+    publishUnrecorded.next(notRecorded);
+    recordOutcome.addCatch(publishUnrecorded, { errors: [sfn.Errors.ALL], resultPath: '$.recordError' });
+    recordOutcome.next(
+      new sfn.Choice(this, STATE.didFail)
+        .when(
+          sfn.Condition.and(
+            sfn.Condition.isPresent('$.failed'),
+            sfn.Condition.booleanEquals('$.failed', true),
+          ),
+          new sfn.Fail(this, STATE.failed, { errorPath: '$.outcome', causePath: '$.reason' }),
+        )
+        .otherwise(new sfn.Succeed(this, STATE.succeeded)),
+    );
+
+    // Thaw: SendCommand from the state machine itself, so a thaw is sent even if Lambda is unavailable.
+    const sendThaw = new tasks.CallAwsService(this, STATE.sendThaw, {
+      service: 'ssm',
+      action: 'sendCommand',
+      iamAction: 'ssm:SendCommand',
+      iamResources: [documentArn(documents.thaw.ref)],
+      additionalIamStatements: [sendToOptedIn([])[1]],
+      parameters: {
+        DocumentName: documents.thaw.ref,
+        InstanceIds: sfn.JsonPath.array(sfn.JsonPath.stringAt('$.instanceId')),
+        TimeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+        Comment: 'ec2-consistent-backup thaw',
+        Parameters: {
+          ExecutionId: sfn.JsonPath.array(sfn.JsonPath.executionName),
+          HookTimeoutSeconds: [String(config.hookTimeoutSeconds)],
+        },
+      },
+      resultPath: '$.thawCommand',
+      taskTimeout: sfn.Timeout.duration(Duration.seconds(20)),
+    }).addRetry({
+      errors: [
+        'Ssm.ThrottlingException',
+        'Ssm.InternalServerErrorException',
+        'Ssm.SsmException',
+        'States.Timeout',
+      ],
+      interval: Duration.seconds(1),
+      maxAttempts: 3,
+      backoffRate: 2,
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+    const waitThaw = probe(
+      STATE.waitThaw,
+      {
+        action: 'waitForCommand',
+        command: sfn.JsonPath.objectAt('$.thawCommand'),
+        instanceId: sfn.JsonPath.stringAt('$.instanceId'),
+        timeoutSeconds: timings.commandWaitSeconds,
+      },
+      '$.thaw',
+      timings.commandWaitSeconds + 30,
+    );
+    const checkThaw = new sfn.Choice(this, STATE.checkThaw)
+      .when(
+        sfn.Condition.and(
+          sfn.Condition.isPresent('$.thaw.succeeded'),
+          sfn.Condition.booleanEquals('$.thaw.succeeded', true),
+        ),
+        new sfn.Succeed(this, STATE.thawConfirmed),
+      )
+      .otherwise(
+        new sfn.Fail(this, STATE.thawNotConfirmed, {
+          error: 'ThawCommandFailed',
+          cause: 'The thaw command did not end in Success.',
+        }),
+      );
+    const thaw: sfn.Parallel = new sfn.Parallel(this, STATE.thaw, {
+      comment: 'Send the thaw and confirm it; a failed command fails the branch, so the Retry resends it.',
+      resultSelector: {
+        'succeeded.$': '$[0].thaw.succeeded',
+        'status.$': '$[0].thaw.status',
+        'commandId.$': '$[0].thaw.commandId',
+        'stdout.$': '$[0].thaw.stdout',
+        'stderr.$': '$[0].thaw.stderr',
+        'detail.$': '$[0].thaw.detail',
+      },
+      resultPath: '$.thaw',
+    })
+      .branch(sendThaw.next(waitThaw).next(checkThaw))
+      // Everything is retried: the thaw is idempotent and the one step that must not give up early.
+      .addRetry({
+        errors: [sfn.Errors.ALL],
+        interval: Duration.seconds(2),
+        maxAttempts: 3,
+        backoffRate: 2,
+        maxDelay: Duration.seconds(10),
+        jitterStrategy: sfn.JitterType.FULL,
+      })
+      .addCatch(recordOutcome, { errors: [sfn.Errors.ALL], resultPath: '$.thawError' });
+
+    const startUnfrozen = startBackup(STATE.startUnfrozenBackup, false)
+      .addCatch(recordOutcome, { errors: [sfn.Errors.ALL], resultPath: '$.backupError' })
+      .next(recordOutcome);
+
+    const crashOnFreezeFailure = sfn.Condition.and(
+      sfn.Condition.isNotPresent('$.backupJob'),
+      sfn.Condition.isNotPresent('$.backupError'),
+      config.onFreezeFailure === 'skip'
+        ? sfn.Condition.and(
+            sfn.Condition.isPresent('$.options.onFreezeFailure'),
+            sfn.Condition.stringEquals('$.options.onFreezeFailure', 'crash-consistent'),
+          )
+        : sfn.Condition.not(
+            sfn.Condition.and(
+              sfn.Condition.isPresent('$.options.onFreezeFailure'),
+              sfn.Condition.stringEquals('$.options.onFreezeFailure', 'skip'),
+            ),
+          ),
+    );
+    thaw.next(
+      new sfn.Choice(this, STATE.routeAfterThaw)
+        // Only a failed freeze reaches the thaw without a job or a job error: apply the policy.
+        .when(crashOnFreezeFailure, startUnfrozen)
+        .otherwise(recordOutcome),
+    );
+
+    const freeze = probe(
+      STATE.freeze,
+      {
+        action: 'freeze',
+        documentName: documents.freeze.ref,
+        instanceId: sfn.JsonPath.stringAt('$.instanceId'),
+        executionId: sfn.JsonPath.executionName,
+        volumeIds: sfn.JsonPath.listAt('$.volumeIds'),
+        notAfter: sfn.JsonPath.stringAt('$.notAfter'),
+        watchdogSeconds: config.watchdogSeconds,
+        hookTimeoutSeconds: config.hookTimeoutSeconds,
+        include: sfn.JsonPath.stringAt('$.options.include'),
+        exclude: sfn.JsonPath.stringAt('$.options.exclude'),
+        timeoutSeconds: timings.commandWaitSeconds,
+      },
+      '$.freeze',
+      timings.commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS + 30,
+      // Only a throttled invocation is certain not to have run: anything else could freeze twice.
+      ['Lambda.TooManyRequestsException'],
+    );
+    postFreezeCatch(freeze, '$.freezeError');
+    const startFrozen = startBackup(STATE.startBackup, false);
+    postFreezeCatch(startFrozen, '$.backupError');
+    const waitSnapshots = probe(
+      STATE.waitSnapshots,
+      {
+        action: 'waitForSnapshots',
+        volumeIds: sfn.JsonPath.listAt('$.volumeIds'),
+        freeze: sfn.JsonPath.objectAt('$.freeze'),
+        backupJob: sfn.JsonPath.objectAt('$.backupJob'),
+        freezeBudgetSeconds: config.freezeBudgetSeconds,
+        thawMarginSeconds: THAW_MARGIN_SECONDS,
+      },
+      '$.snapshots',
+      timings.snapshotWaitSeconds + 15,
+    );
+    postFreezeCatch(waitSnapshots, '$.snapshotsError');
+    freeze.next(
+      new sfn.Choice(this, STATE.checkFreeze)
+        .when(
+          sfn.Condition.and(
+            sfn.Condition.isPresent('$.freeze.succeeded'),
+            sfn.Condition.booleanEquals('$.freeze.succeeded', true),
+          ),
+          startFrozen.next(waitSnapshots).next(thaw),
+        )
+        .otherwise(thaw),
+    );
+
+    const startWindows = startBackup(STATE.startWindowsBackup, true)
+      .addCatch(recordOutcome, { errors: [sfn.Errors.ALL], resultPath: '$.backupError' })
+      .next(recordOutcome);
+    let windowsPath: sfn.IChainable = startWindows;
+    if (config.installVssComponents) {
+      const installVss = new tasks.CallAwsService(this, STATE.installVss, {
+        service: 'ssm',
+        action: 'sendCommand',
+        iamAction: 'ssm:SendCommand',
+        iamResources: [
+          stack.formatArn({
+            service: 'ssm',
+            account: '',
+            resource: 'document',
+            resourceName: CONFIGURE_PACKAGE_DOCUMENT,
+          }),
+        ],
+        additionalIamStatements: [sendToOptedIn([])[1]],
+        parameters: {
+          DocumentName: CONFIGURE_PACKAGE_DOCUMENT,
+          InstanceIds: sfn.JsonPath.array(sfn.JsonPath.stringAt('$.instanceId')),
+          TimeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+          Parameters: { action: ['Install'], name: ['AwsVssComponents'] },
+        },
+        resultPath: '$.vssInstallCommand',
+        taskTimeout: sfn.Timeout.duration(Duration.seconds(20)),
+      })
+        .addRetry({
+          errors: ['Ssm.ThrottlingException', 'Ssm.InternalServerErrorException', 'States.Timeout'],
+          interval: Duration.seconds(1),
+          maxAttempts: 3,
+          backoffRate: 2,
+          jitterStrategy: sfn.JitterType.FULL,
+        })
+        .addCatch(startWindows, { errors: [sfn.Errors.ALL], resultPath: '$.vssInstallError' });
+      const waitVss = probe(
+        STATE.waitVss,
+        {
+          action: 'waitForCommand',
+          command: sfn.JsonPath.objectAt('$.vssInstallCommand'),
+          instanceId: sfn.JsonPath.stringAt('$.instanceId'),
+          timeoutSeconds: timings.commandWaitSeconds,
+        },
+        '$.vssInstall',
+        timings.commandWaitSeconds + 30,
+      ).addCatch(startWindows, { errors: [sfn.Errors.ALL], resultPath: '$.vssInstallError' });
+      windowsPath = installVss.next(waitVss).next(startWindows);
+    }
+
+    const choosePath = new sfn.Choice(this, STATE.choosePath)
+      .when(
+        sfn.Condition.and(
+          sfn.Condition.isPresent('$.activeJobs.active'),
+          sfn.Condition.booleanEquals('$.activeJobs.active', true),
+        ),
+        recordOutcome,
+      )
+      // A stopped instance is consistent by itself: no freeze, and no VSS on Windows either.
+      .when(sfn.Condition.stringEquals('$.instanceState', 'stopped'), startUnfrozen)
+      .when(sfn.Condition.stringEquals('$.platform', 'windows'), windowsPath)
+      .otherwise(freeze);
+    const checkActiveJobs = probe(
+      STATE.checkActiveJobs,
+      { action: 'activeJobs', instanceArn: sfn.JsonPath.stringAt('$.instanceArn') },
+      '$.activeJobs',
+      30,
+    )
+      // If the check itself fails, back up anyway (record-outcome adds a warning): a skipped window
+      // is worse than a job AWS Backup refuses.
+      .addCatch(choosePath, { errors: [sfn.Errors.ALL], resultPath: '$.activeJobsError' });
+    const definition = new sfn.Wait(this, STATE.waitForStart, {
+      time: sfn.WaitTime.timestampPath('$.startAt'),
+    })
+      .next(checkActiveJobs)
+      .next(choosePath);
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: logs.RetentionDays.THREE_MONTHS,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.timeout = executionTimeout(config, props.maxStagger ?? Duration.days(14));
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      comment: 'ec2-consistent-backup: freeze, back up, thaw as soon as the snapshots have started',
+      definitionBody: sfn.DefinitionBody.fromChainable(definition),
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      timeout: this.timeout,
+      tracingEnabled: true,
+      // ALL shows every transition with its timing; execution data stays out of the logs because
+      // hook output in the freeze result may contain anything an application prints.
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+    });
+    notifications.topic.grantPublish(this.stateMachine);
+
+    const instanceWildcard = `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${stack.region}:${stack.account}:instance/*]`;
+    const optInReason = `ssm:SendCommand may target any instance only under the condition ssm:resourceTag/${config.optInTagKey}=${config.optInTagValue}: instances are discovered at run time, so the opt-in tag is what scopes the grant.`;
+    Validations.of(this.probe.role!).acknowledge({ id: instanceWildcard, reason: optInReason });
+    Validations.of(this.stateMachine.role).acknowledge({ id: instanceWildcard, reason: optInReason });
+    Validations.of(this.probe.role!).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'ssm:GetCommandInvocation, backup:ListBackupJobs, backup:DescribeBackupJob and ec2:DescribeSnapshots support no resource-level permissions (service authorization reference: no resource type for these actions).',
+    });
+    Validations.of(this.recorder.role!).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${stack.region}::image/*]`,
+      reason:
+        'The AMI of a recovery point is created by AWS Backup at run time; ec2:CreateTags is limited to AMIs already carrying the ConsistentBackup:Consistency tag and to the three label tag keys.',
+    });
+    Validations.of(this.stateMachine.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'X-Ray (xray:PutTraceSegments, PutTelemetryRecords, GetSamplingRules/Targets) and CloudWatch Logs vended delivery (logs:CreateLogDelivery and related) support no resource-level permissions; Step Functions adds them for tracing and logging.',
+    });
+    for (const fn of [this.probe, this.recorder]) {
+      Validations.of(this.stateMachine.role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,
+        reason:
+          'lambda:InvokeFunction on the function and its versions (the :* suffix), as Step Functions requires for invoking a function by ARN.',
+      });
+    }
+  }
+}
+
+/**
+ * The execution timeout: the longest path's worst case (every task timing out on every attempt,
+ * every retry waiting its longest) plus the stagger, rounded up generously. test/workflow checks
+ * it against the synthesized definition.
+ */
+export function executionTimeout(config: BackupConfig, maxStagger: Duration): Duration {
+  const t = workflowTimings(config);
+  const worst =
+    4 * 30 +
+    7 + // active jobs check
+    4 * (t.commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS + 30) +
+    7 + // freeze
+    4 * 20 +
+    7 + // start backup
+    4 * (t.snapshotWaitSeconds + 15) +
+    7 + // snapshot wait
+    4 * (4 * 20 + 7 + 4 * (t.commandWaitSeconds + 30) + 7) +
+    30 + // thaw, retried
+    4 * 20 +
+    7 + // start backup without freeze
+    4 * 70 +
+    7 +
+    4 * 70 +
+    14 + // record outcome, both retriers
+    4 * 20 +
+    7; // last-resort publish
+  return Duration.seconds(maxStagger.toSeconds() + Math.ceil((worst * 1.2) / 60) * 60);
+}
