@@ -52,6 +52,7 @@ export type NotificationEventType =
   | 'skipped-freeze-failed'
   | 'backup-job-failed'
   | 'backup-job-partial'
+  | 'outcome-not-recorded'
   | 'crash-consistent-fallback'
   | 'backup-warnings'
   | 'vss-fallback'
@@ -79,6 +80,8 @@ export const SEVERITY_RULES: Readonly<Record<NotificationEventType, Rule>> = {
   },
   'backup-job-failed': { severities: ['Major'], problemClass: 'backup', title: 'Backup job failed' },
   'backup-job-partial': { severities: ['Warning'], problemClass: 'backup', title: 'Backup job partial' },
+  // Published by the state machine itself (lib/workflow.ts) when record-outcome cannot run.
+  'outcome-not-recorded': { severities: ['Major'], problemClass: 'backup', title: 'Outcome not recorded' },
   'crash-consistent-fallback': {
     severities: ['Warning'],
     problemClass: 'consistency',
@@ -133,7 +136,10 @@ export interface EmEvent {
   readonly resource: string;
   readonly severity: string;
   readonly message_key: string;
-  /** UTC, `yyyy-MM-dd HH:mm:ss`, the GlideDateTime form. */
+  /**
+   * UTC, `yyyy-MM-dd HH:mm:ss` (the GlideDateTime form). The state machine's own fallback message
+   * can only produce ISO-8601 (`...T...Z`); the connector script normalizes both.
+   */
   readonly time_of_event: string;
   /** `New` opens or updates an alert, `Closing` closes it (sent with Clear). */
   readonly resolution_state: 'New' | 'Closing';
@@ -210,12 +216,12 @@ const SECRET_PATTERNS: readonly [RegExp, string][] = [
   [/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]+:[^\s/@]+@/gi, '$1[redacted]@'],
   // AWS access key ids.
   [/\b(AKIA|ASIA)[A-Z0-9]{16}\b/g, '[redacted-access-key]'],
+  [/\bBearer\s+[A-Za-z0-9._~+/-]+=*/g, 'Bearer [redacted]'],
   // key=value or "key": "value" pairs whose name says secret.
   [
     /\b(password|passwd|secret|token|api[_-]?key|authorization|x-amz-security-token)(["']?\s*[:=]\s*["']?)[^\s"',;&]+/gi,
     '$1$2[redacted]',
   ],
-  [/\bBearer\s+[A-Za-z0-9._~+/-]+=*/g, 'Bearer [redacted]'],
 ];
 
 /** Removes credentials from free text that came from elsewhere (errors, causes, status messages). */
@@ -760,7 +766,7 @@ export function buildRunSummaryNotification(
 const KEY_PATTERN = new RegExp(
   `^${EVENT_SOURCE}:\\d{12}:[a-z]{2}(-[a-z]+)+-\\d:(i-[0-9a-f]{8,17}|${FLEET_NODE}):(${[...PROBLEM_CLASSES, SUMMARY_CLASS].join('|')})$`,
 );
-const TIME_PATTERN = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/;
+const TIME_PATTERN = /^\d{4}-\d\d-\d\d( \d\d:\d\d:\d\d|T\d\d:\d\d:\d\d(\.\d{1,9})?Z)$/;
 
 function containsSecret(text: string): boolean {
   return redact(text) !== text;

@@ -159,6 +159,20 @@ export function provesRecovery(job: StoredJob, finalConsistency: Consistency): b
   return finalConsistency === 'application' || finalConsistency === 'filesystem';
 }
 
+/**
+ * Warnings that say something was not done yet rather than that the backup is worse: record-outcome
+ * could not write the label because the recovery point did not exist yet, and job-events writes it
+ * at completion (and fails loudly if it cannot). They neither raise a Warning nor block a Clear.
+ */
+export function isDeferredLabelWarning(warning: string): boolean {
+  return /^Could not label recovery point\b/.test(warning);
+}
+
+/** The warnings that mean the backup degraded. */
+export function degradingWarnings(warnings: readonly string[]): string[] {
+  return warnings.filter((w) => !isDeferredLabelWarning(w));
+}
+
 /** A backup job as recordOutcome stored it. */
 export interface StoredJob extends JobContext {
   readonly outcome: OutcomeKind;
@@ -242,7 +256,10 @@ export class Notifier implements OutcomeSink {
 
     try {
       if (outcome.backupJobId && outcome.verdict) await this.putJob(outcome, now);
-      const notification = buildOutcomeNotification(outcome, now);
+      const notification = buildOutcomeNotification(
+        { ...outcome, warnings: degradingWarnings(outcome.warnings) },
+        now,
+      );
       if (notification)
         await this.notifyProblem(notification, outcome.instanceName, outcome.executionArn, now);
     } catch (err) {
@@ -460,7 +477,7 @@ export class Notifier implements OutcomeSink {
           ':reason': S(verdict.reason),
           ':freezeMs': N(verdict.freezeMs),
           ':outcome': S(o.outcome),
-          ':warnings': N(o.warnings.length),
+          ':warnings': N(degradingWarnings(o.warnings).length),
           ':now': S(now.toISOString()),
           ':ttl': N(this.ttl(now, TTL_DAYS.job)),
         },

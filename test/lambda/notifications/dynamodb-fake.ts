@@ -1,0 +1,517 @@
+/**
+ * An in-memory DynamoDB table behind aws-sdk-client-mock, with real expression semantics for the
+ * subset the notifier uses: condition expressions (comparisons, AND/OR/NOT, attribute_exists,
+ * attribute_not_exists, begins_with), update expressions (SET with if_not_exists and +/-, ADD,
+ * REMOVE), ReturnValues, key conditions on the table or a sparse GSI, and all-or-nothing
+ * TransactWriteItems. It throws the SDK's own exception classes, so error handling is exercised too.
+ * Anything outside that subset throws, rather than silently doing something else.
+ */
+
+import {
+  type AttributeValue,
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  type DeleteItemCommandInput,
+  DynamoDBClient,
+  GetItemCommand,
+  type GetItemCommandInput,
+  PutItemCommand,
+  type PutItemCommandInput,
+  QueryCommand,
+  type QueryCommandInput,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+  type TransactWriteItemsCommandInput,
+  UpdateItemCommand,
+  type UpdateItemCommandInput,
+} from '@aws-sdk/client-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+
+type Item = Record<string, AttributeValue>;
+type Names = Record<string, string> | undefined;
+type Values = Record<string, AttributeValue> | undefined;
+
+export interface IndexDefinition {
+  readonly partitionKey: string;
+  readonly sortKey?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokenizer and parser.
+
+type Token = { kind: 'name' | 'value' | 'ident' | 'op' | 'punct'; text: string };
+
+function tokenize(expression: string): Token[] {
+  const tokens: Token[] = [];
+  const re = /\s*(#[A-Za-z0-9_]+|:[A-Za-z0-9_]+|<>|<=|>=|[=<>+\-(),]|[A-Za-z_][A-Za-z0-9_.]*)/y;
+  let index = 0;
+  while (index < expression.length) {
+    if (/^\s*$/.test(expression.slice(index))) break;
+    re.lastIndex = index;
+    const m = re.exec(expression);
+    if (!m) throw new Error(`Fake DynamoDB cannot parse ${JSON.stringify(expression)} at ${index}`);
+    const text = m[1];
+    index = re.lastIndex;
+    if (text.startsWith('#')) tokens.push({ kind: 'name', text });
+    else if (text.startsWith(':')) tokens.push({ kind: 'value', text });
+    else if (/^(<>|<=|>=|=|<|>)$/.test(text)) tokens.push({ kind: 'op', text });
+    else if (/^[+\-(),]$/.test(text)) tokens.push({ kind: 'punct', text });
+    else tokens.push({ kind: 'ident', text });
+  }
+  return tokens;
+}
+
+class Parser {
+  private pos = 0;
+  constructor(
+    private readonly tokens: Token[],
+    private readonly names: Names,
+    private readonly values: Values,
+  ) {}
+
+  peek(): Token | undefined {
+    return this.tokens[this.pos];
+  }
+  next(): Token {
+    const t = this.tokens[this.pos++];
+    if (!t) throw new Error('Fake DynamoDB: unexpected end of expression');
+    return t;
+  }
+  expect(text: string): void {
+    const t = this.next();
+    if (t.text.toUpperCase() !== text.toUpperCase())
+      throw new Error(`Fake DynamoDB: expected ${text}, got ${t.text}`);
+  }
+  done(): boolean {
+    return this.pos >= this.tokens.length;
+  }
+  isKeyword(word: string): boolean {
+    const t = this.peek();
+    return t?.kind === 'ident' && t.text.toUpperCase() === word;
+  }
+
+  path(): string {
+    const t = this.next();
+    if (t.kind === 'name') {
+      const name = this.names?.[t.text];
+      if (name === undefined)
+        throw new Error(`Fake DynamoDB: ${t.text} has no ExpressionAttributeNames entry`);
+      return name;
+    }
+    if (t.kind === 'ident') return t.text;
+    throw new Error(`Fake DynamoDB: expected an attribute path, got ${t.text}`);
+  }
+
+  /** An operand: a path or a value; returns a reader over an item. */
+  operand(): (item: Item) => AttributeValue | undefined {
+    const t = this.peek();
+    if (t?.kind === 'value') {
+      this.next();
+      const value = this.values?.[t.text];
+      if (value === undefined)
+        throw new Error(`Fake DynamoDB: ${t.text} has no ExpressionAttributeValues entry`);
+      return () => value;
+    }
+    const path = this.path();
+    return (item) => item[path];
+  }
+
+  condition(): (item: Item) => boolean {
+    let left = this.conjunction();
+    while (this.isKeyword('OR')) {
+      this.next();
+      const a = left;
+      const b = this.conjunction();
+      left = (item) => a(item) || b(item);
+    }
+    return left;
+  }
+
+  private conjunction(): (item: Item) => boolean {
+    let left = this.negation();
+    while (this.isKeyword('AND')) {
+      this.next();
+      const a = left;
+      const b = this.negation();
+      left = (item) => a(item) && b(item);
+    }
+    return left;
+  }
+
+  private negation(): (item: Item) => boolean {
+    if (this.isKeyword('NOT')) {
+      this.next();
+      const inner = this.negation();
+      return (item) => !inner(item);
+    }
+    return this.primary();
+  }
+
+  private primary(): (item: Item) => boolean {
+    const t = this.peek();
+    if (t?.text === '(') {
+      this.next();
+      const inner = this.condition();
+      this.expect(')');
+      return inner;
+    }
+    if (t?.kind === 'ident' && ['attribute_exists', 'attribute_not_exists', 'begins_with'].includes(t.text)) {
+      this.next();
+      this.expect('(');
+      const path = this.path();
+      if (t.text === 'begins_with') {
+        this.expect(',');
+        const prefix = this.operand();
+        this.expect(')');
+        return (item) => {
+          const v = item[path];
+          const p = prefix(item);
+          return v?.S !== undefined && p?.S !== undefined && v.S.startsWith(p.S);
+        };
+      }
+      this.expect(')');
+      return t.text === 'attribute_exists'
+        ? (item) => item[path] !== undefined
+        : (item) => item[path] === undefined;
+    }
+    const left = this.operand();
+    const op = this.next();
+    if (op.kind !== 'op') throw new Error(`Fake DynamoDB: expected a comparator, got ${op.text}`);
+    const right = this.operand();
+    return (item) => compare(left(item), op.text, right(item));
+  }
+}
+
+function scalar(v: AttributeValue | undefined): string | number | undefined {
+  if (v === undefined) return undefined;
+  if (v.S !== undefined) return v.S;
+  if (v.N !== undefined) return Number(v.N);
+  throw new Error(`Fake DynamoDB compares only S and N values, got ${JSON.stringify(v)}`);
+}
+
+function compare(a: AttributeValue | undefined, op: string, b: AttributeValue | undefined): boolean {
+  const x = scalar(a);
+  const y = scalar(b);
+  // DynamoDB: a comparison with a missing attribute, or of different types, is false.
+  if (x === undefined || y === undefined || typeof x !== typeof y) return op === '<>' && x !== y;
+  switch (op) {
+    case '=':
+      return x === y;
+    case '<>':
+      return x !== y;
+    case '<':
+      return x < y;
+    case '<=':
+      return x <= y;
+    case '>':
+      return x > y;
+    case '>=':
+      return x >= y;
+  }
+  throw new Error(`Fake DynamoDB: unknown comparator ${op}`);
+}
+
+function evaluateCondition(
+  expression: string | undefined,
+  names: Names,
+  values: Values,
+  item: Item,
+): boolean {
+  if (!expression) return true;
+  const parser = new Parser(tokenize(expression), names, values);
+  const condition = parser.condition();
+  if (!parser.done()) throw new Error(`Fake DynamoDB: trailing tokens in ${JSON.stringify(expression)}`);
+  return condition(item);
+}
+
+function numberOf(v: AttributeValue | undefined, what: string): number {
+  if (v?.N === undefined) throw new Error(`Fake DynamoDB: ${what} is not a number: ${JSON.stringify(v)}`);
+  return Number(v.N);
+}
+
+/** Applies an update expression to a copy of `item`. */
+function applyUpdate(expression: string, names: Names, values: Values, original: Item): Item {
+  const item: Item = { ...original };
+  const parser = new Parser(tokenize(expression), names, values);
+  while (!parser.done()) {
+    const clause = parser.next().text.toUpperCase();
+    const more = () => parser.peek()?.text === ',' && (parser.next(), true);
+    if (clause === 'SET') {
+      do {
+        const path = parser.path();
+        parser.expect('=');
+        let value: AttributeValue | undefined;
+        if (parser.peek()?.text === 'if_not_exists') {
+          parser.next();
+          parser.expect('(');
+          const existing = parser.path();
+          parser.expect(',');
+          const fallback = parser.operand();
+          parser.expect(')');
+          value = item[existing] ?? fallback(item);
+        } else {
+          const first = parser.operand()(item);
+          const op = parser.peek()?.text;
+          if (op === '+' || op === '-') {
+            parser.next();
+            const second = parser.operand()(item);
+            const sum =
+              numberOf(first, 'left operand') + (op === '+' ? 1 : -1) * numberOf(second, 'right operand');
+            value = { N: String(sum) };
+          } else value = first;
+        }
+        if (value === undefined) throw new Error(`Fake DynamoDB: SET ${path} to a missing value`);
+        item[path] = value;
+      } while (more());
+    } else if (clause === 'ADD') {
+      do {
+        const path = parser.path();
+        const delta = parser.operand()(item);
+        item[path] = {
+          N: String((item[path] ? numberOf(item[path], path) : 0) + numberOf(delta, 'ADD value')),
+        };
+      } while (more());
+    } else if (clause === 'REMOVE') {
+      do delete item[parser.path()];
+      while (more());
+    } else throw new Error(`Fake DynamoDB: unsupported update clause ${clause}`);
+  }
+  return item;
+}
+
+function keyString(key: Item | undefined): string {
+  if (!key?.pk?.S || !key.sk?.S)
+    throw new Error(`Fake DynamoDB needs pk and sk strings, got ${JSON.stringify(key)}`);
+  return `${key.pk.S}\u0000${key.sk.S}`;
+}
+
+function conditionFailed(): ConditionalCheckFailedException {
+  return new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export class FakeDynamoDb {
+  readonly items = new Map<string, Item>();
+  /** Every command input, in order, for assertions on what was written. */
+  readonly calls: { command: string; input: unknown }[] = [];
+
+  constructor(
+    readonly tableName: string,
+    private readonly indexes: Record<string, IndexDefinition> = {},
+  ) {}
+
+  /** Routes a mocked DynamoDBClient's commands to this table; returns the client to pass on. */
+  install(): { client: DynamoDBClient; mock: ReturnType<typeof mockClient> } {
+    const mock = mockClient(DynamoDBClient);
+    mock
+      .on(GetItemCommand)
+      .callsFake((input: GetItemCommandInput) => this.run('GetItem', input, () => this.get(input)));
+    mock
+      .on(PutItemCommand)
+      .callsFake((input: PutItemCommandInput) => this.run('PutItem', input, () => this.put(input)));
+    mock
+      .on(UpdateItemCommand)
+      .callsFake((input: UpdateItemCommandInput) => this.run('UpdateItem', input, () => this.update(input)));
+    mock
+      .on(DeleteItemCommand)
+      .callsFake((input: DeleteItemCommandInput) => this.run('DeleteItem', input, () => this.delete(input)));
+    mock
+      .on(QueryCommand)
+      .callsFake((input: QueryCommandInput) => this.run('Query', input, () => this.query(input)));
+    mock
+      .on(TransactWriteItemsCommand)
+      .callsFake((input: TransactWriteItemsCommandInput) =>
+        this.run('TransactWriteItems', input, () => this.transact(input)),
+      );
+    return { client: new DynamoDBClient({ region: 'eu-west-1' }), mock };
+  }
+
+  item(pk: string, sk: string): Item | undefined {
+    return this.items.get(`${pk}\u0000${sk}`);
+  }
+
+  private run<T>(command: string, input: object, work: () => T): T {
+    this.calls.push({ command, input });
+    const tables =
+      'TransactItems' in input
+        ? ((input as TransactWriteItemsCommandInput).TransactItems ?? []).map(
+            (op) => (op.Put ?? op.Update ?? op.Delete ?? op.ConditionCheck)?.TableName,
+          )
+        : [(input as { TableName?: string }).TableName];
+    for (const table of tables) {
+      if (table !== this.tableName) throw new Error(`Fake DynamoDB: table ${table} is not ${this.tableName}`);
+    }
+    return work();
+  }
+
+  get(input: GetItemCommandInput) {
+    const item = this.items.get(keyString(input.Key));
+    return { Item: item ? { ...item } : undefined };
+  }
+
+  put(input: PutItemCommandInput) {
+    const key = keyString(input.Item);
+    const existing = this.items.get(key) ?? {};
+    if (
+      !evaluateCondition(
+        input.ConditionExpression,
+        input.ExpressionAttributeNames,
+        input.ExpressionAttributeValues,
+        existing,
+      )
+    ) {
+      throw conditionFailed();
+    }
+    this.items.set(key, { ...input.Item });
+    return {};
+  }
+
+  private planUpdate(input: UpdateItemCommandInput): { key: string; before?: Item; after: Item } {
+    const key = keyString(input.Key);
+    const before = this.items.get(key);
+    if (
+      !evaluateCondition(
+        input.ConditionExpression,
+        input.ExpressionAttributeNames,
+        input.ExpressionAttributeValues,
+        before ?? {},
+      )
+    ) {
+      throw conditionFailed();
+    }
+    if (!input.UpdateExpression) throw new Error('Fake DynamoDB: UpdateItem without UpdateExpression');
+    const after = applyUpdate(
+      input.UpdateExpression,
+      input.ExpressionAttributeNames,
+      input.ExpressionAttributeValues,
+      {
+        ...(before ?? {}),
+        ...input.Key,
+      },
+    );
+    return { key, before, after };
+  }
+
+  update(input: UpdateItemCommandInput) {
+    const { key, before, after } = this.planUpdate(input);
+    this.items.set(key, after);
+    switch (input.ReturnValues) {
+      case 'ALL_NEW':
+        return { Attributes: { ...after } };
+      case 'UPDATED_OLD': {
+        if (!before) return {};
+        const changed: Item = {};
+        for (const [name, value] of Object.entries(before)) {
+          if (JSON.stringify(after[name]) !== JSON.stringify(value)) changed[name] = value;
+        }
+        return { Attributes: changed };
+      }
+      case undefined:
+      case 'NONE':
+        return {};
+      default:
+        throw new Error(`Fake DynamoDB: ReturnValues ${input.ReturnValues} not supported`);
+    }
+  }
+
+  delete(input: DeleteItemCommandInput) {
+    const key = keyString(input.Key);
+    const existing = this.items.get(key);
+    if (
+      !evaluateCondition(
+        input.ConditionExpression,
+        input.ExpressionAttributeNames,
+        input.ExpressionAttributeValues,
+        existing ?? {},
+      )
+    ) {
+      throw conditionFailed();
+    }
+    this.items.delete(key);
+    return {};
+  }
+
+  query(input: QueryCommandInput) {
+    if (!input.KeyConditionExpression) throw new Error('Fake DynamoDB: Query without KeyConditionExpression');
+    let source = [...this.items.values()];
+    let sortKey = 'sk';
+    if (input.IndexName) {
+      const index = this.indexes[input.IndexName];
+      if (!index) throw new Error(`Fake DynamoDB: no index ${input.IndexName}`);
+      // A GSI holds only items that carry its key attributes.
+      source = source.filter(
+        (item) =>
+          item[index.partitionKey] !== undefined && (!index.sortKey || item[index.sortKey] !== undefined),
+      );
+      sortKey = index.sortKey ?? sortKey;
+    }
+    const matches = source
+      .filter((item) =>
+        evaluateCondition(
+          input.KeyConditionExpression,
+          input.ExpressionAttributeNames,
+          input.ExpressionAttributeValues,
+          item,
+        ),
+      )
+      .sort((a, b) => String(scalar(a[sortKey])).localeCompare(String(scalar(b[sortKey]))));
+    return { Items: matches.map((item) => ({ ...item })), Count: matches.length };
+  }
+
+  transact(input: TransactWriteItemsCommandInput) {
+    const plans: (() => void)[] = [];
+    const reasons: { Code: string }[] = [];
+    let failed = false;
+    for (const op of input.TransactItems ?? []) {
+      try {
+        if (op.Put) {
+          const put = op.Put;
+          const key = keyString(put.Item);
+          if (
+            !evaluateCondition(
+              put.ConditionExpression,
+              put.ExpressionAttributeNames,
+              put.ExpressionAttributeValues,
+              this.items.get(key) ?? {},
+            )
+          ) {
+            throw conditionFailed();
+          }
+          plans.push(() => this.items.set(key, { ...put.Item }));
+        } else if (op.Update) {
+          const { key, after } = this.planUpdate(op.Update as UpdateItemCommandInput);
+          plans.push(() => this.items.set(key, after));
+        } else if (op.Delete) {
+          const del = op.Delete;
+          const key = keyString(del.Key);
+          if (
+            !evaluateCondition(
+              del.ConditionExpression,
+              del.ExpressionAttributeNames,
+              del.ExpressionAttributeValues,
+              this.items.get(key) ?? {},
+            )
+          ) {
+            throw conditionFailed();
+          }
+          plans.push(() => this.items.delete(key));
+        } else throw new Error('Fake DynamoDB: only Put, Update and Delete in transactions');
+        reasons.push({ Code: 'None' });
+      } catch (err) {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err;
+        failed = true;
+        reasons.push({ Code: 'ConditionalCheckFailed' });
+      }
+    }
+    if (failed) {
+      throw new TransactionCanceledException({
+        message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons.map((r) => r.Code).join(', ')}]`,
+        $metadata: {},
+        CancellationReasons: reasons,
+      });
+    }
+    for (const apply of plans) apply();
+    return {};
+  }
+}
