@@ -1,0 +1,113 @@
+import { type OptionsResult, parseInstanceOptions } from '../shared/instance-options';
+import type { FreezeFailurePolicy } from '../shared/options';
+import type { ExclusionReason } from '../shared/outcome';
+import type { InstanceOptions } from '../shared/workflow-input';
+import type { FleetInstance } from './instances';
+import type { SsmReadiness } from './readiness';
+
+/**
+ * What discovery does with one instance this window, and why. Pure: the same instance, SSM
+ * answer and default always give the same decision, in the Lambda and in the dry-run plan.
+ */
+export type Decision =
+  | {
+      readonly action: 'freeze';
+      readonly platform: 'linux' | 'windows';
+      readonly options: InstanceOptions;
+      readonly group?: string;
+      readonly why: string;
+    }
+  | {
+      readonly action: 'no-freeze';
+      readonly platform: 'linux' | 'windows';
+      readonly options: InstanceOptions;
+      readonly group?: string;
+      readonly why: string;
+    }
+  | { readonly action: 'excluded'; readonly reason: ExclusionReason; readonly detail: string };
+
+/** Only running instances need SSM: a stopped one is backed up without a freeze. */
+export function needsReadiness(instance: FleetInstance): boolean {
+  return instance.state === 'running';
+}
+
+export function ec2Platform(instance: FleetInstance): 'linux' | 'windows' {
+  if (instance.ec2Platform?.toLowerCase() === 'windows') return 'windows';
+  return instance.platformDetails?.toLowerCase().includes('windows') ? 'windows' : 'linux';
+}
+
+export function classify(
+  instance: FleetInstance,
+  ssm: SsmReadiness | undefined,
+  defaultOnFreezeFailure: FreezeFailurePolicy,
+  parsed: OptionsResult = parseInstanceOptions(instance.tags, defaultOnFreezeFailure),
+): Decision {
+  const id = instance.instanceId;
+  if (instance.state !== 'running' && instance.state !== 'stopped') {
+    return {
+      action: 'excluded',
+      reason: 'unsupported-state',
+      detail: `Instance ${id} is ${instance.state}; only running instances (frozen) and stopped instances (backed up without a freeze) are backed up. It is retried next window.`,
+    };
+  }
+  if (instance.rootDeviceType === 'instance-store') {
+    return {
+      action: 'excluded',
+      reason: 'no-ebs-volumes',
+      detail: `Instance ${id} has an instance-store root device, which AWS Backup cannot back up.`,
+    };
+  }
+  if (instance.volumeIds.length === 0) {
+    return {
+      action: 'excluded',
+      reason: 'no-ebs-volumes',
+      detail: `Instance ${id} has no attached EBS volume in its block device mappings; there is nothing to snapshot.`,
+    };
+  }
+  if (!parsed.ok) return { action: 'excluded', reason: 'invalid-tag', detail: parsed.detail };
+  const group = parsed.group !== undefined ? { group: parsed.group } : {};
+
+  let platform = ec2Platform(instance);
+  if (instance.state === 'stopped') {
+    return {
+      action: 'no-freeze',
+      platform,
+      options: parsed.options,
+      ...group,
+      why: 'stopped: nothing is writing, so a backup without a freeze is consistent',
+    };
+  }
+
+  if (!ssm) {
+    return {
+      action: 'excluded',
+      reason: 'ssm-not-managed',
+      detail: `Instance ${id} is running but is not a Systems Manager managed node, so it cannot be frozen. Install and start the SSM agent and give the instance profile AmazonSSMManagedInstanceCore.`,
+    };
+  }
+  if (ssm.pingStatus !== 'Online') {
+    return {
+      action: 'excluded',
+      reason: 'ssm-offline',
+      detail: `Instance ${id} is running but its SSM agent is ${ssm.pingStatus}, not Online, so it cannot be frozen. Check the agent and the instance's route to the SSM endpoints.`,
+    };
+  }
+  if (ssm.platformType === 'MacOS') {
+    return {
+      action: 'excluded',
+      reason: 'unsupported-platform',
+      detail: `Instance ${id} runs macOS (${ssm.platformName ?? 'unknown version'}); only Linux (fsfreeze) and Windows (VSS) are supported.`,
+    };
+  }
+  if (ssm.platformType === 'Windows') platform = 'windows';
+  return {
+    action: 'freeze',
+    platform,
+    options: parsed.options,
+    ...group,
+    why:
+      platform === 'windows'
+        ? `running, SSM Online (agent ${ssm.agentVersion ?? 'unknown'}): VSS snapshot`
+        : `running, SSM Online (agent ${ssm.agentVersion ?? 'unknown'}): freeze, back up, thaw`,
+  };
+}
