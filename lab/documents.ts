@@ -1,7 +1,6 @@
-import * as path from 'node:path';
-import { App, Stack } from 'aws-cdk-lib';
 import { parse } from 'yaml';
 import { type BackupConfig, DEFAULT_CONFIG } from '../lib/config';
+import { renderDocument } from '../lib/documents';
 
 /** One SSM command document as the agent sees it: parameters with defaults and patterns, and the shell. */
 export interface LabDocument {
@@ -45,7 +44,7 @@ export class DocumentParameterError extends Error {
  * parameter gets the given value or its default, values are checked against allowedPattern, and an
  * undeclared parameter is refused.
  */
-export function renderDocument(
+export function substituteParameters(
   doc: LabDocument,
   given: Record<string, readonly string[] | undefined>,
 ): string {
@@ -72,30 +71,14 @@ export function renderDocument(
 export interface LabDocuments {
   readonly freeze: LabDocument;
   readonly thaw: LabDocument;
-  readonly preflight?: LabDocument;
+  readonly preflight: LabDocument;
 }
 
-interface DocumentsConstruct {
-  freeze: { content: unknown; name?: string };
-  thaw: { content: unknown; name?: string };
-  preflight?: { content: unknown; name?: string };
-}
-
-/**
- * Synthesize the Documents construct in a throwaway stack and read back the document content, so the
- * lab runs exactly the text the app deploys. Loaded by path at run time: lib/ never imports lab/.
- */
-export async function loadDocuments(config: BackupConfig = DEFAULT_CONFIG): Promise<LabDocuments> {
-  const modulePath = path.join(__dirname, '..', 'lib', 'documents');
-  const mod = (await import(modulePath)) as {
-    Documents: new (scope: Stack, id: string, props: { config: BackupConfig }) => DocumentsConstruct;
-  };
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const stack = new Stack(app, 'LabDocuments');
-  const docs = new mod.Documents(stack, 'Documents', { config });
+/** Render the documents with lib/documents.ts, so the lab runs exactly the text the app deploys. */
+export function loadDocuments(config: BackupConfig = DEFAULT_CONFIG): LabDocuments {
   return {
-    freeze: toLabDocument('Freeze', docs.freeze.content),
-    thaw: toLabDocument('Thaw', docs.thaw.content),
-    preflight: docs.preflight ? toLabDocument('Preflight', docs.preflight.content) : undefined,
+    freeze: toLabDocument('Freeze', renderDocument('freeze', config)),
+    thaw: toLabDocument('Thaw', renderDocument('thaw', config)),
+    preflight: toLabDocument('Preflight', renderDocument('preflight', config)),
   };
 }

@@ -106,7 +106,37 @@ async function loopsBackedUnder(dir: string): Promise<string[]> {
     .map((f) => f[0]);
 }
 
+/**
+ * Processes started with this run's seams in their environment: the freeze script's watchdogs (which
+ * detach with setsid) and hooks' helpers, which no pid file of ours records.
+ */
+async function processesWithEnvUnder(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await fs.readdir('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    const environ = await fs.readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');
+    if (
+      environ
+        .split('\0')
+        .some(
+          (kv) => kv.startsWith('ECB_STATE_DIR=') && kv.slice('ECB_STATE_DIR='.length).startsWith(`${dir}/`),
+        )
+    ) {
+      pids.push(pid);
+    }
+  }
+  return pids;
+}
+
 async function killRecorded(dir: string): Promise<void> {
+  for (const pid of await processesWithEnvUnder(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
   const pidDir = path.join(dir, 'pids');
   let files: string[] = [];
   try {
@@ -198,6 +228,17 @@ function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * A tmpfs for the instances' ECB_STATE_DIRs: the freeze script insists its state (and the watchdog's)
+ * lives on tmpfs, as /run does on an instance, so nothing it needs can ever sit on a frozen disk.
+ */
+export async function createStateTmpfs(runDir: string): Promise<string> {
+  const mnt = path.join(runDir, 'run');
+  await fs.mkdir(mnt, { recursive: true });
+  await mustRun('mount', ['-t', 'tmpfs', '-o', 'size=64m,mode=0755', 'ecb-lab-run', mnt]);
+  return mnt;
 }
 
 /**

@@ -11,6 +11,8 @@ export interface LabInstanceProps {
   readonly runDir: string;
   /** Reflink pool mount; undefined in the simulated lab. */
   readonly poolDir?: string;
+  /** tmpfs holding the instances' state dirs (the freeze script refuses state on disk). @default <instance dir>/run */
+  readonly stateRoot?: string;
   readonly name: string;
   readonly volumes: readonly LabFsType[];
   /** @default random i-<17 hex> */
@@ -38,7 +40,9 @@ export class LabInstance {
     this.instanceId = props.instanceId ?? `i-${randomBytes(9).toString('hex').slice(0, 17)}`;
     this.name = props.name;
     this.dir = path.join(props.runDir, 'instances', this.instanceId);
-    this.stateDir = path.join(this.dir, 'run');
+    this.stateDir = props.stateRoot
+      ? path.join(props.stateRoot, this.instanceId)
+      : path.join(this.dir, 'run');
     this.configDir = path.join(this.dir, 'etc');
     this.deviceMap = path.join(this.dir, 'device-map');
     this.volumes = props.volumes.map((fstype, i) => {
@@ -47,6 +51,11 @@ export class LabInstance {
         ? new LabVolume({ poolDir: path.join(props.poolDir, this.instanceId), mountpoint, fstype })
         : new SimulatedVolume({ mountpoint, fstype });
     });
+  }
+
+  /** Where the simulated agent writes its script files: the instance dir, never a frozen volume. */
+  get workDir(): string {
+    return this.dir;
   }
 
   /** The environment every SSM command on this instance runs with. */

@@ -137,6 +137,8 @@ export interface PgCopyCheck {
   readonly recovery: boolean;
   /** Bytes of WAL replayed (redo done LSN minus redo starts LSN), 0 when no redo ran. */
   readonly redoBytes: number;
+  /** How long the redo took, from the "redo done ... elapsed" line. */
+  readonly redoMs: number;
   /** pgbench's invariant: accounts, tellers, branches and history all sum to the same total. */
   readonly invariantHolds: boolean;
   readonly detail: string;
@@ -148,7 +150,7 @@ function lsn(text: string): number {
 }
 
 /** Read crash recovery facts out of a PostgreSQL 15 startup log. */
-export function parseRecoveryLog(log: string): { recovery: boolean; redoBytes: number } {
+export function parseRecoveryLog(log: string): { recovery: boolean; redoBytes: number; redoMs: number } {
   const recovery =
     /database system was not properly shut down; automatic recovery in progress|database system was interrupted/.test(
       log,
@@ -156,7 +158,8 @@ export function parseRecoveryLog(log: string): { recovery: boolean; redoBytes: n
   const start = /redo starts at ([0-9A-F]+\/[0-9A-F]+)/.exec(log);
   const done = /redo done at ([0-9A-F]+\/[0-9A-F]+)/.exec(log);
   const redoBytes = start && done ? Math.max(0, lsn(done[1]) - lsn(start[1])) : 0;
-  return { recovery, redoBytes };
+  const elapsed = /redo done at [^\n]*elapsed: ([0-9.]+) s/.exec(log);
+  return { recovery, redoBytes, redoMs: elapsed ? Math.round(Number(elapsed[1]) * 1000) : 0 };
 }
 
 /**
@@ -181,19 +184,20 @@ export async function checkPgCopy(
       started: false,
       recovery: false,
       redoBytes: 0,
+      redoMs: 0,
       invariantHolds: false,
       detail: `${(err as Error).message}\n${log.slice(-500)}`,
     };
   }
   try {
     const log = await fs.readFile(logFile, 'utf8');
-    const { recovery, redoBytes } = parseRecoveryLog(log);
+    const { recovery, redoBytes, redoMs } = parseRecoveryLog(log);
     const sums = await server.sql(
       'select (select coalesce(sum(abalance),0) from pgbench_accounts), (select coalesce(sum(tbalance),0) from pgbench_tellers), (select coalesce(sum(bbalance),0) from pgbench_branches), (select coalesce(sum(delta),0) from pgbench_history)',
     );
     const values = sums.split('|');
     const invariantHolds = values.length === 4 && values.every((v) => v === values[0]);
-    return { started: true, recovery, redoBytes, invariantHolds, detail: `sums ${sums}` };
+    return { started: true, recovery, redoBytes, redoMs, invariantHolds, detail: `sums ${sums}` };
   } finally {
     await server.stop('immediate');
   }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { type LabDocument, renderDocument } from '../documents';
+import { type LabDocument, substituteParameters } from '../documents';
 import { run } from '../exec';
 
 /** What runs a rendered document on one instance; the real lab runs bash as root, the simulated lab fakes it. */
@@ -113,7 +113,7 @@ export class SimSsm {
         throw new SimServiceError('InvalidInstanceId', `instance ${id} is not a lab instance`);
     }
     const parameters = (input.Parameters as Record<string, string[]> | undefined) ?? {};
-    const script = renderDocument(doc, parameters);
+    const script = substituteParameters(doc, parameters);
     const flat = Object.fromEntries(Object.entries(parameters).map(([k, v]) => [k, v.join(',')]));
     const timeout = Number(input.TimeoutSeconds ?? 3600);
     const commandId = randomUUID();
