@@ -443,9 +443,11 @@ export class Workflow extends Construct {
       .addCatch(recordOutcome, { errors: [sfn.Errors.ALL], resultPath: '$.backupError' })
       .next(recordOutcome);
 
+    // Not(IsPresent) rather than IsPresent:false: same meaning, and aws-local-stepfunctions 3
+    // evaluates IsPresent:false as always false, which would hide this branch from the local tests.
     const crashOnFreezeFailure = sfn.Condition.and(
-      sfn.Condition.isNotPresent('$.backupJob'),
-      sfn.Condition.isNotPresent('$.backupError'),
+      sfn.Condition.not(sfn.Condition.isPresent('$.backupJob')),
+      sfn.Condition.not(sfn.Condition.isPresent('$.backupError')),
       config.onFreezeFailure === 'skip'
         ? sfn.Condition.and(
             sfn.Condition.isPresent('$.options.onFreezeFailure'),

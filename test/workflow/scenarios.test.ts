@@ -1,0 +1,186 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { BackupClient } from '@aws-sdk/client-backup';
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import { tagRecoveryPoint } from '../../lambda/shared/recovery-point';
+import { type Asl, synthWorkflow } from '../helpers/asl';
+import { SCENARIOS } from './scenarios';
+import { IMAGE_ARN, type RunReport, runScenario, Sim } from './sim';
+
+const asls = new Map<string, Asl>();
+function aslFor(config: Record<string, unknown> = {}): Asl {
+  const key = JSON.stringify(config);
+  if (!asls.has(key)) asls.set(key, synthWorkflow(config).asl);
+  return asls.get(key) as Asl;
+}
+async function run(name: string): Promise<RunReport> {
+  const { scenario, config } = SCENARIOS[name];
+  return runScenario(aslFor(config), scenario);
+}
+
+/** Every run: one notification, a verdict, and a thaw after any freeze. */
+function expectInvariants(r: RunReport) {
+  expect(r.outcomes.length + r.publishes.length).toBe(1);
+  if (r.freezeSentAt.length > 0) {
+    expect(r.thawSentAt.length).toBeGreaterThan(0);
+    expect(Math.min(...r.thawSentAt)).toBeGreaterThan(Math.min(...r.freezeSentAt));
+  }
+  if (r.thawSentAt.length > 0 && r.jobCompletesAt !== undefined) {
+    expect(Math.max(...r.thawSentAt)).toBeLessThan(r.jobCompletesAt);
+  }
+  expect(['application', 'filesystem', 'crash', 'none']).toContain(
+    r.recordOutput?.consistency ?? r.publishes[0]?.Message.event.additional_info.consistency,
+  );
+}
+
+describe('the synthesized workflow, executed locally', () => {
+  beforeAll(() => {
+    aslFor();
+  });
+
+  it('linux success: application-consistent, thawed right after the snapshots started, labelled', async () => {
+    const r = await run('linux success');
+    expectInvariants(r);
+    expect(r.status).toBe('SUCCEEDED');
+    expect(r.output).toMatchObject({ outcome: 'backed-up', consistency: 'application', failed: false });
+    expect(r.transitions).toBeLessThanOrEqual(30);
+    const frozen = (r.thawedAt as number) - (r.frozenAt as number);
+    expect(frozen).toBe(r.output?.freezeMs);
+    // Every snapshot started inside the freeze, and the thaw followed within ~2 polls.
+    for (const t of r.snapshotStarts) expect(t).toBeGreaterThanOrEqual(r.frozenAt as number);
+    expect((r.thawedAt as number) - Math.max(...r.snapshotStarts)).toBeLessThan(2500);
+    expect(r.imageTags['ConsistentBackup:Consistency']).toBe('application');
+    expect(r.watchdogFired).toBe(false);
+  });
+
+  it('no hooks configured: filesystem-consistent', async () => {
+    const r = await run('linux success, no hooks');
+    expectInvariants(r);
+    expect(r.output).toMatchObject({ consistency: 'filesystem' });
+  });
+
+  it('freeze fails under crash-consistent policy: thaw first, then a crash-consistent backup with a warning', async () => {
+    const r = await run('freeze fails, policy crash-consistent');
+    expectInvariants(r);
+    expect(r.output).toMatchObject({ outcome: 'backed-up', consistency: 'crash' });
+    expect(r.output?.warnings.join(' ')).toMatch(/freeze/);
+    expect(r.jobStartedAt).toBeGreaterThan(Math.min(...r.thawSentAt));
+    expect(r.statesEntered).toContain('Start Backup Job Without Freeze');
+  });
+
+  it('freeze fails under skip policy: no backup, a failing execution, thaw still sent', async () => {
+    const r = await run('freeze fails, policy skip');
+    expectInvariants(r);
+    expect(r.status).toBe('FAILED');
+    expect(r.outcomes[0].outcome).toBe('skipped-freeze-failed');
+    expect(r.jobStartedAt).toBeUndefined();
+  });
+
+  it('unreadable freeze output and nothing to freeze are both labelled crash, never consistent', async () => {
+    for (const name of ['freeze output unreadable', 'nothing to freeze']) {
+      const r = await run(name);
+      expectInvariants(r);
+      expect(r.recordOutput?.consistency, name).toBe('crash');
+    }
+  });
+
+  it('StartBackupJob error: thawed, backup-start-failed, execution fails', async () => {
+    const r = await run('StartBackupJob error');
+    expectInvariants(r);
+    expect(r.status).toBe('FAILED');
+    expect(r.outcomes[0].outcome).toBe('backup-start-failed');
+    expect(r.calls.filter((c) => c.op === 'sfn.StartBackupJob').length).toBe(4);
+    expect(r.thawedAt).toBeDefined();
+    expect(r.watchdogFired).toBe(false);
+  });
+
+  it('snapshots never start: thawed within the freeze budget, labelled crash with a warning', async () => {
+    const r = await run('snapshots never start (budget)');
+    expectInvariants(r);
+    expect(r.output).toMatchObject({ outcome: 'backed-up', consistency: 'crash' });
+    expect(r.output?.reason).toMatch(/freeze budget of 60 s/);
+    const frozen = (r.thawedAt as number) - (r.frozenAt as number);
+    expect(frozen).toBeLessThanOrEqual(60_000);
+    expect(frozen).toBeGreaterThan(50_000);
+    expect(r.imageTags['ConsistentBackup:Consistency']).toBe('crash');
+  });
+
+  it('job FAILED while frozen: thaw at once, labelled crash', async () => {
+    const r = await run('job FAILED');
+    expectInvariants(r);
+    expect(r.recordOutput?.consistency).toBe('crash');
+    expect(r.recordOutput?.reason).toMatch(/FAILED/);
+    expect((r.thawedAt as number) - (r.jobStartedAt as number)).toBeLessThan(4000 + 2500);
+  });
+
+  it('thaw fails: retried with backoff, then a critical thaw-failed outcome naming the watchdog time', async () => {
+    const r = await run('thaw fails');
+    expectInvariants(r);
+    expect(r.status).toBe('FAILED');
+    expect(r.thawSentAt.length).toBe(4);
+    expect(r.outcomes[0].outcome).toBe('thaw-failed');
+    expect(r.outcomes[0].watchdogThawBy).toBe(new Date((r.frozenAt as number) + 90_000).toISOString());
+    expect(r.watchdogFired).toBe(true);
+  });
+
+  it('a thaw that fails once is retried and the run succeeds', async () => {
+    const r = await run('thaw fails once, retried');
+    expectInvariants(r);
+    expect(r.status).toBe('SUCCEEDED');
+    expect(r.thawSentAt.length).toBe(2);
+    expect(r.watchdogFired).toBe(false);
+  });
+
+  it('active job: skip the window with a warning, no freeze', async () => {
+    const r = await run('active job skip');
+    expectInvariants(r);
+    expect(r.output).toMatchObject({ outcome: 'skipped-active-job', consistency: 'none' });
+    expect(r.freezeSentAt).toEqual([]);
+  });
+
+  it('stopped instance: no freeze, filesystem-consistent', async () => {
+    const r = await run('stopped instance');
+    expectInvariants(r);
+    expect(r.output).toMatchObject({ consistency: 'filesystem', reason: 'instance stopped' });
+    expect(r.freezeSentAt).toEqual([]);
+  });
+
+  it('windows success: VSS requested, no freeze of our own, provisional application label, at most 12 transitions', async () => {
+    const r = await run('windows success');
+    expectInvariants(r);
+    expect(r.output).toMatchObject({
+      consistency: 'application',
+      reason: 'VSS requested; confirmed at job completion',
+    });
+    expect(r.freezeSentAt).toEqual([]);
+    expect(r.transitions).toBeLessThanOrEqual(12);
+  });
+
+  it('windows with a failed AwsVssComponents install: still backed up, with a warning', async () => {
+    const r = await run('windows VSS install fails');
+    expectInvariants(r);
+    expect(r.output?.warnings.join(' ')).toMatch(/AwsVssComponents/);
+    expect(r.transitions).toBeLessThanOrEqual(12);
+  });
+
+  it('windows VSS fallback at completion: the shared labelling function relabels the recovery point crash', async () => {
+    const sim = new Sim({ platform: 'windows', snapshotDelayMs: 2000 });
+    await tagRecoveryPoint(
+      { ec2: sim.ec2Client as unknown as EC2Client, backup: sim.backupClient as unknown as BackupClient },
+      IMAGE_ARN,
+      { consistency: 'crash', reason: 'VSS failed; the job completed as a plain backup', freezeMs: 0 },
+    );
+    expect(sim.imageTags).toMatchObject({ 'ConsistentBackup:Consistency': 'crash' });
+  });
+
+  it('record-outcome down: one minimal notification straight to SNS, the execution fails visibly', async () => {
+    const r = await run('record-outcome down');
+    expectInvariants(r);
+    expect(r.status).toBe('FAILED');
+    expect(r.error).toMatch(/Record Outcome failed after retries/);
+    expect(r.publishes).toHaveLength(1);
+    expect(r.publishes[0].Message).toMatchObject({
+      schema: 'ec2-consistent-backup.notification',
+      instanceId: 'i-0123456789abcdef0',
+    });
+  });
+});
