@@ -118,6 +118,7 @@ function expandScript(
     '#!/bin/bash',
     `# ec2-consistent-backup ${docName}, rendered from ssm-documents/ (edit the sources there).`,
     // SSM runs the file with `sh -c`; the shebang makes the kernel pick bash, this line covers a caller that does not.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     'if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi',
     ...parameterPrologue(parameters),
     ...bundle.flatMap((file) => readScript(file, dir)),

@@ -1,0 +1,287 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DEFAULT_CONFIG } from '../../lib/config';
+import { type DocumentKey, renderDocument, scriptWithParameters } from '../../lib/documents';
+
+/**
+ * Real filesystems on loop devices for the on-instance documents, run as root. Only what a lab
+ * creates is ever frozen, and `cleanup` thaws it before anything else, so a failed test never
+ * leaves the machine with a frozen filesystem or a writer stuck in uninterruptible sleep.
+ */
+
+const has = (cmd: string): boolean => {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+export const IS_ROOT = process.getuid?.() === 0;
+export const HAS_LOOP = fs.existsSync('/dev/loop-control');
+export const CAN_RUN = IS_ROOT && HAS_LOOP && has('losetup') && has('mkfs.ext4') && has('fsfreeze');
+export const SKIP_REASON = !IS_ROOT
+  ? 'needs root: fsfreeze, losetup and mount are root-only'
+  : !HAS_LOOP
+    ? 'needs /dev/loop-control to attach loop devices'
+    : 'needs losetup, mkfs.ext4 and fsfreeze (util-linux, e2fsprogs)';
+export const HAS_XFS = has('mkfs.xfs');
+export const HAS_BTRFS = has('mkfs.btrfs') && fs.readFileSync('/proc/filesystems', 'utf8').includes('btrfs');
+export const HAS_SHELLCHECK = has('shellcheck');
+
+export type FsType = 'ext4' | 'xfs' | 'btrfs';
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  // biome-ignore lint/suspicious/noExplicitAny: the documents' JSON, asserted field by field in tests
+  readonly json: any;
+  readonly ms: number;
+}
+
+const run = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8' });
+const tryRun = (cmd: string, args: string[]): void => {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore' });
+  } catch {
+    // Clean-up is best effort: the thing may already be gone.
+  }
+};
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until `check` is true, polling; false when `timeoutMs` passes first. */
+export async function waitFor(check: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (check()) return true;
+    await sleep(stepMs);
+  }
+  return check();
+}
+
+/** A write in a child process: blocks while the filesystem is frozen, finishes after the thaw. */
+export class Writer {
+  readonly child: ChildProcess;
+  doneAt: number | undefined;
+  constructor(file: string) {
+    this.child = spawn('sh', ['-c', 'printf data > "$1" && sync "$1"', 'writer', file], { stdio: 'ignore' });
+    this.child.on('exit', () => {
+      this.doneAt = Date.now();
+    });
+  }
+  get done(): boolean {
+    return this.doneAt !== undefined;
+  }
+}
+
+export class FsLab {
+  readonly dir: string;
+  readonly stateDir: string;
+  readonly configDir: string;
+  readonly deviceMap: string;
+  private readonly loops: string[] = [];
+  private readonly mounts: string[] = [];
+  private readonly writers: Writer[] = [];
+  private readonly groups: number[] = [];
+  private volumeCounter = 0;
+
+  constructor() {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-fs-'));
+    const run = path.join(this.dir, 'run');
+    fs.mkdirSync(run);
+    mountFs(['-t', 'tmpfs', '-o', 'size=16m,mode=0755', 'tmpfs', run]);
+    this.mounts.push(run);
+    this.stateDir = path.join(run, 'ec2-consistent-backup');
+    this.configDir = path.join(this.dir, 'etc');
+    this.deviceMap = path.join(this.dir, 'device-map');
+    fs.writeFileSync(this.deviceMap, '');
+  }
+
+  /** A fresh volume id per volume, mapped to its loop device through ECB_DEVICE_MAP. */
+  newVolumeId(): string {
+    this.volumeCounter += 1;
+    return `vol-0ecb${process.pid.toString(16).padStart(6, '0')}${this.volumeCounter.toString(16).padStart(7, '0')}`;
+  }
+
+  /** Creates a sparse image, attaches it, makes a filesystem, mounts it; returns volume id and mount point. */
+  addFilesystem(type: FsType, mountAt?: string): { volumeId: string; mountpoint: string; device: string } {
+    const volumeId = this.newVolumeId();
+    const image = path.join(this.dir, `${volumeId}.img`);
+    // xfs needs at least 300 MiB; sparse images cost nothing until written.
+    fs.writeFileSync(image, '');
+    fs.truncateSync(image, type === 'ext4' ? 64 * 1024 * 1024 : 512 * 1024 * 1024);
+    const device = run('losetup', ['--find', '--show', image]).trim();
+    this.loops.push(device);
+    fs.appendFileSync(this.deviceMap, `${volumeId} ${device}\n`);
+    if (type === 'ext4') run('mkfs.ext4', ['-q', '-F', device]);
+    else if (type === 'xfs') run('mkfs.xfs', ['-q', '-f', device]);
+    else run('mkfs.btrfs', ['-q', '-f', device]);
+    const mountpoint = mountAt ?? path.join(this.dir, `mnt-${volumeId}`);
+    fs.mkdirSync(mountpoint, { recursive: true });
+    mountFs([device, mountpoint]);
+    this.mounts.push(mountpoint);
+    return { volumeId, mountpoint, device };
+  }
+
+  /** A btrfs filesystem spanning two volumes (RAID1), like an md mirror or an LVM volume group. */
+  addBtrfsPair(): { volumeIds: [string, string]; mountpoint: string } {
+    const ids: string[] = [];
+    const devices: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const volumeId = this.newVolumeId();
+      const image = path.join(this.dir, `${volumeId}.img`);
+      fs.writeFileSync(image, '');
+      fs.truncateSync(image, 512 * 1024 * 1024);
+      const device = run('losetup', ['--find', '--show', image]).trim();
+      this.loops.push(device);
+      fs.appendFileSync(this.deviceMap, `${volumeId} ${device}\n`);
+      ids.push(volumeId);
+      devices.push(device);
+    }
+    run('mkfs.btrfs', ['-q', '-f', '-d', 'raid1', '-m', 'raid1', ...devices]);
+    tryRun('btrfs', ['device', 'scan', ...devices]);
+    const mountpoint = path.join(this.dir, `mnt-${ids[0]}`);
+    fs.mkdirSync(mountpoint);
+    mountFs([devices[0], mountpoint]);
+    this.mounts.push(mountpoint);
+    return { volumeIds: [ids[0], ids[1]], mountpoint };
+  }
+
+  /** Writes a hook owned by root, mode 0700 unless told otherwise. */
+  addHook(phase: 'pre-freeze' | 'post-thaw', name: string, body: string, mode = 0o700): string {
+    const dir = path.join(this.configDir, `${phase}.d`);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    fs.chmodSync(this.configDir, 0o755);
+    fs.chmodSync(dir, 0o755);
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, `#!/bin/bash\n${body}\n`);
+    fs.chmodSync(file, mode);
+    return file;
+  }
+
+  env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env.PATH,
+      ECB_STATE_DIR: this.stateDir,
+      ECB_CONFIG_DIR: this.configDir,
+      ECB_DEVICE_MAP: this.deviceMap,
+      ...extra,
+    };
+  }
+
+  /** The document's script with parameters pasted in as SSM does, in a file as the agent writes it. */
+  scriptFile(
+    key: DocumentKey,
+    params: Record<string, string>,
+    options: { unchecked?: boolean } = {},
+  ): string {
+    const content = renderDocument(key, { ...DEFAULT_CONFIG });
+    const file = path.join(this.dir, `${key}-${Date.now()}-${Math.random().toString(16).slice(2)}.sh`);
+    fs.writeFileSync(file, scriptWithParameters(content, params, options), { mode: 0o700 });
+    return file;
+  }
+
+  /**
+   * Runs a document like the SSM agent does (`sh -c <script file>`) in a process group of its own,
+   * so a test can SIGKILL the whole command tree.
+   */
+  start(
+    key: DocumentKey,
+    params: Record<string, string>,
+    options: { unchecked?: boolean; env?: Record<string, string>; wrap?: string } = {},
+  ): { child: ChildProcess; result: Promise<RunResult> } {
+    const file = this.scriptFile(key, params, options);
+    const started = Date.now();
+    const command = options.wrap ? options.wrap.replace('SCRIPT', file) : file;
+    const child = spawn('sh', ['-c', command], { env: this.env(options.env), detached: true, cwd: this.dir });
+    if (child.pid) this.groups.push(child.pid);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      stdout += d.toString('utf8');
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString('utf8');
+    });
+    const result = new Promise<RunResult>((resolve) => {
+      child.on('close', (code) => {
+        let json: unknown;
+        try {
+          json = JSON.parse(stdout);
+        } catch {
+          json = undefined;
+        }
+        resolve({ code, stdout, stderr, json, ms: Date.now() - started });
+      });
+    });
+    return { child, result };
+  }
+
+  run(
+    key: DocumentKey,
+    params: Record<string, string>,
+    options: { unchecked?: boolean; env?: Record<string, string> } = {},
+  ): Promise<RunResult> {
+    return this.start(key, params, options).result;
+  }
+
+  /** Parameters every Freeze needs; the not-after time is a minute ahead. */
+  freezeParams(volumeIds: string[], extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      ExecutionId: 'test-exec-1',
+      VolumeIds: volumeIds.join(','),
+      NotAfter: new Date(Date.now() + 60_000).toISOString(),
+      WatchdogSeconds: '30',
+      HookTimeoutSeconds: '5',
+      ...extra,
+    };
+  }
+
+  writer(file: string): Writer {
+    const w = new Writer(file);
+    this.writers.push(w);
+    return w;
+  }
+
+  /** Whether a fresh write to the filesystem completes within `ms` (it does not while frozen). */
+  async writable(mountpoint: string, ms = 400): Promise<boolean> {
+    const w = this.writer(
+      path.join(mountpoint, `probe-${Date.now()}-${Math.random().toString(16).slice(2)}`),
+    );
+    return waitFor(() => w.done, ms, 20);
+  }
+
+  /** Undo everything, thaw first: a blocked writer or a frozen mount must not outlive the test. */
+  async cleanup(): Promise<void> {
+    for (const pgid of this.groups) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    const watchdogs = [path.join(this.stateDir, 'active', 'watchdog.pid')];
+    for (const file of watchdogs) {
+      try {
+        const pid = Number(fs.readFileSync(file, 'utf8').trim());
+        if (pid > 0) process.kill(pid, 'SIGKILL');
+      } catch {
+        // no watchdog left
+      }
+    }
+    for (const mp of [...this.mounts].reverse()) tryRun('fsfreeze', ['-u', mp]);
+    await waitFor(() => this.writers.every((w) => w.done), 5_000);
+    for (const mp of [...this.mounts].reverse()) tryRun('umount', ['-l', mp]);
+    for (const dev of this.loops) tryRun('losetup', ['-d', dev]);
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function mountFs(args: string[]): void {
+  execFileSync('mount', args, { stdio: 'ignore' });
+}
