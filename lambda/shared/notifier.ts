@@ -279,6 +279,7 @@ export class Notifier implements OutcomeSink {
       );
       throw err;
     }
+    await this.ensurePending(outcome.runId);
     await this.finishRunIfDone(outcome.runId);
   }
 
@@ -296,7 +297,7 @@ export class Notifier implements OutcomeSink {
         Key: { pk: S(`RUN#${summary.runId}`), sk: S('RUN') },
         // A retried discovery for the same window sees every execution (started + already running).
         UpdateExpression:
-          'SET accountId = :account, #region = :region, #window = :window, discovered = :discovered, excluded = :excluded, expected = :expected, discoveryRecordedAt = :now, deadline = :deadline, pending = if_not_exists(pending, :pending), completed = if_not_exists(completed, :zero), expiresAt = :ttl',
+          'SET accountId = :account, #region = :region, #window = :window, discovered = :discovered, excluded = :excluded, expected = :expected, discoveryRecordedAt = :now, deadline = :deadline, completed = if_not_exists(completed, :zero), expiresAt = :ttl',
         ExpressionAttributeNames: { '#region': 'region', '#window': 'window' },
         ExpressionAttributeValues: {
           ':account': S(summary.accountId),
@@ -307,12 +308,12 @@ export class Notifier implements OutcomeSink {
           ':expected': N(summary.started + summary.alreadyRunning),
           ':now': S(now.toISOString()),
           ':deadline': S(deadline),
-          ':pending': S('RUN'),
           ':zero': N(0),
           ':ttl': N(this.ttl(now, TTL_DAYS.run)),
         },
       }),
     );
+    await this.ensurePending(summary.runId);
     await this.finishRunIfDone(summary.runId);
   }
 
@@ -460,9 +461,10 @@ export class Notifier implements OutcomeSink {
       new UpdateItemCommand({
         TableName: this.settings.tableName,
         Key: { pk: S(`JOB#${o.backupJobId}`), sk: S('JOB') },
+        // region, window and consistency are DynamoDB reserved words.
         UpdateExpression:
-          'SET accountId = :account, #region = :region, instanceId = :instance, instanceName = :name, platform = :platform, executionArn = :execution, runId = :run, #window = :window, recoveryPointArn = :rp, consistency = :consistency, reason = :reason, freezeMs = :freezeMs, outcome = :outcome, warningCount = :warnings, recordedAt = :now, expiresAt = :ttl',
-        ExpressionAttributeNames: { '#region': 'region', '#window': 'window' },
+          'SET accountId = :account, #region = :region, instanceId = :instance, instanceName = :name, platform = :platform, executionArn = :execution, runId = :run, #window = :window, recoveryPointArn = :rp, #consistency = :consistency, reason = :reason, freezeMs = :freezeMs, outcome = :outcome, warningCount = :warnings, recordedAt = :now, expiresAt = :ttl',
+        ExpressionAttributeNames: { '#region': 'region', '#window': 'window', '#consistency': 'consistency' },
         ExpressionAttributeValues: {
           ':account': S(o.accountId),
           ':region': S(o.region),
@@ -559,14 +561,13 @@ export class Notifier implements OutcomeSink {
       Key: { pk: S(`RUN#${outcome.runId}`), sk: S('RUN') },
       // The first outcome may arrive before discovery reports: it sets what a summary needs.
       UpdateExpression:
-        'SET accountId = if_not_exists(accountId, :account), #region = if_not_exists(#region, :region), #window = if_not_exists(#window, :window), deadline = if_not_exists(deadline, :deadline), pending = if_not_exists(pending, :pending), expiresAt = if_not_exists(expiresAt, :ttl) ADD completed :delta, #counter :delta',
+        'SET accountId = if_not_exists(accountId, :account), #region = if_not_exists(#region, :region), #window = if_not_exists(#window, :window), deadline = if_not_exists(deadline, :deadline), expiresAt = if_not_exists(expiresAt, :ttl) ADD completed :delta, #counter :delta',
       ExpressionAttributeNames: { '#region': 'region', '#window': 'window', '#counter': counter },
       ExpressionAttributeValues: {
         ':account': S(outcome.accountId),
         ':region': S(outcome.region),
         ':window': S(outcome.window),
         ':deadline': S(deadline),
-        ':pending': S('RUN'),
         ':ttl': N(this.ttl(now, TTL_DAYS.run)),
         ':delta': N(delta),
       },
@@ -610,18 +611,35 @@ export class Notifier implements OutcomeSink {
   }
 
   private async dropPending(runId: string): Promise<void> {
-    await this.clients.dynamodb
-      .send(
+    try {
+      await this.clients.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.settings.tableName,
           Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
           UpdateExpression: 'REMOVE pending',
           ConditionExpression: 'attribute_exists(summarySentAt)',
         }),
-      )
-      .catch((err) => {
-        if (!isConditionFailure(err)) throw err;
-      });
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
+  /** Puts the run in the deadline sweep's index, unless its summary is already out. */
+  private async ensurePending(runId: string): Promise<void> {
+    try {
+      await this.clients.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.settings.tableName,
+          Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
+          UpdateExpression: 'SET pending = :pending',
+          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(summarySentAt)',
+          ExpressionAttributeValues: { ':pending': S('RUN') },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
   }
 
   private async sendSummary(

@@ -36,6 +36,18 @@ export interface IndexDefinition {
   readonly sortKey?: string;
 }
 
+/**
+ * DynamoDB rejects these as bare attribute names in expressions ("Attribute name is a reserved
+ * keyword"). A subset of the documented list: the words near this app's attribute names.
+ */
+const RESERVED = new Set(
+  (
+    'ACTION COUNT CONSISTENCY CURRENT DATA DATE DEFAULT ERROR FAIL FINAL FINISH GROUP HASH INDEX ITEM ITEMS KEY ' +
+    'LEVEL NAME OPEN OUTPUT PARTIAL PATH RANGE REGION RESOURCE RESULT SESSION SIZE SOURCE STATE STATUS TIME ' +
+    'TIMESTAMP TOTAL TTL TYPE USER VALUE WINDOW'
+  ).split(' '),
+);
+
 // ---------------------------------------------------------------------------------------------
 // Tokenizer and parser.
 
@@ -98,7 +110,12 @@ class Parser {
         throw new Error(`Fake DynamoDB: ${t.text} has no ExpressionAttributeNames entry`);
       return name;
     }
-    if (t.kind === 'ident') return t.text;
+    if (t.kind === 'ident') {
+      if (RESERVED.has(t.text.toUpperCase())) {
+        throw new Error(`Fake DynamoDB: Attribute name is a reserved keyword; reserved keyword: ${t.text}`);
+      }
+      return t.text;
+    }
     throw new Error(`Fake DynamoDB: expected an attribute path, got ${t.text}`);
   }
 
@@ -331,7 +348,8 @@ export class FakeDynamoDb {
     return this.items.get(`${pk}\u0000${sk}`);
   }
 
-  private run<T>(command: string, input: object, work: () => T): T {
+  /** Async like the SDK's send: a failure is a rejected promise, never a synchronous throw. */
+  private async run<T>(command: string, input: object, work: () => T): Promise<T> {
     this.calls.push({ command, input });
     const tables =
       'TransactItems' in input
