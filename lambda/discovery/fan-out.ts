@@ -33,8 +33,12 @@ export interface StartOptions {
 
 /** Server faults get this many attempts; throttling is retried for as long as time allows. */
 export const MAX_FAULT_ATTEMPTS = 8;
-/** Clock skew allowed between this function and Step Functions when reading startDate. */
-export const START_DATE_TOLERANCE_MS = 2000;
+/**
+ * Clock skew allowed between this function and Step Functions when reading startDate. Both keep
+ * time through Amazon's time sync service, so a skew near a second would already be a fault; a
+ * retry of the same window is seconds to minutes later and still reads as "already running".
+ */
+export const START_DATE_TOLERANCE_MS = 250;
 
 export async function startExecution(name: string, input: string, o: StartOptions): Promise<StartResult> {
   const firstSentAt = o.clock.now();

@@ -1,0 +1,431 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type DiscoveryResult,
+  HandOverError,
+  runDiscovery,
+  StartExecutionFailedError,
+} from '../../../lambda/discovery/discover';
+import { InvalidEventError } from '../../../lambda/discovery/window';
+import type { WorkflowInput } from '../../../lambda/shared/workflow-input';
+import { FakeAws, type FakeInstance, fleet, OWNER, volumeFor } from './fake-aws';
+import { deps, FUNCTION_ARN, plentyOfTime, RecordingLog, RecordingSink, testSettings } from './helpers';
+
+const EVENT = {
+  scheduledTime: '2026-11-22T02:00:37Z',
+  scheduleArn: 'arn:aws:scheduler:eu-west-1:111122223333:schedule/default/x',
+};
+const STAMP = '20261122T0200Z';
+
+let fake: FakeAws | undefined;
+afterEach(() => {
+  fake?.restore();
+  fake = undefined;
+});
+
+function inputs(f: FakeAws): Map<string, WorkflowInput> {
+  const map = new Map<string, WorkflowInput>();
+  for (const e of f.executions.values()) map.set(e.instanceId, JSON.parse(e.input) as WorkflowInput);
+  return map;
+}
+
+/** Runs a handed-over chain to the end, the way Lambda would deliver each asynchronous invocation. */
+async function runChain(
+  f: FakeAws,
+  sink: RecordingSink,
+  log: RecordingLog,
+  settings = testSettings(),
+  budgetMs = 900_000,
+): Promise<DiscoveryResult[]> {
+  const results: DiscoveryResult[] = [];
+  let event: Record<string, unknown> = EVENT;
+  for (let n = 0; n < 60; n++) {
+    const deadline = Date.now() + budgetMs;
+    const before = f.invocations.length;
+    results.push(
+      await runDiscovery(
+        event,
+        { functionArn: FUNCTION_ARN, remainingMs: () => deadline - Date.now() },
+        deps(sink, log, settings),
+      ),
+    );
+    if (f.invocations.length === before) return results;
+    event = f.invocations[f.invocations.length - 1] as Record<string, unknown>;
+  }
+  throw new Error('chain did not end');
+}
+
+describe('discovery: listing and readiness', () => {
+  it('follows DescribeInstances pages and filters on the opt-in tag and live states', async () => {
+    fake = new FakeAws(
+      [
+        ...fleet(10),
+        { id: 'i-0000000000000aaaa', tags: { ConsistentBackup: 'disabled' } },
+        { id: 'i-0000000000000bbbb', tags: {} },
+      ],
+      { pageSize: 3 },
+    );
+    const sink = new RecordingSink();
+    const result = await runDiscovery(EVENT, plentyOfTime, deps(sink, new RecordingLog()));
+    expect(fake.counts.describe).toBe(4);
+    expect(result.describePages).toBe(4);
+    expect(fake.describeInputs[0]).toMatchObject({
+      Filters: [
+        { Name: 'tag:ConsistentBackup', Values: ['enabled'] },
+        {
+          Name: 'instance-state-name',
+          Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'],
+        },
+      ],
+      MaxResults: 1000,
+    });
+    expect((fake.describeInputs[1] as { NextToken: string }).NextToken).toBe('3');
+    expect(result.summary).toMatchObject({ discovered: 10, started: 10, alreadyRunning: 0, excluded: {} });
+    expect(fake.executions.size).toBe(10);
+    expect([...fake.executions.values()].map((e) => e.instanceId)).not.toContain('i-0000000000000aaaa');
+  });
+
+  it('asks SSM about running instances only, at most 50 ids a call', async () => {
+    fake = new FakeAws(fleet(120, (i) => (i % 4 === 0 ? { state: 'stopped' } : {})));
+    const result = await runDiscovery(EVENT, plentyOfTime, deps(new RecordingSink(), new RecordingLog()));
+    const asked = fake.ssmMock.commandCalls(
+      (await import('@aws-sdk/client-ssm')).DescribeInstanceInformationCommand,
+    );
+    const ids = asked.flatMap((c) => c.args[0].input.Filters?.[0].Values ?? []);
+    expect(ids).toHaveLength(90);
+    expect(asked.every((c) => (c.args[0].input.Filters?.[0].Values?.length ?? 0) <= 50)).toBe(true);
+    expect(result.ssmCalls).toBe(2);
+    expect(result.summary.started).toBe(120);
+  });
+
+  it('falls back to one id at a time when SSM refuses a batch with InvalidInstanceId', async () => {
+    const instances = fleet(5);
+    fake = new FakeAws(instances, { ssmInvalidIds: new Set([instances[2].id]) });
+    const result = await runDiscovery(EVENT, plentyOfTime, deps(new RecordingSink(), new RecordingLog()));
+    expect(result.summary.started).toBe(4);
+    expect(result.excluded).toEqual([
+      expect.objectContaining({ instanceId: instances[2].id, reason: 'ssm-not-managed' }),
+    ]);
+  });
+});
+
+describe('discovery: a mixed fleet', () => {
+  const mixed: FakeInstance[] = [
+    { id: 'i-00000000000000001', tags: { Name: 'web-1' } },
+    { id: 'i-00000000000000002', platform: 'windows', tags: { Name: 'sql-1' } },
+    { id: 'i-00000000000000003', ssm: { ping: 'ConnectionLost' } },
+    { id: 'i-00000000000000004', ssm: null },
+    { id: 'i-00000000000000005', state: 'stopped', platform: 'windows' },
+    { id: 'i-00000000000000006', volumes: [] },
+    { id: 'i-00000000000000007', rootDeviceType: 'instance-store', volumes: [] },
+    { id: 'i-00000000000000008', state: 'pending' },
+    { id: 'i-00000000000000009', tags: { 'ConsistentBackup:Include': '/data/../etc' } },
+    { id: 'i-0000000000000000a', ssm: { ping: 'Online', platformType: 'MacOS' } },
+    {
+      id: 'i-0000000000000000b',
+      volumes: ['vol-0aaaaaaaaaaaaaaa1', 'vol-0aaaaaaaaaaaaaaa2'],
+      tags: { 'ConsistentBackup:Include': '/data /logs', 'ConsistentBackup:OnFreezeFailure': 'skip' },
+    },
+    { id: 'i-0000000000000000c', state: 'stopping' },
+  ].map((f) => ({ ...f, tags: { ConsistentBackup: 'enabled', ...f.tags } }));
+
+  it('starts the ready ones, backs up stopped ones without a freeze, and excludes the rest with reasons', async () => {
+    fake = new FakeAws(mixed);
+    const sink = new RecordingSink();
+    const log = new RecordingLog();
+    const result = await runDiscovery(EVENT, plentyOfTime, deps(sink, log));
+
+    const started = inputs(fake);
+    expect([...started.keys()].sort()).toEqual([
+      'i-00000000000000001',
+      'i-00000000000000002',
+      'i-00000000000000005',
+      'i-0000000000000000b',
+    ]);
+    expect(started.get('i-00000000000000001')).toEqual({
+      schemaVersion: 1,
+      runId: `run-${STAMP}`,
+      window: '2026-11-22T02:00:00Z',
+      accountId: OWNER,
+      region: 'eu-west-1',
+      instanceId: 'i-00000000000000001',
+      instanceArn: `arn:aws:ec2:eu-west-1:${OWNER}:instance/i-00000000000000001`,
+      instanceName: 'web-1',
+      platform: 'linux',
+      instanceState: 'running',
+      volumeIds: [volumeFor('i-00000000000000001')],
+      startAt: '2026-11-22T02:00:00.000Z',
+      notAfter: '2026-11-22T03:00:00.000Z',
+      options: { include: '', exclude: '', onFreezeFailure: 'crash-consistent' },
+    });
+    expect(started.get('i-00000000000000002')).toMatchObject({
+      platform: 'windows',
+      instanceState: 'running',
+    });
+    expect(started.get('i-00000000000000005')).toMatchObject({
+      platform: 'windows',
+      instanceState: 'stopped',
+    });
+    expect(started.get('i-0000000000000000b')).toMatchObject({
+      volumeIds: ['vol-0aaaaaaaaaaaaaaa1', 'vol-0aaaaaaaaaaaaaaa2'],
+      options: { include: '/data,/logs', exclude: '', onFreezeFailure: 'skip' },
+    });
+
+    const reasons = Object.fromEntries(result.excluded.map((e) => [e.instanceId, e.reason]));
+    expect(reasons).toEqual({
+      'i-00000000000000003': 'ssm-offline',
+      'i-00000000000000004': 'ssm-not-managed',
+      'i-00000000000000006': 'no-ebs-volumes',
+      'i-00000000000000007': 'no-ebs-volumes',
+      'i-00000000000000008': 'unsupported-state',
+      'i-00000000000000009': 'invalid-tag',
+      'i-0000000000000000a': 'unsupported-platform',
+      'i-0000000000000000c': 'unsupported-state',
+    });
+    const invalid = result.excluded.find((e) => e.reason === 'invalid-tag');
+    expect(invalid?.detail).toContain('ConsistentBackup:Include');
+    expect(invalid?.detail).toContain('"/data/../etc"');
+    expect(invalid?.detail).toContain('no ".." segment');
+    expect(result.excluded.find((e) => e.reason === 'ssm-offline')?.detail).toContain('ConnectionLost');
+
+    expect(sink.discoveries).toHaveLength(1);
+    expect(sink.discoveries[0].summary).toMatchObject({
+      runId: `run-${STAMP}`,
+      window: '2026-11-22T02:00:00Z',
+      accountId: '111122223333',
+      region: 'eu-west-1',
+      discovered: 12,
+      started: 4,
+      alreadyRunning: 0,
+      excluded: {
+        'ssm-offline': 1,
+        'ssm-not-managed': 1,
+        'no-ebs-volumes': 2,
+        'unsupported-state': 2,
+        'invalid-tag': 1,
+        'unsupported-platform': 1,
+      },
+      handedOver: 0,
+    });
+    expect(sink.discoveries[0].excluded).toHaveLength(8);
+    const [summary] = log.summaries();
+    expect(summary).toMatchObject({
+      discovered: 12,
+      started: 4,
+      alreadyRunning: 0,
+      handedOver: 0,
+      excluded: sink.discoveries[0].summary.excluded,
+    });
+  });
+
+  it('names executions <instanceId>-<window> and starts nothing new when the window runs again', async () => {
+    fake = new FakeAws(mixed);
+    await runDiscovery(EVENT, plentyOfTime, deps(new RecordingSink(), new RecordingLog()));
+    // A retry comes at least seconds later; the running executions answer with their start date.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect([...fake.executions.keys()].sort()).toEqual([
+      `i-00000000000000001-${STAMP}`,
+      `i-00000000000000002-${STAMP}`,
+      `i-00000000000000005-${STAMP}`,
+      `i-0000000000000000b-${STAMP}`,
+    ]);
+    const created = fake.counts.created;
+
+    // The Scheduler retries a few seconds later: same window, identical inputs.
+    const sink = new RecordingSink();
+    const again = await runDiscovery(
+      { ...EVENT, scheduledTime: '2026-11-22T02:00:59.999Z' },
+      plentyOfTime,
+      deps(sink, new RecordingLog()),
+    );
+    expect(fake.counts.created).toBe(created);
+    expect(again.summary).toMatchObject({ started: 0, alreadyRunning: 4, discovered: 12 });
+    expect(fake.duplicates()).toEqual([]);
+  });
+
+  it('counts ExecutionAlreadyExists (a closed execution, or a changed input) as already running', async () => {
+    fake = new FakeAws(fleet(3));
+    await runDiscovery(EVENT, plentyOfTime, deps(new RecordingSink(), new RecordingLog()));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // A Name tag added since: the input differs, so Step Functions refuses the name.
+    fake.instances[0].tags!.Name = 'renamed';
+    const again = await runDiscovery(EVENT, plentyOfTime, deps(new RecordingSink(), new RecordingLog()));
+    expect(fake.counts.alreadyExists).toBe(1);
+    expect(again.summary).toMatchObject({ started: 0, alreadyRunning: 3 });
+    expect(fake.executions.size).toBe(3);
+  });
+
+  it('rejects an event without a usable scheduledTime, naming the value', async () => {
+    fake = new FakeAws(fleet(1));
+    await expect(
+      runDiscovery(
+        { scheduledTime: 'yesterday' },
+        plentyOfTime,
+        deps(new RecordingSink(), new RecordingLog()),
+      ),
+    ).rejects.toThrow(/scheduledTime.*"yesterday".*ISO-8601/);
+    await expect(
+      runDiscovery({}, plentyOfTime, deps(new RecordingSink(), new RecordingLog())),
+    ).rejects.toThrow(InvalidEventError);
+    expect(fake.counts.describe).toBe(0);
+  });
+});
+
+describe('discovery: throttling', () => {
+  it('starts everything once through a throttling storm', async () => {
+    // The first 300 calls are all refused, then the service's own bucket applies.
+    fake = new FakeAws(fleet(400), {
+      throttleWhen: (call) => call <= 300,
+      throttle: { burst: 100, ratePerSecond: 2000 },
+    });
+    const log = new RecordingLog();
+    const result = await runDiscovery(EVENT, plentyOfTime, deps(new RecordingSink(), log));
+    expect(result.throttled).toBeGreaterThanOrEqual(300);
+    expect(result.summary).toMatchObject({ started: 400, alreadyRunning: 0, discovered: 400 });
+    expect(fake.executions.size).toBe(400);
+    expect(fake.duplicates()).toEqual([]);
+    expect(log.summaries()[0]).toMatchObject({ throttled: result.throttled, failed: 0 });
+  });
+
+  it('adapts when another workload shares the quota (service bucket far below the configured one)', async () => {
+    fake = new FakeAws(fleet(300), { throttle: { burst: 20, ratePerSecond: 500 } });
+    const result = await runDiscovery(
+      EVENT,
+      plentyOfTime,
+      deps(
+        new RecordingSink(),
+        new RecordingLog(),
+        testSettings({ startBurst: 1300, startRatePerSecond: 5000 }),
+      ),
+    );
+    expect(fake.counts.throttled).toBeGreaterThan(0);
+    expect(result.summary.started).toBe(300);
+    expect(fake.duplicates()).toEqual([]);
+  });
+
+  it('fails the invocation loudly, after starting the others, when a start is refused for good', async () => {
+    const instances = fleet(6);
+    fake = new FakeAws(instances, { startFailures: new Set([instances[3].id]) });
+    const sink = new RecordingSink();
+    const log = new RecordingLog();
+    await expect(runDiscovery(EVENT, plentyOfTime, deps(sink, log))).rejects.toThrow(
+      StartExecutionFailedError,
+    );
+    expect(fake.executions.size).toBe(5);
+    expect(sink.discoveries[0].summary).toMatchObject({ discovered: 6, started: 5 });
+    expect(log.lines.find((l) => l.level === 'error')?.extra).toMatchObject({ instanceId: instances[3].id });
+    expect(log.summaries()[0]).toMatchObject({ failed: 1 });
+  });
+});
+
+describe('discovery: hand-over when time runs short', () => {
+  it('hands the rest to a new invocation and, over the chain, starts every instance exactly once', async () => {
+    fake = new FakeAws(fleet(150), { latency: { start: [4, 6] } });
+    const sink = new RecordingSink();
+    const log = new RecordingLog();
+    // Each invocation has 150 ms before its 100 ms reserve: about a third of the fleet.
+    const settings = testSettings({ startConcurrency: 4, handOverReserveMs: 100 });
+    const results = await runChain(fake, sink, log, settings, 250);
+
+    expect(results.length).toBeGreaterThan(1);
+    expect(fake.counts.invokes).toBe(results.length - 1);
+    expect(fake.executions.size).toBe(150);
+    expect(fake.duplicates()).toEqual([]);
+    // Each slice is disjoint; together they are the fleet.
+    expect(results.reduce((n, r) => n + r.slice.discovered, 0)).toBe(150);
+    expect(results.reduce((n, r) => n + r.slice.started, 0)).toBe(150);
+    // Every invocation but the last says it handed over; the last carries the run's totals.
+    expect(
+      sink.discoveries.slice(0, -1).every((d) => (d.summary as { handedOver: number }).handedOver > 0),
+    ).toBe(true);
+    expect(sink.discoveries.at(-1)?.summary).toMatchObject({ discovered: 150, started: 150, handedOver: 0 });
+    const payload = fake.invocations[0] as {
+      scheduledTime: string;
+      handOver: { invocation: number; runId: string };
+    };
+    expect(payload.scheduledTime).toBe(EVENT.scheduledTime);
+    expect(payload.handOver).toMatchObject({ invocation: 2, runId: `run-${STAMP}` });
+    expect(log.summaries().map((s) => s.invocation)).toEqual(results.map((_, i) => i + 1));
+  });
+
+  it('keeps group waves identical to an uninterrupted run when a hand-over splits a group', async () => {
+    const make = (i: number) => ({
+      tags: { 'ConsistentBackup:Group': `cluster-${Math.floor(i / 7)}` },
+      ...(i % 5 === 3 ? { ssm: { ping: 'ConnectionLost' } } : {}),
+    });
+    const settings = testSettings({
+      startConcurrency: 3,
+      handOverReserveMs: 100,
+      stagger: { ...testSettings().stagger, maxFrozenPerGroup: 2 },
+    });
+
+    const baselineFake = new FakeAws(fleet(60, make));
+    await runDiscovery(EVENT, plentyOfTime, deps(new RecordingSink(), new RecordingLog(), settings));
+    const baseline = inputs(baselineFake);
+    baselineFake.restore();
+
+    fake = new FakeAws(fleet(60, make), { latency: { start: [8, 10] } });
+    const results = await runChain(fake, new RecordingSink(), new RecordingLog(), settings, 160);
+    expect(results.length).toBeGreaterThan(2);
+    const chained = inputs(fake);
+    expect(chained.size).toBe(baseline.size);
+    for (const [id, input] of baseline) {
+      expect(chained.get(id)?.startAt, id).toBe(input.startAt);
+      expect(chained.get(id)?.notAfter, id).toBe(input.notAfter);
+    }
+    // And the waves obey the limit: at most 2 members of a group share a start time.
+    const perSlot = new Map<string, number>();
+    for (const input of chained.values()) {
+      const key = `${input.group}@${input.startAt}`;
+      perSlot.set(key, (perSlot.get(key) ?? 0) + 1);
+    }
+    expect(Math.max(...perSlot.values())).toBeLessThanOrEqual(2);
+    expect(fake.duplicates()).toEqual([]);
+  });
+
+  it('gives up retrying a throttled start at the deadline and hands it over instead of dropping it', async () => {
+    // Throttled for the whole first invocation.
+    let firstInvocation = true;
+    fake = new FakeAws(fleet(20), { throttleWhen: () => firstInvocation, latency: { start: [1, 2] } });
+    const sink = new RecordingSink();
+    const deadline = Date.now() + 300;
+    const settings = testSettings({ handOverReserveMs: 100 });
+    const first = runDiscovery(
+      EVENT,
+      { functionArn: FUNCTION_ARN, remainingMs: () => deadline - Date.now() },
+      deps(sink, new RecordingLog(), settings),
+    );
+    // Excluded and started nothing, but the first invocation must not lose the work either:
+    // it ends with an error (no progress) instead of an endless chain.
+    await expect(first).rejects.toThrow(HandOverError);
+    expect(fake.counts.invokes).toBe(0);
+    firstInvocation = false;
+    // The failure destination replays the same event: everything starts.
+    const replay = await runDiscovery(EVENT, plentyOfTime, deps(sink, new RecordingLog(), settings));
+    expect(replay.summary.started).toBe(20);
+    expect(fake.duplicates()).toEqual([]);
+  });
+
+  it('refuses a cursor of another run or a forged one, naming it', async () => {
+    fake = new FakeAws(fleet(2));
+    const other = {
+      ...EVENT,
+      handOver: {
+        schemaVersion: 1,
+        runId: 'run-20261121T0200Z',
+        invocation: 2,
+        afterKey: '',
+        boundarySlots: 0,
+        doneBeyond: [],
+        totals: { discovered: 0, started: 0, alreadyRunning: 0, excluded: {} },
+      },
+    };
+    await expect(
+      runDiscovery(other, plentyOfTime, deps(new RecordingSink(), new RecordingLog())),
+    ).rejects.toThrow(/handOver.*run-20261122T0200Z/);
+    const endless = { ...other, handOver: { ...other.handOver, runId: `run-${STAMP}`, invocation: 51 } };
+    await expect(
+      runDiscovery(endless, plentyOfTime, deps(new RecordingSink(), new RecordingLog())),
+    ).rejects.toThrow(HandOverError);
+    expect(fake.counts.start).toBe(0);
+  });
+});
