@@ -1,0 +1,233 @@
+import { BackupClient } from '@aws-sdk/client-backup';
+import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  type BackupJobStateChangeEvent,
+  cleanStatusMessage,
+  handleJobEvent,
+} from '../../../lambda/job-events/job-events';
+import type { ConsistencyVerdict } from '../../../lambda/shared/consistency';
+import { tagRecoveryPoint, tagValue } from '../../../lambda/shared/recovery-point';
+import {
+  ACCOUNT,
+  expectValidPublish,
+  harness,
+  outcome,
+  REGION,
+  TABLE,
+  TOPIC,
+} from '../notifications/fixtures';
+
+const WIN = 'i-0f0f0f0f0f0f0f0f1';
+const LINUX = 'i-0a0a0a0a0a0a0a0a2';
+const AMI = 'arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0';
+const VSS_MESSAGE = 'Windows VSS Backup Job Error encountered, trying for regular backup';
+
+/** Shaped like the AWS Backup developer guide's example events. */
+function jobEvent(backupJobId: string, state: string, statusMessage?: string): BackupJobStateChangeEvent {
+  return {
+    'detail-type': 'Backup Job State Change',
+    source: 'aws.backup',
+    account: ACCOUNT,
+    region: REGION,
+    time: '2026-11-22T02:40:00Z',
+    resources: state === 'COMPLETED' ? [AMI] : [],
+    detail: {
+      backupJobId,
+      state,
+      backupVaultName: 'ecb-vault',
+      resourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${WIN}`,
+      resourceType: 'EC2',
+      ...(statusMessage !== undefined ? { statusMessage } : {}),
+    },
+  };
+}
+
+let cleanup: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanup) c();
+  cleanup = [];
+  vi.resetModules();
+  vi.unstubAllEnvs();
+});
+
+function setup() {
+  const h = harness();
+  const ec2 = mockClient(EC2Client);
+  ec2.on(CreateTagsCommand).resolves({});
+  cleanup.push(() => {
+    h.snsMock.restore();
+    h.dynamodbMock.restore();
+    ec2.restore();
+  });
+  const labelRecoveryPoint = (arn: string, verdict: ConsistencyVerdict) =>
+    tagRecoveryPoint(
+      { ec2: new EC2Client({ region: REGION }), backup: new BackupClient({ region: REGION }) },
+      arn,
+      verdict,
+    );
+  return { h, ec2, deps: { notifier: h.notifier, labelRecoveryPoint, clock: h.now } };
+}
+
+async function windowsBackup(h: ReturnType<typeof harness>, backupJobId: string) {
+  await h.notifier.recordOutcome(
+    outcome({
+      outcome: 'backed-up',
+      instanceId: WIN,
+      instanceName: 'sql-01',
+      platform: 'windows',
+      backupJobId,
+      recoveryPointArn: AMI,
+      verdict: {
+        consistency: 'application',
+        reason: 'VSS requested; confirmed at job completion',
+        freezeMs: 0,
+      },
+    }),
+  );
+}
+
+describe('job-events', () => {
+  it('relabels a Windows job that fell back from VSS as crash and sends one Warning', async () => {
+    const { h, ec2, deps } = setup();
+    await windowsBackup(h, 'win-1');
+    const result = await handleJobEvent(jobEvent('win-1', 'COMPLETED', `"${VSS_MESSAGE}"`), deps);
+    expect(result.action).toBe('handled');
+    const tags = ec2.commandCalls(CreateTagsCommand).map((c) => c.args[0].input);
+    expect(tags).toEqual([
+      {
+        Resources: ['ami-0123456789abcdef0'],
+        Tags: [
+          { Key: 'ConsistentBackup:Consistency', Value: 'crash' },
+          {
+            Key: 'ConsistentBackup:Reason',
+            Value: `Windows VSS fell back to a regular backup: ${VSS_MESSAGE}`,
+          },
+          { Key: 'ConsistentBackup:FreezeMs', Value: '0' },
+        ],
+      },
+    ]);
+    expect(h.published).toHaveLength(1);
+    const n = expectValidPublish(h.published[0]);
+    expect(n.eventType).toBe('vss-fallback');
+    expect(n.severity).toBe('Warning');
+    expect(n.event.message_key).toBe(`ec2-consistent-backup:${ACCOUNT}:${REGION}:${WIN}:consistency`);
+    expect(n.event.additional_info).toMatchObject({
+      consistency: 'crash',
+      cause: VSS_MESSAGE,
+      recovery_point_arn: AMI,
+    });
+  });
+
+  it('confirms a clean VSS job as application-consistent, labels it and sends nothing', async () => {
+    const { h, ec2, deps } = setup();
+    await windowsBackup(h, 'win-2');
+    const result = await handleJobEvent(jobEvent('win-2', 'COMPLETED'), deps);
+    expect(result.action === 'handled' && result.finalVerdict.consistency).toBe('application');
+    expect(ec2.commandCalls(CreateTagsCommand)[0].args[0].input.Tags?.[0]).toEqual({
+      Key: 'ConsistentBackup:Consistency',
+      Value: 'application',
+    });
+    expect(h.published).toHaveLength(0);
+  });
+
+  it.each([
+    [
+      'FAILED',
+      'Major',
+      '"Backup job failed because backup vault arn:aws:backup:eu-west-1:111122223333:backup-vault:x does not exist."',
+    ],
+    ['EXPIRED', 'Major', '"Backup job failed because there was a running job for the same resource."'],
+    ['ABORTED', 'Major', '"Backup job was stopped by user."'],
+    ['PARTIAL', 'Warning', 'Some volumes were not backed up.'],
+  ])('reports a job that ended %s as %s, once per delivery', async (state, severity, statusMessage) => {
+    const { h, deps } = setup();
+    await h.notifier.recordOutcome(
+      outcome({
+        outcome: 'backed-up',
+        instanceId: LINUX,
+        backupJobId: `l-${state}`,
+        verdict: { consistency: 'application', reason: 'hooks ran', freezeMs: 1200 },
+      }),
+    );
+    await handleJobEvent(jobEvent(`l-${state}`, state, statusMessage), deps);
+    await handleJobEvent(jobEvent(`l-${state}`, state, statusMessage), deps);
+    expect(h.published).toHaveLength(1);
+    const n = expectValidPublish(h.published[0]);
+    expect(n.severity).toBe(severity);
+    expect(n.event.additional_info.backup_job_state).toBe(state);
+    expect(n.event.additional_info.cause).toBe(cleanStatusMessage(statusMessage));
+    expect(n.event.message_key).toBe(`ec2-consistent-backup:${ACCOUNT}:${REGION}:${LINUX}:backup`);
+  });
+
+  it('ignores jobs it did not start, states that are not final, and other events', async () => {
+    const { h, ec2, deps } = setup();
+    await windowsBackup(h, 'win-3');
+    expect(await handleJobEvent(jobEvent('someone-elses-job', 'FAILED', 'x'), deps)).toEqual({
+      action: 'ignored',
+      reason: 'backup job someone-elses-job was not started by ec2-consistent-backup',
+    });
+    expect(await handleJobEvent(jobEvent('win-3', 'RUNNING'), deps)).toMatchObject({ action: 'ignored' });
+    expect(
+      await handleJobEvent(
+        { ...jobEvent('win-3', 'COMPLETED'), 'detail-type': 'Copy Job State Change' },
+        deps,
+      ),
+    ).toMatchObject({
+      action: 'ignored',
+    });
+    expect(h.published).toHaveLength(0);
+    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+    // RUNNING did not claim the job: its final state is still handled.
+    expect(await handleJobEvent(jobEvent('win-3', 'COMPLETED', VSS_MESSAGE), deps)).toMatchObject({
+      action: 'handled',
+    });
+  });
+
+  it('when the relabel fails, gives the event back so the retry relabels and warns once', async () => {
+    const { h, ec2, deps } = setup();
+    await windowsBackup(h, 'win-4');
+    ec2
+      .on(CreateTagsCommand)
+      .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'RequestLimitExceeded' }));
+    await expect(handleJobEvent(jobEvent('win-4', 'COMPLETED', VSS_MESSAGE), deps)).rejects.toThrow(
+      'Rate exceeded',
+    );
+    expect(h.published).toHaveLength(0);
+    expect(h.table.item('JOB#win-4', 'JOB')?.finalState).toBeUndefined();
+    await handleJobEvent(jobEvent('win-4', 'COMPLETED', VSS_MESSAGE), deps);
+    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(2);
+    expect(h.published.map((p) => expectValidPublish(p).eventType)).toEqual(['vss-fallback']);
+  });
+});
+
+describe('job-events handler', () => {
+  it('checks its environment at cold start, naming the variable', async () => {
+    vi.stubEnv('NOTIFICATION_TOPIC_ARN', '');
+    await expect(import('../../../lambda/job-events/handler')).rejects.toThrow(
+      'Environment variable NOTIFICATION_TOPIC_ARN is ""; allowed: an SNS topic ARN.',
+    );
+  });
+
+  it('finalizes a job through module-scope clients', async () => {
+    const { h, ec2 } = setup();
+    vi.stubEnv('NOTIFICATION_TOPIC_ARN', TOPIC);
+    vi.stubEnv('NOTIFICATION_TABLE_NAME', TABLE);
+    vi.stubEnv('AWS_REGION', REGION);
+    await windowsBackup(h, 'win-5');
+    const { handler } = await import('../../../lambda/job-events/handler');
+    const result = await handler(jobEvent('win-5', 'COMPLETED', VSS_MESSAGE));
+    expect(result.action).toBe('handled');
+    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(1);
+    expect(h.published.map((p) => expectValidPublish(p).eventType)).toEqual(['vss-fallback']);
+  });
+});
+
+describe('cleanStatusMessage', () => {
+  it('strips the quotes AWS Backup puts around some messages', () => {
+    expect(cleanStatusMessage('"Backup job was stopped by user."')).toBe('Backup job was stopped by user.');
+    expect(cleanStatusMessage('')).toBeUndefined();
+    expect(cleanStatusMessage(undefined)).toBeUndefined();
+  });
+});
