@@ -63,12 +63,23 @@ async function ensureRoot(): Promise<string> {
   return LAB_ROOT;
 }
 
+/** Run dirs this process created and has not cleaned yet, for the signal handlers. */
+const active = new Set<string>();
+
+/** Clean every run dir this process created: what SIGINT/SIGTERM handlers call. */
+export async function cleanupActive(): Promise<string[]> {
+  const log: string[] = [];
+  for (const dir of [...active]) log.push(...(await cleanupRunDir(dir)));
+  return log;
+}
+
 /** Create this run's workspace: LAB_ROOT/run-<pid>-<time>, world-traversable so the postgres user can reach its data. */
 export async function createRunDir(): Promise<string> {
   const root = await ensureRoot();
   const dir = path.join(root, `run-${process.pid}-${Date.now().toString(36)}`);
   await fs.mkdir(dir, { mode: 0o755 });
   await fs.writeFile(path.join(dir, 'owner.pid'), `${process.pid}\n`);
+  active.add(dir);
   return dir;
 }
 
@@ -195,6 +206,7 @@ export async function cleanupRunDir(dir: string): Promise<string[]> {
       `could not unmount ${left.map((m) => m.target).join(', ')}; run \`npm run demo -- --cleanup\` again`,
     );
   await fs.rm(dir, { recursive: true, force: true });
+  active.delete(dir);
   log.push(`removed ${dir}`);
   return log;
 }
