@@ -102,7 +102,7 @@ describe('job-events', () => {
           { Key: 'ConsistentBackup:Consistency', Value: 'crash' },
           {
             Key: 'ConsistentBackup:Reason',
-            Value: `Windows VSS fell back to a regular backup: ${VSS_MESSAGE}`,
+            Value: tagValue(`Windows VSS fell back to a regular backup: ${VSS_MESSAGE}`),
           },
           { Key: 'ConsistentBackup:FreezeMs', Value: '0' },
         ],
