@@ -274,6 +274,16 @@ export class FsLab {
         // no watchdog left
       }
     }
+    // Lock holders started by hooks live in their own sessions and record their pid there.
+    const hookState = path.join(this.stateDir, 'hook-state');
+    for (const name of fs.existsSync(hookState) ? fs.readdirSync(hookState) : []) {
+      try {
+        const pid = Number(fs.readFileSync(path.join(hookState, name, 'holder.pid'), 'utf8').trim());
+        if (pid > 0) process.kill(pid, 'SIGKILL');
+      } catch {
+        // this hook keeps no holder
+      }
+    }
     for (const mp of [...this.mounts].reverse()) tryRun('fsfreeze', ['-u', mp]);
     await waitFor(() => this.writers.every((w) => w.done), 5_000);
     for (const mp of [...this.mounts].reverse()) tryRun('umount', ['-l', mp]);
