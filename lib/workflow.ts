@@ -332,13 +332,9 @@ export class Workflow extends Construct {
       resultPath: sfn.JsonPath.DISCARD,
       taskTimeout: sfn.Timeout.duration(Duration.seconds(20)),
     })
+      // The last resort retries everything: nothing comes after it but a failed execution.
       .addRetry({
-        errors: [
-          'SNS.ThrottledException',
-          'SNS.InternalErrorException',
-          'SNS.KMSThrottlingException',
-          'States.Timeout',
-        ],
+        errors: [sfn.Errors.ALL],
         interval: Duration.seconds(1),
         maxAttempts: 3,
         backoffRate: 2,

@@ -495,6 +495,9 @@ function sfnError(name: string, message = name): Error {
   return e;
 }
 
+/** Building a StateMachine validates the definition: do it once per definition, not per run. */
+const machines = new WeakMap<Asl, StateMachine>();
+
 /** Run the definition once against a fresh simulated AWS. */
 export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promise<RunReport & { sim: Sim }> {
   const sim = new Sim(scenario);
