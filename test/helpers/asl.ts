@@ -156,3 +156,98 @@ export function allStates(
     ...((state.Branches ?? []) as Asl[]).flatMap((b) => allStates(b, name)),
   ]);
 }
+
+/** Mermaid flowchart of a definition: Parallel branches as subgraphs, Catch edges dotted. */
+export function toMermaid(asl: Pick<Asl, 'StartAt' | 'States'>): string {
+  const ids = new Map<string, string>();
+  const id = (name: string) => {
+    if (!ids.has(name)) ids.set(name, `s${ids.size}`);
+    return ids.get(name) as string;
+  };
+  const lines: string[] = ['flowchart TD'];
+  const emit = (def: Pick<Asl, 'StartAt' | 'States'>, indent: string) => {
+    for (const [name, st] of Object.entries(def.States)) {
+      const shape =
+        st.Type === 'Choice'
+          ? `{"${name}"}`
+          : st.Type === 'Fail' || st.Type === 'Succeed'
+            ? `(["${name}"])`
+            : `["${name}"]`;
+      if (st.Type === 'Parallel') {
+        lines.push(`${indent}subgraph ${id(name)} ["${name}"]`);
+        for (const b of st.Branches as Asl[]) emit(b, `${indent}  `);
+        lines.push(`${indent}end`);
+      } else {
+        lines.push(`${indent}${id(name)}${shape}`);
+      }
+    }
+    for (const [name, st] of Object.entries(def.States)) {
+      if (st.Next) lines.push(`${indent}${id(name)} --> ${id(st.Next)}`);
+      for (const c of st.Choices ?? []) lines.push(`${indent}${id(name)} --> ${id(c.Next)}`);
+      if (st.Default) lines.push(`${indent}${id(name)} -- otherwise --> ${id(st.Default)}`);
+      for (const c of st.Catch ?? []) lines.push(`${indent}${id(name)} -. error .-> ${id(c.Next)}`);
+    }
+  };
+  emit(asl, '  ');
+  return lines.join('\n');
+}
+
+export interface WorstCaseOptions {
+  /** Seconds a Wait with a TimestampPath can last (discovery's stagger). */
+  readonly timestampWaitSeconds: number;
+}
+
+/**
+ * Worst-case duration in seconds of the longest path: every Task times out on every attempt, every
+ * retry waits its longest, every Wait waits its longest. The workflow has no loops; a cycle throws.
+ */
+export function worstCaseSeconds(def: Pick<Asl, 'StartAt' | 'States'>, opts: WorstCaseOptions): number {
+  const memo = new Map<string, number>();
+  const visiting = new Set<string>();
+  const retryTime = (st: Asl['States'][string], attemptSeconds: number): number => {
+    let total = attemptSeconds;
+    for (const r of (st.Retry ?? []) as {
+      IntervalSeconds?: number;
+      MaxAttempts?: number;
+      BackoffRate?: number;
+      MaxDelaySeconds?: number;
+    }[]) {
+      const attempts = r.MaxAttempts ?? 3;
+      for (let i = 0; i < attempts; i += 1) {
+        const wait = (r.IntervalSeconds ?? 1) * (r.BackoffRate ?? 2) ** i;
+        total += Math.min(wait, r.MaxDelaySeconds ?? Infinity) + attemptSeconds;
+      }
+    }
+    return total;
+  };
+  const own = (st: Asl['States'][string]): number => {
+    switch (st.Type) {
+      case 'Task':
+        if (typeof st.TimeoutSeconds !== 'number') throw new Error('Task without TimeoutSeconds');
+        return retryTime(st, st.TimeoutSeconds);
+      case 'Parallel':
+        return retryTime(st, Math.max(...(st.Branches as Asl[]).map((b) => worstCaseSeconds(b, opts))));
+      case 'Wait':
+        return st.Seconds ?? opts.timestampWaitSeconds;
+      default:
+        return 0;
+    }
+  };
+  const from = (name: string): number => {
+    if (memo.has(name)) return memo.get(name) as number;
+    if (visiting.has(name)) throw new Error(`cycle through ${name}`);
+    visiting.add(name);
+    const st = def.States[name];
+    const nexts = [
+      st.Next,
+      st.Default,
+      ...(st.Choices ?? []).map((c: { Next: string }) => c.Next),
+      ...(st.Catch ?? []).map((c: { Next: string }) => c.Next),
+    ].filter(Boolean);
+    const value = own(st) + Math.max(0, ...nexts.map(from));
+    visiting.delete(name);
+    memo.set(name, value);
+    return value;
+  };
+  return from(def.StartAt);
+}

@@ -1,0 +1,218 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { STATE } from '../../lib/workflow';
+import { nagFindings } from '../helpers/app';
+import {
+  allStates,
+  type Asl,
+  synthWorkflow,
+  toMermaid,
+  type WorkflowSynth,
+  worstCaseSeconds,
+} from '../helpers/asl';
+
+// asl-validator ships no types.
+const validator = createRequire(__filename)('asl-validator') as (definition: unknown) => {
+  isValid: boolean;
+  errorsText: (separator?: string) => string;
+};
+
+type Statement = {
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+};
+
+function statements(s: WorkflowSynth): Statement[] {
+  return Object.values(s.template.findResources('AWS::IAM::Policy')).flatMap(
+    (p) =>
+      (p as { Properties: { PolicyDocument: { Statement: Statement[] } } }).Properties.PolicyDocument
+        .Statement,
+  );
+}
+const actions = (st: Statement) => (Array.isArray(st.Action) ? st.Action : [st.Action]);
+
+/** States reachable from `start` through Next/Default/Choices, stopping at `stop`. */
+function reachable(asl: Asl, start: string, stop: string): string[] {
+  const seen = new Set<string>();
+  const queue = [start];
+  while (queue.length) {
+    const name = queue.shift() as string;
+    if (name === stop || seen.has(name)) continue;
+    seen.add(name);
+    const st = asl.States[name];
+    for (const n of [st.Next, st.Default, ...(st.Choices ?? []).map((c: { Next: string }) => c.Next)])
+      if (n) queue.push(n);
+  }
+  return [...seen];
+}
+
+/** Input fields discovery validated; everything else comes from a step's result and may be missing. */
+const INPUT_FIELDS = ['$.platform', '$.instanceState'];
+
+/** Comparisons not preceded, in their own And, by an IsPresent on the same variable. */
+// biome-ignore lint/suspicious/noExplicitAny: ASL choice rules.
+function unguarded(rule: any, guarded: Set<string> = new Set()): string[] {
+  if (rule.And) {
+    const seen = new Set(guarded);
+    const bad: string[] = [];
+    for (const r of rule.And) {
+      bad.push(...unguarded(r, seen));
+      if (r.IsPresent === true) seen.add(r.Variable);
+    }
+    return bad;
+  }
+  if (rule.Not) return rule.Not.IsPresent === true ? [] : unguarded(rule.Not, guarded);
+  if (rule.Or) return rule.Or.flatMap((r: unknown) => unguarded(r, guarded));
+  if (rule.IsPresent !== undefined || INPUT_FIELDS.includes(rule.Variable)) return [];
+  return guarded.has(rule.Variable) ? [] : [rule.Variable];
+}
+
+describe('Workflow construct', () => {
+  let s: WorkflowSynth;
+  let vss: WorkflowSynth;
+  beforeAll(() => {
+    s = synthWorkflow();
+    vss = synthWorkflow({ installVssComponents: true, onFreezeFailure: 'skip' });
+  });
+
+  it('synthesizes a valid ASL definition', () => {
+    for (const w of [s, vss]) {
+      const { isValid, errorsText } = validator(w.asl);
+      expect(isValid, errorsText('\n')).toBe(true);
+    }
+  });
+
+  it('routes every error of every state between the freeze and the thaw to the thaw', () => {
+    for (const w of [s, vss]) {
+      const afterFreeze = reachable(w.asl, STATE.freeze, STATE.thaw);
+      expect(afterFreeze).toEqual(
+        expect.arrayContaining([STATE.freeze, STATE.checkFreeze, STATE.startBackup, STATE.waitSnapshots]),
+      );
+      for (const name of afterFreeze) {
+        const st = w.asl.States[name];
+        if (st.Type === 'Choice') {
+          expect(st.Default, `${name} needs a Default`).toBeDefined();
+          continue;
+        }
+        expect(['Task', 'Parallel'], name).toContain(st.Type);
+        const catchAll = (st.Catch ?? []).find((c: { ErrorEquals: string[] }) =>
+          c.ErrorEquals.includes('States.ALL'),
+        );
+        expect(catchAll?.Next, `${name} must catch States.ALL into the thaw`).toBe(STATE.thaw);
+      }
+      // The thaw retries with backoff, and its own failure reaches Record Outcome.
+      const thaw = w.asl.States[STATE.thaw];
+      expect(thaw.Retry[0]).toMatchObject({ ErrorEquals: ['States.ALL'], BackoffRate: 2 });
+      expect(thaw.Retry[0].MaxAttempts).toBeGreaterThanOrEqual(2);
+      expect(thaw.Catch[0]).toMatchObject({ ErrorEquals: ['States.ALL'], Next: STATE.recordOutcome });
+    }
+  });
+
+  it('guards every Choice on a response field with IsPresent and gives it a Default', () => {
+    for (const { name, state } of allStates(vss.asl)) {
+      if (state.Type !== 'Choice') continue;
+      expect(state.Default, name).toBeDefined();
+      for (const rule of state.Choices)
+        expect(unguarded(rule), `${name}: ${JSON.stringify(rule)}`).toEqual([]);
+    }
+  });
+
+  it('gives every Task an explicit timeout and named Retry errors with backoff and jitter', () => {
+    for (const { name, state } of allStates(vss.asl)) {
+      if (state.Type !== 'Task') continue;
+      expect(state.TimeoutSeconds, name).toBeGreaterThan(0);
+      for (const r of state.Retry ?? []) {
+        expect(r.JitterStrategy, name).toBe('FULL');
+        expect(r.BackoffRate, name).toBeGreaterThan(1);
+        if (name !== STATE.publishUnrecorded) expect(r.ErrorEquals, name).not.toContain('States.ALL');
+      }
+    }
+  });
+
+  it('sets the execution timeout above the worst case of the longest path, stagger included', () => {
+    for (const w of [
+      s,
+      vss,
+      synthWorkflow({ hookTimeoutSeconds: 600, freezeBudgetSeconds: 110, watchdogSeconds: 300 }),
+    ]) {
+      const worst = worstCaseSeconds(w.asl, { timestampWaitSeconds: 14 * 86400 });
+      expect(w.asl.TimeoutSeconds).toBeGreaterThan(worst);
+      // …and not absurdly above it.
+      expect(w.asl.TimeoutSeconds).toBeLessThan(worst * 2);
+    }
+  });
+
+  it('starts with the stagger wait and uses the execution name as the idempotency token', () => {
+    expect(s.asl.StartAt).toBe(STATE.waitForStart);
+    expect(s.asl.States[STATE.waitForStart].TimestampPath).toBe('$.startAt');
+    for (const name of [STATE.startBackup, STATE.startUnfrozenBackup, STATE.startWindowsBackup]) {
+      const p = s.asl.States[name].Parameters;
+      expect(p['IdempotencyToken.$']).toBe('$$.Execution.Name');
+      expect(p.RecoveryPointTags['ConsistentBackup:Consistency']).toBe('pending');
+    }
+    expect(s.asl.States[STATE.startWindowsBackup].Parameters.BackupOptions).toEqual({
+      WindowsVSS: 'enabled',
+    });
+    expect(s.asl.States[STATE.startBackup].Parameters.BackupOptions).toBeUndefined();
+  });
+
+  it('logs every transition without execution data, and traces with X-Ray', () => {
+    s.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false },
+    });
+  });
+
+  it('limits SendCommand to its documents and to opted-in instances', () => {
+    const send = statements(vss).filter((st) => actions(st).includes('ssm:SendCommand'));
+    expect(send.length).toBeGreaterThan(0);
+    for (const st of send) {
+      const text = JSON.stringify(st.Resource);
+      if (text.includes(':instance/')) {
+        expect(st.Condition).toEqual({ StringEquals: { 'ssm:resourceTag/ConsistentBackup': 'enabled' } });
+      } else {
+        expect(text).toMatch(/document\//);
+        expect(text).not.toMatch(/document\/\*/);
+      }
+    }
+  });
+
+  it('passes the backup role only to AWS Backup and starts jobs only in the vault', () => {
+    const pass = statements(s).filter((st) => actions(st).includes('iam:PassRole'));
+    expect(pass.length).toBeGreaterThan(0);
+    for (const st of pass) {
+      expect(st.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'backup.amazonaws.com' } });
+      expect(JSON.stringify(st.Resource)).toMatch(/BackupRole/);
+    }
+    for (const st of statements(s).filter((x) => actions(x).includes('backup:StartBackupJob'))) {
+      expect(JSON.stringify(st.Resource)).toMatch(/Vault/);
+    }
+    // "*" only for the read actions that support no resource-level permissions.
+    const wildcard = statements(s)
+      .filter((st) => st.Resource === '*')
+      .flatMap(actions);
+    for (const a of wildcard) {
+      expect(a).toMatch(
+        /^(ssm:GetCommandInvocation|backup:ListBackupJobs|backup:DescribeBackupJob|ec2:DescribeSnapshots|xray:|logs:)/,
+      );
+    }
+  });
+
+  it('has no unacknowledged cdk-nag AwsSolutions findings', () => {
+    expect(nagFindings(vss.app)).toEqual([]);
+  });
+
+  it('keeps the README diagram in step with the definition (UPDATE_README=1 rewrites it)', () => {
+    const readme = path.join(__dirname, '..', '..', 'README.md');
+    const text = fs.readFileSync(readme, 'utf8');
+    const diagram = `\`\`\`mermaid\n${toMermaid(vss.asl)}\n\`\`\``;
+    const re = /<!-- workflow-diagram:start -->[\s\S]*<!-- workflow-diagram:end -->/;
+    const block = `<!-- workflow-diagram:start -->\n${diagram}\n<!-- workflow-diagram:end -->`;
+    if (process.env.UPDATE_README === '1') fs.writeFileSync(readme, text.replace(re, block));
+    expect(fs.readFileSync(readme, 'utf8').match(re)?.[0]).toBe(block);
+  });
+});
