@@ -109,7 +109,7 @@ describe('discovery: listing and readiness', () => {
 });
 
 describe('discovery: a mixed fleet', () => {
-  const mixed: FakeInstance[] = [
+  const raw: FakeInstance[] = [
     { id: 'i-00000000000000001', tags: { Name: 'web-1' } },
     { id: 'i-00000000000000002', platform: 'windows', tags: { Name: 'sql-1' } },
     { id: 'i-00000000000000003', ssm: { ping: 'ConnectionLost' } },
@@ -126,7 +126,8 @@ describe('discovery: a mixed fleet', () => {
       tags: { 'ConsistentBackup:Include': '/data /logs', 'ConsistentBackup:OnFreezeFailure': 'skip' },
     },
     { id: 'i-0000000000000000c', state: 'stopping' },
-  ].map((f) => ({ ...f, tags: { ConsistentBackup: 'enabled', ...f.tags } }));
+  ];
+  const mixed = raw.map((f) => ({ ...f, tags: { ConsistentBackup: 'enabled', ...f.tags } }));
 
   it('starts the ready ones, backs up stopped ones without a freeze, and excludes the rest with reasons', async () => {
     fake = new FakeAws(mixed);
@@ -335,7 +336,9 @@ describe('discovery: hand-over when time runs short', () => {
     expect(results.reduce((n, r) => n + r.slice.started, 0)).toBe(150);
     // Every invocation but the last says it handed over; the last carries the run's totals.
     expect(
-      sink.discoveries.slice(0, -1).every((d) => (d.summary as { handedOver: number }).handedOver > 0),
+      sink.discoveries
+        .slice(0, -1)
+        .every((d) => (d.summary as unknown as { handedOver: number }).handedOver > 0),
     ).toBe(true);
     expect(sink.discoveries.at(-1)?.summary).toMatchObject({ discovered: 150, started: 150, handedOver: 0 });
     const payload = fake.invocations[0] as {

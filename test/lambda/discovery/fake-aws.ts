@@ -2,6 +2,7 @@ import { DescribeInstancesCommand, EC2Client, type Instance } from '@aws-sdk/cli
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { DescribeInstanceInformationCommand, InvalidInstanceId, SSMClient } from '@aws-sdk/client-ssm';
+import { createHash } from 'node:crypto';
 import { mockClient } from 'aws-sdk-client-mock';
 
 /**
@@ -45,6 +46,12 @@ export interface FakeAwsOptions {
   readonly ssmInvalidIds?: ReadonlySet<string>;
   readonly accountId?: string;
   readonly random?: () => number;
+  /**
+   * Keep each execution's input (tests read them). The benchmark keeps only a digest, so the
+   * simulated service's own memory does not blur the function's peak memory.
+   * @default true
+   */
+  readonly keepInputs?: boolean;
 }
 
 export const OWNER = '111122223333';
@@ -190,6 +197,12 @@ export class FakeAws {
       }
       const name = input.name as string;
       const body = JSON.parse(input.input as string) as { instanceId: string };
+      const stored =
+        this.options.keepInputs === false
+          ? createHash('sha1')
+              .update(input.input as string)
+              .digest('base64')
+          : (input.input as string);
       if (this.options.startFailures?.has(body.instanceId)) {
         await this.wait(half);
         throw Object.assign(new Error('User is not authorized to perform states:StartExecution'), {
@@ -201,7 +214,7 @@ export class FakeAws {
       const existing = this.executions.get(name);
       let result: { executionArn: string; startDate: Date };
       if (existing) {
-        if (existing.input !== input.input) {
+        if (existing.input !== stored) {
           this.counts.alreadyExists++;
           await this.wait(half);
           throw new ExecutionAlreadyExists({ message: `Execution Already Exists: '${name}'`, $metadata: {} });
@@ -212,7 +225,7 @@ export class FakeAws {
         };
       } else {
         const startDate = new Date();
-        this.executions.set(name, { input: input.input as string, startDate, instanceId: body.instanceId });
+        this.executions.set(name, { input: stored, startDate, instanceId: body.instanceId });
         const names = this.createdPerInstance.get(body.instanceId) ?? [];
         names.push(name);
         this.createdPerInstance.set(body.instanceId, names);
@@ -228,6 +241,14 @@ export class FakeAws {
       this.invocations.push(JSON.parse(new TextDecoder().decode(input.Payload as Uint8Array)));
       return { StatusCode: 202 };
     });
+  }
+
+  /** Forget the mocks' call records (aws-sdk-client-mock keeps every call's arguments). */
+  resetHistory(): void {
+    this.ec2Mock.resetHistory();
+    this.ssmMock.resetHistory();
+    this.sfnMock.resetHistory();
+    this.lambdaMock.resetHistory();
   }
 
   /** Instances with more than one execution created this window. */
