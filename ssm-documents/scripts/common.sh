@@ -483,7 +483,7 @@ ecb_discover() {
       continue
     fi
     devs=$(ecb_derived_devices "$kname")
-    local fs_list=()
+    local fs_list=() fs_seen=' '
     for i in "${!M_MP[@]}"; do
       bdev=${M_KNAME[$i]}
       [[ -n $bdev ]] || continue
@@ -502,7 +502,10 @@ ecb_discover() {
         cand_idx[$ident]=$i
       fi
       [[ " ${cand_vols[$ident]:-} " == *" $vol "* ]] || cand_vols[$ident]="${cand_vols[$ident]:-} $vol"
-      fs_list+=("${M_MP[${cand_idx[$ident]}]}")
+      if [[ $fs_seen != *" $ident "* ]]; then
+        fs_seen+="$ident "
+        fs_list+=("${M_MP[${cand_idx[$ident]}]}")
+      fi
     done
     ECB_VOLUMES_JSON+=("$(printf '{"volumeId":%s,"device":%s,"filesystems":%s}' "$(ecb_json_str "$vol")" \
       "$(ecb_json_str "/dev/$kname")" "$(ecb_json_str_array "${fs_list[@]+"${fs_list[@]}"}")")")

@@ -1,0 +1,190 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG, parseConfig } from '../../lib/config';
+import {
+  DOCUMENT_FILES,
+  DOCUMENTS_DIR,
+  type DocumentKey,
+  DocumentRenderError,
+  Documents,
+  MAX_DOCUMENT_BYTES,
+  ParameterValueError,
+  renderDocument,
+  scriptWithParameters,
+} from '../../lib/documents';
+
+const KEYS = Object.keys(DOCUMENT_FILES) as DocumentKey[];
+
+/** Contract with the workflow (ssm-documents/README.md): parameter names each document takes. */
+const CONTRACT: Record<DocumentKey, string[]> = {
+  freeze: [
+    'ExecutionId',
+    'VolumeIds',
+    'VolumeDevices',
+    'NotAfter',
+    'WatchdogSeconds',
+    'HookTimeoutSeconds',
+    'Include',
+    'Exclude',
+  ],
+  thaw: ['ExecutionId', 'HookTimeoutSeconds'],
+  preflight: ['VolumeIds', 'VolumeDevices', 'Include', 'Exclude'],
+  windowsReadiness: ['InstanceId'],
+};
+
+describe('renderDocument', () => {
+  it.each(KEYS)('%s is a schema 2.2 command document with patterned parameters and one step', (key) => {
+    const doc = renderDocument(key, DEFAULT_CONFIG);
+    expect(doc.schemaVersion).toBe('2.2');
+    expect(doc.description).toMatch(/^### ec2-consistent-backup: /);
+    expect(Object.keys(doc.parameters)).toEqual(CONTRACT[key]);
+    for (const p of Object.values(doc.parameters)) {
+      expect(p.type).toBe('String');
+      expect(p.description.length).toBeGreaterThan(10);
+      expect(() => new RegExp(p.allowedPattern)).not.toThrow();
+      expect(p.allowedPattern.startsWith('^')).toBe(true);
+    }
+    expect(doc.mainSteps).toHaveLength(1);
+    const step = doc.mainSteps[0];
+    expect(step.action).toBe(key === 'windowsReadiness' ? 'aws:runPowerShellScript' : 'aws:runShellScript');
+    expect(step.inputs.timeoutSeconds).toBeGreaterThan(0);
+    expect(Buffer.byteLength(JSON.stringify(doc))).toBeLessThan(MAX_DOCUMENT_BYTES - 8 * 1024);
+  });
+
+  it.each([
+    'freeze',
+    'thaw',
+    'preflight',
+  ] as const)('%s: the shell is bash and {{ }} appears only in the parameter prologue', (key) => {
+    const doc = renderDocument(key, DEFAULT_CONFIG);
+    const lines = doc.mainSteps[0].inputs.runCommand;
+    expect(lines[0]).toBe('#!/bin/bash');
+    const refs = lines.filter((l) => l.includes('{{'));
+    expect(refs).toEqual(Object.keys(doc.parameters).map((name) => `{{ ${name} }}`));
+    // Each reference sits alone between a quoted here-document opener and its delimiter.
+    for (const ref of refs) {
+      const i = lines.indexOf(ref);
+      expect(lines[i - 1]).toMatch(/^IFS= read -r -d '' ECB_P_[A-Za-z]+ <<'ECB_PARAMETER_END' \|\| true$/);
+      expect(lines[i + 1]).toBe('ECB_PARAMETER_END');
+    }
+    const main = { freeze: 'ecb_freeze_main', thaw: 'ecb_thaw_main', preflight: 'ecb_preflight_main' }[key];
+    expect(lines[lines.length - 1]).toBe(`${main} "$@"`);
+  });
+
+  it('takes the watchdog and hook time limits from the config', () => {
+    const config = parseConfig({ freezeBudgetSeconds: 30, watchdogSeconds: 45, hookTimeoutSeconds: 12 });
+    const freeze = renderDocument('freeze', config);
+    expect(freeze.parameters.WatchdogSeconds.default).toBe('45');
+    expect(freeze.parameters.HookTimeoutSeconds.default).toBe('12');
+    expect(renderDocument('thaw', config).parameters.HookTimeoutSeconds.default).toBe('12');
+    expect(renderDocument('freeze', DEFAULT_CONFIG).parameters.WatchdogSeconds.default).toBe('90');
+  });
+
+  it('accepts every value config allows for the time limits, and the patterns refuse the rest', () => {
+    const freeze = renderDocument('freeze', DEFAULT_CONFIG);
+    const watchdog = new RegExp(freeze.parameters.WatchdogSeconds.allowedPattern);
+    const hook = new RegExp(freeze.parameters.HookTimeoutSeconds.allowedPattern);
+    for (let n = 0; n <= 700; n++) {
+      expect(watchdog.test(String(n)), `watchdog ${n}`).toBe(n >= 6 && n <= 300);
+      expect(hook.test(String(n)), `hook ${n}`).toBe(n >= 1 && n <= 600);
+    }
+    expect(watchdog.test('090')).toBe(false);
+  });
+
+  it('refuses script text that SSM would read as a parameter reference', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-docs-'));
+    try {
+      fs.cpSync(DOCUMENTS_DIR, dir, { recursive: true });
+      fs.appendFileSync(path.join(dir, 'scripts', 'thaw.sh'), '# {{ ssm:/secret }}\n');
+      expect(() => renderDocument('thaw', DEFAULT_CONFIG, dir)).toThrow(DocumentRenderError);
+      expect(() => renderDocument('thaw', DEFAULT_CONFIG, dir)).toThrow(/thaw.sh contains "\{\{"/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('scriptWithParameters', () => {
+  const freeze = renderDocument('freeze', DEFAULT_CONFIG);
+  const base = { ExecutionId: 'e-1', VolumeIds: 'vol-0123456789abcdef0', NotAfter: '2030-01-01T00:00:00Z' };
+
+  it('pastes values and defaults where SSM would', () => {
+    const text = scriptWithParameters(freeze, base);
+    expect(text).toContain("<<'ECB_PARAMETER_END' || true\ne-1\nECB_PARAMETER_END\n");
+    expect(text).toContain("ECB_P_WatchdogSeconds <<'ECB_PARAMETER_END' || true\n90\n");
+    expect(text).not.toContain('{{');
+  });
+
+  it('refuses a missing required parameter, an unknown one, and a value outside its pattern', () => {
+    expect(() => scriptWithParameters(freeze, { ExecutionId: 'e-1' })).toThrow(/VolumeIds is required/);
+    expect(() => scriptWithParameters(freeze, { ...base, Bogus: 'x' })).toThrow(ParameterValueError);
+    expect(() => scriptWithParameters(freeze, { ...base, VolumeIds: 'vol-1' })).toThrow(/VolumeIds: "vol-1"/);
+    expect(() =>
+      scriptWithParameters(freeze, { ...base, VolumeIds: 'vol-1' }, { unchecked: true }),
+    ).not.toThrow();
+  });
+});
+
+describe('Documents construct', () => {
+  const synth = (config = DEFAULT_CONFIG) => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'EcbDocs', { env: { account: '111122223333', region: 'eu-west-1' } });
+    const documents = new Documents(stack, 'Documents', { config });
+    return { stack, documents, template: Template.fromStack(stack) };
+  };
+
+  it('creates four versioned command documents with stable names', () => {
+    const { template, documents } = synth();
+    template.resourceCountIs('AWS::SSM::Document', 4);
+    for (const [key, suffix] of [
+      ['freeze', 'Freeze'],
+      ['thaw', 'Thaw'],
+      ['preflight', 'Preflight'],
+      ['windowsReadiness', 'WindowsReadiness'],
+    ] as const) {
+      template.hasResourceProperties('AWS::SSM::Document', {
+        Name: `EcbDocs-${suffix}`,
+        DocumentType: 'Command',
+        DocumentFormat: 'JSON',
+        UpdateMethod: 'NewVersion',
+        TargetType: '/AWS::EC2::Instance',
+        Content: renderDocument(key, DEFAULT_CONFIG),
+      });
+      expect(documents.names[key]).toBe(`EcbDocs-${suffix}`);
+    }
+  });
+
+  it('gives the ARNs IAM needs', () => {
+    const { stack, documents } = synth();
+    const arns = documents.arns();
+    expect(stack.resolve(arns.freeze)).toEqual({
+      'Fn::Join': [
+        '',
+        ['arn:', { Ref: 'AWS::Partition' }, ':ssm:eu-west-1:111122223333:document/EcbDocs-Freeze'],
+      ],
+    });
+    expect(stack.resolve(arns.thaw)).toEqual({
+      'Fn::Join': [
+        '',
+        ['arn:', { Ref: 'AWS::Partition' }, ':ssm:eu-west-1:111122223333:document/EcbDocs-Thaw'],
+      ],
+    });
+  });
+
+  it('exposes the AwsVssComponents install command only when configured', () => {
+    expect(synth().documents.vssInstall).toBeUndefined();
+    const { stack, documents } = synth(parseConfig({ installVssComponents: true }));
+    expect(documents.vssInstall?.documentName).toBe('AWS-ConfigureAWSPackage');
+    expect(documents.vssInstall?.parameters).toEqual({ action: ['Install'], name: ['AwsVssComponents'] });
+    expect(stack.resolve(documents.vssInstall?.documentArn)).toEqual({
+      'Fn::Join': [
+        '',
+        ['arn:', { Ref: 'AWS::Partition' }, ':ssm:eu-west-1::document/AWS-ConfigureAWSPackage'],
+      ],
+    });
+  });
+});
