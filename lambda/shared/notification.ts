@@ -713,7 +713,9 @@ export function buildRunSummaryNotification(
           .map(([r, n]) => `${r} ${n}`)
           .join(', ')})`;
   const unfinished = counts.started === undefined ? undefined : Math.max(0, counts.started - counts.finished);
+  // A summary sent by the deadline is never OK: something did not report in time.
   const clean =
+    reason === 'finished' &&
     counts.failed === 0 &&
     counts.fellBack === 0 &&
     counts.skipped === 0 &&

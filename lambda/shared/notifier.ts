@@ -291,13 +291,15 @@ export class Notifier implements OutcomeSink {
       await this.notifyProblem(notification, instance.instanceName, `run:${summary.runId}`, now);
     });
     const deadline = new Date(now.getTime() + this.settings.summaryDeadlineMinutes * 60_000).toISOString();
+    // A report with instances handed over is not the run's last: the run cannot finish on it.
+    const last = (summary.handedOver ?? 0) <= 0;
     await this.clients.dynamodb.send(
       new UpdateItemCommand({
         TableName: this.settings.tableName,
         Key: { pk: S(`RUN#${summary.runId}`), sk: S('RUN') },
-        // A retried discovery for the same window sees every execution (started + already running).
-        UpdateExpression:
-          'SET accountId = :account, #region = :region, #window = :window, discovered = :discovered, excluded = :excluded, expected = :expected, discoveryRecordedAt = :now, deadline = :deadline, completed = if_not_exists(completed, :zero), expiresAt = :ttl',
+        // Each report carries the run's totals so far, and a retried discovery for the same window
+        // sees every execution (started + already running): the latest report is the truth.
+        UpdateExpression: `SET accountId = :account, #region = :region, #window = :window, discovered = :discovered, excluded = :excluded, expected = :expected, ${last ? 'discoveryRecordedAt = :now, ' : ''}deadline = :deadline, completed = if_not_exists(completed, :zero), expiresAt = :ttl`,
         ExpressionAttributeNames: { '#region': 'region', '#window': 'window' },
         ExpressionAttributeValues: {
           ':account': S(summary.accountId),
@@ -306,7 +308,7 @@ export class Notifier implements OutcomeSink {
           ':discovered': N(summary.discovered),
           ':excluded': S(JSON.stringify(summary.excluded)),
           ':expected': N(summary.started + summary.alreadyRunning),
-          ':now': S(now.toISOString()),
+          ...(last ? { ':now': S(now.toISOString()) } : {}),
           ':deadline': S(deadline),
           ':zero': N(0),
           ':ttl': N(this.ttl(now, TTL_DAYS.run)),
@@ -717,15 +719,14 @@ function runCounts(runId: string, item: Item | undefined): RunCounts {
       excluded = {};
     }
   }
-  const discoveryReported = str(item, 'discoveryRecordedAt') !== undefined;
   return {
     runId,
     window: str(item, 'window') ?? 'unknown',
     accountId: str(item, 'accountId') ?? '',
     region: str(item, 'region') ?? '',
-    discovered: discoveryReported ? num(item, 'discovered') : undefined,
+    discovered: num(item, 'discovered'),
     excluded,
-    started: discoveryReported ? num(item, 'expected') : undefined,
+    started: num(item, 'expected'),
     finished: num(item, 'completed') ?? 0,
     application: num(item, 'application') ?? 0,
     filesystem: num(item, 'filesystem') ?? 0,

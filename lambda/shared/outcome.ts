@@ -67,6 +67,12 @@ export interface DiscoverySummary {
   readonly excluded: Readonly<Partial<Record<ExclusionReason, number>>>;
   readonly started: number;
   readonly alreadyRunning: number;
+  /**
+   * Instances handed to a later discovery invocation; more than 0 means this report is not the
+   * run's last, so the notifier must not finish the run on it. Absent counts as 0.
+   * (Added by the notifications part; discovery's DiscoveryReport already sets it.)
+   */
+  readonly handedOver?: number;
 }
 
 /** Where outcomes go. Implemented by the notifier; tests pass a recording fake or the real one on mocked clients. */

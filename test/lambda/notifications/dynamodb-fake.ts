@@ -252,7 +252,11 @@ function applyUpdate(expression: string, names: Names, values: Values, original:
   const parser = new Parser(tokenize(expression), names, values);
   while (!parser.done()) {
     const clause = parser.next().text.toUpperCase();
-    const more = () => parser.peek()?.text === ',' && (parser.next(), true);
+    const more = () => {
+      if (parser.peek()?.text !== ',') return false;
+      parser.next();
+      return true;
+    };
     if (clause === 'SET') {
       do {
         const path = parser.path();
