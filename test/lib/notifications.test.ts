@@ -6,6 +6,7 @@ import { parseConfig } from '../../lib/config';
 import { BackupFunction } from '../../lib/lambda-function';
 import { Notifications, type NotificationsProps } from '../../lib/notifications';
 import { Vault } from '../../lib/vault';
+import { nagFindings, synthApp } from '../helpers/app';
 
 const ENDPOINT =
   'https://sn-user:sn-pass@example.service-now.com/api/sn_em_connector/em/inbound_event?source=ec2cb';
@@ -205,5 +206,27 @@ describe('Notifications construct', () => {
       /Invalid summaryDeadline: got 2 minutes; allowed: whole minutes from 5 minutes to 48 hours/,
     );
     expect(() => build({}, { summaryDeadline: Duration.days(3) })).toThrow(/Invalid summaryDeadline/);
+  });
+});
+
+describe('Notifications in the whole app', () => {
+  it('is wired into the stack, cdk-nag clean, and every notifying function can publish', () => {
+    const { app, template } = synthApp({ notificationEmails: 'ops@example.com' });
+    const ours = nagFindings(app).filter((f) => / Notifications/.test(f) || /Notifications[A-Z]/.test(f));
+    expect(ours).toEqual([]);
+    const functions = template.findResources('AWS::Lambda::Function');
+    const notifying = Object.entries(functions).filter(
+      ([, f]) => f.Properties.Environment?.Variables?.NOTIFICATION_TOPIC_ARN !== undefined,
+    );
+    // job-events, run-summary, record-outcome and discovery all notify.
+    expect(notifying.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'ConsistentBackupDiscoveryFunction',
+      'ConsistentBackupNotificationsJobEvents',
+      'ConsistentBackupNotificationsRunSummary',
+      'ConsistentBackupWorkflowRecordOutcome',
+    ]);
+    for (const [, f] of notifying) {
+      expect(f.Properties.Environment.Variables.NOTIFICATION_TABLE_NAME).toBeDefined();
+    }
   });
 });
