@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { mustRun, run } from './exec';
@@ -6,7 +7,10 @@ import type { LabFsType } from './volume';
 /** What checking one point-in-time copy found. */
 export interface CopyCheck<T> {
   readonly fstype: LabFsType;
-  /** The journal (ext4) or log (xfs) held changes that must be replayed before the fs is consistent. */
+  /**
+   * The journal (ext4: the needs_recovery flag) or log (xfs: items beyond the covering superblock
+   * updates, whose replay changes what a reader sees) held changes not yet in place.
+   */
   readonly needsReplay: boolean;
   /** A no-modify fsck of the copy as taken (before any replay) reported no problem. */
   readonly fsckClean: boolean;
@@ -41,14 +45,67 @@ export function xfsLogNeedsReplay(logprint: string): boolean {
   return headers.some((h) => !h.startsWith('BUF:')) || headers.length > superOnly;
 }
 
-async function needsReplay(image: string, fstype: LabFsType): Promise<boolean> {
+/** Every file's path, size and content hash: what an application sees on a filesystem. */
+export async function manifest(root: string): Promise<string> {
+  const lines: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of (await fs.readdir(dir, { withFileTypes: true })).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    )) {
+      const full = path.join(dir, e.name);
+      const rel = path.relative(root, full);
+      if (e.isDirectory()) {
+        lines.push(`d ${rel}`);
+        await walk(full);
+      } else if (e.isFile()) {
+        const data = await fs.readFile(full);
+        lines.push(`f ${rel} ${data.length} ${createHash('sha1').update(data).digest('hex')}`);
+      } else lines.push(`o ${rel}`);
+    }
+  };
+  await walk(root);
+  return lines.join('\n');
+}
+
+async function withMount<T>(
+  image: string,
+  fstype: LabFsType,
+  options: string,
+  mountpoint: string,
+  fn: (root: string) => Promise<T>,
+): Promise<T | undefined> {
+  await fs.mkdir(mountpoint, { recursive: true });
+  const m = await run('mount', ['-t', fstype, '-o', options, image, mountpoint]);
+  if (m.code !== 0) return undefined;
+  try {
+    return await fn(mountpoint);
+  } finally {
+    await run('umount', [mountpoint]);
+  }
+}
+
+async function needsReplay(image: string, fstype: LabFsType, scratch: string): Promise<boolean> {
   if (fstype === 'ext4') {
     const r = await mustRun('dumpe2fs', ['-h', image]);
     const features = r.stdout.split('\n').find((l) => l.startsWith('Filesystem features:')) ?? '';
     return /\bneeds_recovery\b/.test(features);
   }
   const r = await run('xfs_logprint', ['-t', image]);
-  return xfsLogNeedsReplay(r.stdout);
+  if (!xfsLogNeedsReplay(r.stdout)) return false;
+  // The log still holds items, but a freeze writes every change back in place before it covers the
+  // log, so replaying them may change nothing. Decide by what a reader sees: the files without
+  // replay (ro,norecovery) against the files after replay (on a writable clone).
+  const clone = `${image}.replayed`;
+  await mustRun('cp', ['--reflink=always', image, clone]);
+  try {
+    const raw = await withMount(image, fstype, 'loop,ro,norecovery,nouuid', `${scratch}-raw`, manifest);
+    const replayed = await withMount(clone, fstype, 'loop,nouuid', `${scratch}-replayed`, manifest);
+    return raw === undefined || replayed === undefined || raw !== replayed;
+  } finally {
+    await fs.rm(clone, { force: true });
+    await fs.rm(`${scratch}-raw`, { recursive: true, force: true });
+    await fs.rm(`${scratch}-replayed`, { recursive: true, force: true });
+  }
 }
 
 // xfs_repair -n always complains about these on a copy of a mounted xfs: the log is never marked
@@ -94,7 +151,7 @@ export async function checkCopy<T>(
   mountpoint: string,
   inspect: (root: string) => Promise<T>,
 ): Promise<CopyCheck<T>> {
-  const replay = await needsReplay(copy, fstype);
+  const replay = await needsReplay(copy, fstype, mountpoint);
   const fsck = await fsckNoModify(copy, fstype);
   const restore = `${copy}.restore`;
   await mustRun('cp', ['--reflink=always', copy, restore]);

@@ -1,0 +1,316 @@
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { runDiscovery } from '../lambda/discovery/discover';
+import { readSettings } from '../lambda/discovery/settings';
+import { createNotifier } from '../lambda/shared/notifier';
+import type { OutcomeSink, WorkflowOutcome } from '../lambda/shared/outcome';
+import { OPTION_TAGS } from '../lambda/shared/tags';
+import { type BackupConfig, parseConfig } from '../lib/config';
+import { FakeDynamoDb } from '../test/lambda/notifications/dynamodb-fake';
+import { checkCopy, checkSimulatedCopy } from './copy-check';
+import { loadDocuments } from './documents';
+import { sleep } from './exec';
+import { type Capabilities, cleanupRunDir, createPool, createRunDir, createStateTmpfs } from './host';
+import { LabInstance } from './instance';
+import { checkLedger } from './ledger';
+import { LAB_ACCOUNT, LAB_REGION, SimBackup, SimEc2, SimSns } from './sim/aws';
+import { simulatedExecutor } from './sim/simulated-agent';
+import { realExecutor, SimSsm } from './sim/ssm';
+import { table } from './stats';
+import type { LabFsType } from './volume';
+import { environmentOf, SimSfn, synthLabApp } from './workflow';
+
+export interface DemoOptions {
+  readonly instances: number;
+  /** StartBackupJob to snapshot start, as AWS Backup takes (typically seconds). */
+  readonly startLatencyMs: number;
+  readonly capabilities: Capabilities;
+  readonly out: (line: string) => void;
+  /** Raw config values, as `-c key=value` would give them. @default {} */
+  readonly config?: Partial<Record<keyof BackupConfig, unknown>>;
+}
+
+/** One instance's line in the final table. */
+export interface DemoRow {
+  readonly name: string;
+  readonly instanceId: string;
+  readonly consistency: string;
+  readonly reason: string;
+  readonly freezeMs: number;
+  readonly outcome: string;
+  /** What checking the snapshot copies found (real lab), or "simulated". */
+  readonly copyCheck: string;
+  readonly copiesClean: boolean;
+  readonly ledgerHolds: boolean | undefined;
+}
+
+export interface DemoResult {
+  readonly rows: readonly DemoRow[];
+  readonly notifications: readonly { Subject?: string; Message: string }[];
+  readonly simulated: boolean;
+  readonly runDir: string;
+}
+
+interface Profile {
+  readonly volumes: LabFsType[];
+  readonly hooks: 'ledger' | 'none' | 'broken';
+  readonly expect: string;
+}
+
+// The three kinds of instance a fleet has: an application with hooks, one without, and one whose
+// hook is broken (which must not degrade silently).
+const PROFILES: readonly Profile[] = [
+  { volumes: ['ext4', 'xfs'], hooks: 'ledger', expect: 'application' },
+  { volumes: ['xfs'], hooks: 'none', expect: 'filesystem' },
+  { volumes: ['ext4'], hooks: 'broken', expect: 'crash' },
+];
+
+export function expectedConsistency(index: number): string {
+  return PROFILES[index % PROFILES.length].expect;
+}
+
+const BROKEN_HOOK =
+  '#!/bin/bash\n# The lab\'s broken application hook: the freeze must fail loudly, not silently.\necho "cannot reach the application" >&2\nexit 3\n';
+
+function recordingSink(inner: OutcomeSink, outcomes: WorkflowOutcome[]): OutcomeSink {
+  return {
+    recordOutcome: async (o) => {
+      outcomes.push(o);
+      await inner.recordOutcome(o);
+    },
+    recordDiscovery: (summary, excluded) => inner.recordDiscovery(summary, excluded),
+  };
+}
+
+/**
+ * The whole system on one machine: real discovery logic and the real synthesized state machine against
+ * the lab's EC2, SSM, Backup, SNS and DynamoDB, with the real freeze/thaw documents running on
+ * loop-mounted filesystems under write load. Cleans up everything it created, also on error.
+ */
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const simulated = !opts.capabilities.real;
+  const config = parseConfig(opts.config ?? {});
+  const app = synthLabApp(config);
+  const documents = loadDocuments(config);
+  const runDir = await createRunDir();
+  const instances = new Map<string, LabInstance>();
+  const tags = new Map<string, Record<string, string>>();
+  const started = Date.now();
+  const t = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
+  try {
+    const pool = simulated ? undefined : await createPool(runDir);
+    const stateRoot = simulated ? undefined : await createStateTmpfs(runDir);
+    const snapshotDir = path.join(pool ?? runDir, 'snapshots');
+    await fs.mkdir(snapshotDir, { recursive: true });
+
+    for (let k = 0; k < opts.instances; k++) {
+      const profile = PROFILES[k % PROFILES.length];
+      const inst = new LabInstance({
+        runDir,
+        poolDir: pool,
+        stateRoot,
+        name: `app-${k + 1}`,
+        volumes: profile.volumes,
+      });
+      instances.set(inst.instanceId, inst);
+      await inst.create();
+      await inst.startLedger(path.join(runDir, 'pids'), profile.hooks !== 'none');
+      if (profile.hooks === 'broken') {
+        await fs.writeFile(path.join(inst.configDir, 'pre-freeze.d', '20-broken'), BROKEN_HOOK, {
+          mode: 0o755,
+        });
+      }
+      tags.set(inst.instanceId, {
+        [config.optInTagKey]: config.optInTagValue,
+        Name: inst.name,
+        [OPTION_TAGS.onFreezeFailure]: 'crash-consistent',
+      });
+      opts.out(
+        `${t()} created ${inst.name} (${inst.instanceId}): ${inst.volumes.map((v) => `${v.fstype} ${v.volumeId} at ${v.mountpoint}`).join(', ')}; ledger writing; hooks: ${profile.hooks}`,
+      );
+    }
+    // An instance that is not opted in must be left alone.
+    const bystander = new LabInstance({
+      runDir,
+      poolDir: pool,
+      stateRoot,
+      name: 'not-opted-in',
+      volumes: ['ext4'],
+    });
+    instances.set(bystander.instanceId, bystander);
+    await bystander.create();
+    tags.set(bystander.instanceId, { Name: bystander.name });
+
+    const ec2 = new SimEc2(instances, tags);
+    const ssm = new SimSsm(
+      instances,
+      simulated
+        ? simulatedExecutor(instances, { freeze: app.freezeDocument, thaw: app.thawDocument })
+        : realExecutor(instances),
+    );
+    ssm.registerDocument([app.freezeDocument], documents.freeze);
+    ssm.registerDocument([app.thawDocument], documents.thaw);
+    const backup = new SimBackup(instances, ec2, {
+      startLatencyMs: opts.startLatencyMs,
+      completionMs: 1500,
+      snapshotDir,
+    });
+    backup.on('snapshot', (s: { instanceId: string; volumeId: string; snapshotId: string }) =>
+      opts.out(
+        `${t()} ${instances.get(s.instanceId)?.name}: snapshot ${s.snapshotId} of ${s.volumeId} started (point in time fixed)`,
+      ),
+    );
+    const sns = new SimSns();
+
+    const notifierEnv = environmentOf(app, /verdict/i);
+    const table_ = new FakeDynamoDb(notifierEnv.NOTIFICATION_TABLE_NAME, {
+      PendingRuns: { partitionKey: 'pending', sortKey: 'deadline' },
+    });
+    const { client: dynamodb } = table_.install();
+    const notifier = createNotifier(notifierEnv, {
+      sns: sns as unknown as SNSClient,
+      dynamodb: dynamodb as DynamoDBClient,
+    });
+    const outcomes: WorkflowOutcome[] = [];
+    const sink = recordingSink(notifier, outcomes);
+
+    const sfn = new SimSfn({
+      app,
+      ssm,
+      ec2,
+      backup,
+      sns,
+      sink,
+      settings: {
+        freezeBudgetSeconds: config.freezeBudgetSeconds,
+        watchdogSeconds: config.watchdogSeconds,
+        defaultOnFreezeFailure: config.onFreezeFailure,
+      },
+      onProgress: (e) =>
+        opts.out(
+          `${t()} ${instances.get(e.instanceId)?.name}: ${e.stage}${e.stage === 'Route After Thaw' && e.freezeMs !== undefined ? ` (thawed: frozen ${e.freezeMs} ms)` : ''}`,
+        ),
+    });
+
+    await sleep(1500);
+    const discoveryEnv = environmentOf(app, /opted-in EC2 instances/i);
+    const settings = readSettings({
+      ...discoveryEnv,
+      AWS_REGION: LAB_REGION,
+      STATE_MACHINE_ARN: app.stateMachineArn,
+    });
+    const quiet = {
+      info: () => undefined,
+      warn: (m: string) => opts.out(`${t()} discovery warning: ${m}`),
+      error: (m: string) => opts.out(`${t()} discovery error: ${m}`),
+    };
+    opts.out(`${t()} discovery: scheduled run starting`);
+    const result = await runDiscovery(
+      { scheduledTime: new Date().toISOString() },
+      {
+        functionArn: `arn:aws:lambda:${LAB_REGION}:${LAB_ACCOUNT}:function:Discovery`,
+        remainingMs: () => 900_000,
+      },
+      {
+        ec2: ec2 as never,
+        ssm: ssm as never,
+        sfn: sfn as never,
+        lambda: {
+          send: async () => Promise.reject(new Error('the lab does not hand discovery over')),
+        } as never,
+        sink,
+        logger: quiet as unknown as Pick<Logger, 'info' | 'warn' | 'error'>,
+        settings,
+      },
+    );
+    opts.out(
+      `${t()} discovery: ${result.summary.discovered} opted in, ${result.slice.started} executions started, ${result.excluded.length} excluded, ${result.failed.length} failed to start`,
+    );
+    await sfn.settled();
+    await backup.settled();
+
+    const rows: DemoRow[] = [];
+    for (const inst of instances.values()) {
+      if (inst === bystander) continue;
+      const o = outcomes.find((x) => x.instanceId === inst.instanceId);
+      const snaps = ec2.snapshots.filter((s) => s.instanceId === inst.instanceId);
+      let copiesClean = true;
+      let ledgerHolds: boolean | undefined;
+      const checks: string[] = [];
+      for (const s of snaps) {
+        const vol = inst.volumes.find((v) => v.volumeId === s.VolumeId);
+        if (!vol) continue;
+        const isLedger = vol === inst.volumes[0];
+        const inspect = async (root: string) =>
+          isLedger
+            ? checkLedger(
+                await fs
+                  .readFile(path.join(root, 'ledger.log'))
+                  .catch(() => Buffer.from('missing ledger file\n')),
+              )
+            : undefined;
+        const c = simulated
+          ? await checkSimulatedCopy(s.copy, inspect)
+          : await checkCopy(s.copy, vol.fstype, path.join(runDir, 'check'), inspect);
+        copiesClean &&= c.clean;
+        if (isLedger) ledgerHolds = c.inspected?.holds ?? false;
+        checks.push(
+          `${vol.fstype}:${simulated ? 'simulated' : c.clean ? 'clean' : c.needsReplay ? 'journal replay' : 'fsck errors'}${isLedger ? `/ledger ${c.inspected?.holds ? 'ok' : 'torn'}` : ''}`,
+        );
+      }
+      rows.push({
+        name: inst.name,
+        instanceId: inst.instanceId,
+        consistency: o?.verdict?.consistency ?? 'none',
+        reason: o?.verdict?.reason ?? o?.error?.cause ?? '',
+        freezeMs: o?.verdict?.freezeMs ?? 0,
+        outcome: o?.outcome ?? 'no outcome recorded',
+        copyCheck: checks.join(' ') || 'no snapshot',
+        copiesClean,
+        ledgerHolds,
+      });
+    }
+    if (ec2.snapshots.some((s) => s.instanceId === bystander.instanceId))
+      throw new Error('the instance that is not opted in was backed up');
+    return { rows, notifications: sns.published, simulated, runDir };
+  } finally {
+    for (const i of instances.values()) i.stopWorkloads();
+    await cleanupRunDir(runDir);
+  }
+}
+
+export function demoTable(rows: readonly DemoRow[], simulated: boolean): string {
+  return table(
+    [
+      'instance',
+      'consistency',
+      'freeze ms',
+      'outcome',
+      simulated ? 'snapshot copies (simulated)' : 'snapshot copies checked',
+    ],
+    rows.map((r) => [`${r.name} ${r.instanceId}`, r.consistency, String(r.freezeMs), r.outcome, r.copyCheck]),
+  );
+}
+
+/** SNS messages as an operator would read them: subject, severity, and the ticket description. */
+export function formatNotifications(published: readonly { Subject?: string; Message: string }[]): string {
+  return published
+    .map((p, i) => {
+      let body = p.Message;
+      try {
+        const m = JSON.parse(p.Message) as {
+          severity?: string;
+          eventType?: string;
+          event?: { description?: string };
+        };
+        body = `[${m.severity ?? '?'}] ${m.eventType ?? ''}\n    ${m.event?.description ?? p.Message.slice(0, 300)}`;
+      } catch {
+        // Not JSON: print as is.
+      }
+      return `${i + 1}. ${p.Subject ?? '(no subject)'}\n    ${body}`;
+    })
+    .join('\n');
+}
