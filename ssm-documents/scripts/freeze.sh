@@ -73,9 +73,14 @@ ecb_freeze_on_exit() {
   fi
 }
 
+# A thaw that could not wait for this freeze leaves a marker, claims the freeze, or files it away.
+ecb_freeze_cancelled() {
+  [[ -e $ECB_ACTIVE/cancel || -e $ECB_ACTIVE/claim || ! -d $ECB_ACTIVE ]]
+}
+
 # Refuses when a thaw has been requested meanwhile or the not-after time has passed.
 ecb_freeze_still_wanted() {
-  if [[ -e $ECB_ACTIVE/cancel ]]; then
+  if ecb_freeze_cancelled; then
     ecb_freeze_fail CANCELLED "a thaw arrived while this freeze was in progress; nothing is left frozen"
   fi
   if (($(ecb_now_ms) > ECB_NOT_AFTER_MS)); then
@@ -211,7 +216,7 @@ ecb_freeze_main() {
   ECB_FREEZE_START_MS=$(ecb_now_ms)
   ecb_record_set "$ECB_ACTIVE/record" freezeStartMs "$ECB_FREEZE_START_MS"
   for mp in "${ECB_TARGET_MPS[@]}"; do
-    [[ -e $ECB_ACTIVE/cancel ]] && ecb_freeze_fail CANCELLED "a thaw arrived while the filesystems were being frozen; everything this command froze was thawed"
+    ecb_freeze_cancelled && ecb_freeze_fail CANCELLED "a thaw arrived while the filesystems were being frozen; everything this command froze was thawed"
     if msg=$("$ECB_FSFREEZE" -f -- "$mp" 2>&1); then
       ECB_FROZEN+=("$mp")
     elif [[ $msg == *"busy"* ]]; then

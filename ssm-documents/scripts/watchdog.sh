@@ -28,11 +28,13 @@ ecb_watchdog_main() {
   # A FIFO opened read-write never delivers EOF, so `read -t` is a timer that needs no process
   # (no `sleep` binary to load) and is ended at once by the thaw's SIGTERM.
   exec 3<>"$fifo"
+  # The targets are read now and kept in memory: at expiry the record may have been moved by a
+  # thaw that raced the freeze, and the watchdog must still thaw what that freeze went on to freeze.
+  ecb_read_targets "$ECB_ACTIVE/targets"
   printf '%s\n' "$$" >"$ECB_ACTIVE/watchdog.pid.tmp" && mv -f -- "$ECB_ACTIVE/watchdog.pid.tmp" "$ECB_ACTIVE/watchdog.pid"
   ecb_log "watchdog armed for ${ECB_WATCHDOG_SECONDS}s (execution $ECB_EXECUTION_ID)"
   read -r -t "$ECB_WATCHDOG_SECONDS" -u 3 _ || true
 
-  ecb_read_targets "$ECB_ACTIVE/targets"
   if ! mkdir -- "$ECB_ACTIVE/claim" 2>/dev/null; then
     # A thaw claimed this freeze while the time ran out: it owns the hooks; thawing again is harmless.
     ecb_thaw_list "${ECB_TARGET_MPS[@]+"${ECB_TARGET_MPS[@]}"}"

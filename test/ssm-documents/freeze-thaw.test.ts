@@ -176,7 +176,10 @@ describe.skipIf(!CAN_RUN).each(FS_TYPES)('freeze and thaw on %s', (type) => {
       `[${type}] after SIGKILL at +${killedAt - start} ms the watchdog thawed at +${(writer.doneAt as number) - start} ms (watchdog 6000 ms)`,
     );
     expect((writer.doneAt as number) - start).toBeGreaterThanOrEqual(5_500);
-    const last = fs.readFileSync(path.join(lab.stateDir, 'last', 'record'), 'utf8');
+    // The watchdog files its record after the post-thaw hooks, a moment after the thaw itself.
+    const lastRecord = path.join(lab.stateDir, 'last', 'record');
+    expect(await waitFor(() => fs.existsSync(lastRecord), 3_000)).toBe(true);
+    const last = fs.readFileSync(lastRecord, 'utf8');
     expect(last).toContain('watchdogFired=true');
     // The next freeze reports the freeze its own thaw never saw.
     const next = await lab.run('freeze', lab.freezeParams([volumeId], { ExecutionId: 'test-exec-2' }));

@@ -118,6 +118,20 @@ describe.skipIf(!CAN_RUN)('application hooks', () => {
     expect(fs.existsSync(path.join(lab.stateDir, 'active'))).toBe(false);
   });
 
+  it('stops before freezing when a thaw arrives while the pre-freeze hooks run', async () => {
+    const log = path.join(lab.dir, 'cancel.log');
+    // Stands in for a thaw that gave up waiting for this freeze: it leaves its marker.
+    lab.addHook('pre-freeze', '10-slow', `touch ${lab.stateDir}/active/cancel; echo pre >> ${log}`);
+    lab.addHook('post-thaw', '10-slow', `echo post >> ${log}`);
+    const freeze = await lab.run('freeze', lab.freezeParams([vol.volumeId]));
+    expect(freeze.code).toBe(1);
+    expect(freeze.json.error.code).toBe('CANCELLED');
+    expect(freeze.json.watchdog).toBeNull();
+    expect(fs.readFileSync(log, 'utf8')).toBe('pre\npost\n');
+    expect(await lab.writable(vol.mountpoint)).toBe(true);
+    expect(fs.existsSync(path.join(lab.stateDir, 'active'))).toBe(false);
+  });
+
   it('kills a hook that runs past its time limit and freezes nothing', async () => {
     lab.addHook('pre-freeze', '10-hangs', 'echo started; sleep 30');
     const freeze = await lab.run('freeze', lab.freezeParams([vol.volumeId], { HookTimeoutSeconds: '1' }));
