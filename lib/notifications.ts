@@ -17,6 +17,15 @@ import type { BackupConfig } from './config';
 import { BackupFunction } from './lambda-function';
 import type { Vault } from './vault';
 
+/**
+ * Config keys this construct reads when lib/config.ts has them (proposed to the lead); until then
+ * the props below, or their defaults, apply.
+ */
+interface NotificationConfigKeys {
+  readonly notificationCriticalEmails?: readonly string[];
+  readonly summaryDeadlineMinutes?: number;
+}
+
 export interface NotificationsProps {
   /** The validated configuration (lib/config.ts): `notificationEmails`, `notificationHttpsEndpoints`. */
   readonly config: BackupConfig;
@@ -25,12 +34,12 @@ export interface NotificationsProps {
   /**
    * Email addresses that receive only Critical notifications (a thaw that failed), through a
    * subscription filter policy on the `severity` attribute.
-   * @default [] (becomes config `notificationCriticalEmails` once the lead adds it)
+   * @default config `notificationCriticalEmails` when present, else []
    */
   readonly criticalEmails?: readonly string[];
   /**
    * How long after discovery a run's summary goes out even if executions have not all reported.
-   * @default Duration.hours(4)
+   * @default config `summaryDeadlineMinutes` when present, else Duration.hours(4)
    */
   readonly summaryDeadline?: Duration;
   /**
@@ -59,7 +68,13 @@ export class Notifications extends Construct {
   constructor(scope: Construct, id: string, props: NotificationsProps) {
     super(scope, id);
     const { config, vault } = props;
-    const summaryDeadline = props.summaryDeadline ?? Duration.hours(4);
+    const keys = config as BackupConfig & NotificationConfigKeys;
+    const summaryDeadline =
+      props.summaryDeadline ??
+      (keys.summaryDeadlineMinutes !== undefined
+        ? Duration.minutes(keys.summaryDeadlineMinutes)
+        : Duration.hours(4));
+    const criticalEmails = props.criticalEmails ?? keys.notificationCriticalEmails ?? [];
     const deadlineMinutes = summaryDeadline.toMinutes();
     if (!Number.isInteger(deadlineMinutes) || deadlineMinutes < 5 || deadlineMinutes > 2880) {
       throw new Error(
@@ -82,7 +97,7 @@ export class Notifications extends Construct {
     for (const email of config.notificationEmails) {
       this.topic.addSubscription(new subscriptions.EmailSubscription(email));
     }
-    for (const email of props.criticalEmails ?? []) {
+    for (const email of criticalEmails) {
       this.topic.addSubscription(
         new subscriptions.EmailSubscription(email, {
           filterPolicy: { severity: sns.SubscriptionFilter.stringFilter({ allowlist: ['Critical'] }) },

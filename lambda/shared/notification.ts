@@ -667,7 +667,7 @@ export function buildClearNotification(problem: OpenProblem, job: JobContext, no
     node: instanceNode(problem.instanceId, problem.instanceName ?? job.instanceName),
     instanceId: problem.instanceId,
     problemClass: problem.problemClass,
-    subject: `Recovered: ${who} has a ${job.verdict.consistency}-consistent backup again`,
+    subject: `Recovered: ${who} has ${job.verdict.consistency === 'application' ? 'an' : 'a'} ${job.verdict.consistency}-consistent backup again`,
     happened: `Backup job ${job.backupJobId} for ${who} (window ${job.window}) completed ${job.verdict.consistency}-consistent.`,
     means: `The earlier "${problem.eventType}" problem no longer affects this instance's backups.`,
     todo: 'Nothing. The alert closes with this event.',

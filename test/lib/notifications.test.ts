@@ -209,6 +209,28 @@ describe('Notifications construct', () => {
   });
 });
 
+describe('Notifications config keys', () => {
+  it('reads notificationCriticalEmails and summaryDeadlineMinutes from the config once it has them', () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'KeysTest', { env: { account: '111122223333', region: 'eu-west-1' } });
+    const config = {
+      ...parseConfig({}),
+      notificationCriticalEmails: ['pager@example.com'],
+      summaryDeadlineMinutes: 90,
+    };
+    const vault = new Vault(stack, 'Vault', { config });
+    new Notifications(stack, 'Notifications', { config, vault });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Endpoint: 'pager@example.com',
+      FilterPolicy: { severity: ['Critical'] },
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ SUMMARY_DEADLINE_MINUTES: '90' }) },
+    });
+  });
+});
+
 describe('Notifications in the whole app', () => {
   it('is wired into the stack, cdk-nag clean, and every notifying function can publish', () => {
     const { app, template } = synthApp({ notificationEmails: 'ops@example.com' });
