@@ -624,6 +624,11 @@ export class Workflow extends Construct {
       reason:
         'X-Ray (xray:PutTraceSegments, PutTelemetryRecords, GetSamplingRules/Targets) and CloudWatch Logs vended delivery (logs:CreateLogDelivery and related) support no resource-level permissions; Step Functions adds them for tracing and logging.',
     });
+    Validations.of(this.stateMachine.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
+      reason:
+        'Publishing the last-resort message to the KMS-encrypted notification topic needs kms:GenerateDataKey* (GenerateDataKey and GenerateDataKeyWithoutPlaintext) on that topic key only, as granted by topic.grantPublish.',
+    });
     for (const fn of [this.probe, this.recorder]) {
       Validations.of(this.stateMachine.role).acknowledge({
         id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,

@@ -7,7 +7,7 @@
 
 import type { Fault, FaultPlan, RunReport, Scenario } from './sim';
 
-export const SCHEDULES = Number(process.env.FAULT_SCHEDULES ?? 1000);
+export const SCHEDULES = Number(process.env.FAULT_SCHEDULES ?? 2000);
 
 /** Small seeded PRNG (mulberry32), so a failing schedule can be replayed by its seed. */
 export function prng(seed: number): () => number {

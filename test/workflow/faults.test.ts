@@ -38,7 +38,7 @@ describe('fault injection over the synthesized workflow', () => {
     console.log(`fault schedules: ${JSON.stringify(tally)}`);
     expect(failures).toEqual([]);
     // The generator must really exercise the paths, or the properties prove nothing.
-    expect(tally.frozen).toBeGreaterThan(SCHEDULES / 3);
+    expect(tally.frozen).toBeGreaterThan(SCHEDULES / 4);
     expect(tally.thawFailed).toBeGreaterThan(0);
     expect(tally.crash).toBeGreaterThan(0);
     expect(tally.consistent).toBeGreaterThan(0);

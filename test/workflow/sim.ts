@@ -615,9 +615,14 @@ export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promi
       .filter((n) => n.retry)
       .map((n) => [n.name, 0]),
   );
-  const machine = new StateMachine(asl as never, {
-    validationOptions: { checkArn: false, checkPaths: false },
-  });
+  let machine = machines.get(asl);
+  if (!machine) {
+    // Validate once; a Parallel state builds a StateMachine for its branch on every run, and
+    // validating that again each time (an ajv schema compile) would dominate the run time.
+    new StateMachine(asl as never, { validationOptions: { checkArn: false, checkPaths: false } });
+    machine = new StateMachine(asl as never, { validationOptions: { noValidate: true } });
+    machines.set(asl, machine);
+  }
   const execution = machine.run(workflowInput(sim) as never, {
     overrides: {
       taskResourceLocalHandlers: handlers as never,
