@@ -1,0 +1,308 @@
+import { BackupClient, DescribeBackupJobCommand, ListBackupJobsCommand } from '@aws-sdk/client-backup';
+import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  activeJobs,
+  type Clock,
+  freeze,
+  isTransient,
+  parseProbeRequest,
+  ProbeInputError,
+  waitForCommand,
+  waitForSnapshots,
+} from '../../../lambda/backup-probe/probe';
+
+const ssm = mockClient(SSMClient);
+const backup = mockClient(BackupClient);
+const ec2 = mockClient(EC2Client);
+afterEach(() => {
+  ssm.reset();
+  backup.reset();
+  ec2.reset();
+});
+
+const T0 = Date.parse('2026-11-22T02:00:00Z');
+function fakeClock(start = T0): Clock & { t: number; sleeps: number[] } {
+  const c = {
+    t: start,
+    sleeps: [] as number[],
+    now: () => c.t,
+    sleep: async (ms: number) => {
+      c.sleeps.push(ms);
+      c.t += ms;
+    },
+  };
+  return c;
+}
+const half = () => 0.5;
+const sdkError = (name: string, status = 400) =>
+  Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
+
+const FROZEN_AT = T0 + 1000;
+const freezeResult = (status = 'frozen') => ({
+  succeeded: true,
+  status: 'Success',
+  commandId: 'c1',
+  detail: '',
+  stderr: '',
+  stdout: `agent noise\n${JSON.stringify({ schemaVersion: 1, action: 'freeze', status, frozenAtMs: FROZEN_AT, targets: [] })}\n`,
+});
+const VOLS = ['vol-0aaaaaaaaaaaaaaa1', 'vol-0aaaaaaaaaaaaaaa2'];
+
+describe('activeJobs', () => {
+  it('asks for each active state and reports the job ids it finds', async () => {
+    backup.on(ListBackupJobsCommand).resolves({ BackupJobs: [] });
+    backup
+      .on(ListBackupJobsCommand, { ByState: 'RUNNING' })
+      .resolves({ BackupJobs: [{ BackupJobId: 'j-1' }] });
+    const r = await activeJobs(
+      new BackupClient({}),
+      'arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0',
+    );
+    expect(r).toEqual({ active: true, jobIds: ['j-1'] });
+    const states = backup.commandCalls(ListBackupJobsCommand).map((c) => c.args[0].input.ByState);
+    expect(states.sort()).toEqual(['ABORTING', 'CREATED', 'PENDING', 'RUNNING']);
+  });
+
+  it('reports no active job', async () => {
+    backup.on(ListBackupJobsCommand).resolves({});
+    expect(await activeJobs(new BackupClient({}), 'arn:aws:ec2:eu-west-1:1:instance/i-1')).toEqual({
+      active: false,
+      jobIds: [],
+    });
+  });
+});
+
+describe('waitForCommand', () => {
+  const request = {
+    command: { Command: { CommandId: 'c1' } },
+    instanceId: 'i-0123456789abcdef0',
+    timeoutSeconds: 30,
+  };
+
+  it('absorbs InvocationDoesNotExist and throttling, then returns the final output', async () => {
+    ssm
+      .on(GetCommandInvocationCommand)
+      .rejectsOnce(sdkError('InvocationDoesNotExist'))
+      .rejectsOnce(sdkError('ThrottlingException'))
+      .resolvesOnce({ Status: 'InProgress' })
+      .resolves({ Status: 'Success', StandardOutputContent: '{"x":1}', ResponseCode: 0 });
+    const clock = fakeClock();
+    const r = await waitForCommand(new SSMClient({}), clock, request, half);
+    expect(r).toMatchObject({ succeeded: true, status: 'Success', stdout: '{"x":1}', commandId: 'c1' });
+    expect(ssm.commandCalls(GetCommandInvocationCommand)).toHaveLength(4);
+    expect(clock.t - T0).toBeLessThan(3000);
+  });
+
+  it('reports a failed command with its details and the end of stderr', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({
+      Status: 'Failed',
+      StatusDetails: 'Failed',
+      ResponseCode: 3,
+      StandardErrorContent: 'line1\nhook 10-db exited 3\n',
+    });
+    const r = await waitForCommand(new SSMClient({}), fakeClock(), request, half);
+    expect(r.succeeded).toBe(false);
+    expect(r.detail).toMatch(/exit code 3.*hook 10-db exited 3/);
+  });
+
+  it('gives up at its deadline with WaitTimedOut', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress' });
+    const clock = fakeClock();
+    const r = await waitForCommand(new SSMClient({}), clock, { ...request, timeoutSeconds: 5 }, half);
+    expect(r).toMatchObject({ succeeded: false, status: 'WaitTimedOut' });
+    expect(clock.t - T0).toBeGreaterThanOrEqual(5000);
+    expect(clock.t - T0).toBeLessThan(6000);
+  });
+
+  it('returns NoCommandId without calling SSM when SendCommand gave no id', async () => {
+    const r = await waitForCommand(new SSMClient({}), fakeClock(), { ...request, command: {} }, half);
+    expect(r).toMatchObject({ succeeded: false, status: 'NoCommandId' });
+    expect(ssm.commandCalls(GetCommandInvocationCommand)).toHaveLength(0);
+  });
+
+  it('throws a permanent error so the state machine catches it', async () => {
+    ssm.on(GetCommandInvocationCommand).rejects(sdkError('AccessDeniedException'));
+    await expect(waitForCommand(new SSMClient({}), fakeClock(), request, half)).rejects.toThrow(
+      'AccessDeniedException',
+    );
+  });
+});
+
+describe('freeze', () => {
+  const request = {
+    documentName: 'Ec2ConsistentBackup-Freeze',
+    instanceId: 'i-0123456789abcdef0',
+    executionId: 'i-0123456789abcdef0-20261122T0200Z',
+    volumeIds: VOLS,
+    notAfter: '2026-11-22T02:15:00Z',
+    watchdogSeconds: 90,
+    hookTimeoutSeconds: 30,
+    include: '/data',
+    exclude: '',
+    timeoutSeconds: 60,
+  };
+
+  it('sends the documented parameters, the volume ids joined with commas', async () => {
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'c9' } });
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{}' });
+    const r = await freeze(new SSMClient({}), fakeClock(), request, half);
+    expect(r.commandId).toBe('c9');
+    const input = ssm.commandCalls(SendCommandCommand)[0].args[0].input;
+    expect(input.Parameters).toEqual({
+      ExecutionId: ['i-0123456789abcdef0-20261122T0200Z'],
+      VolumeIds: ['vol-0aaaaaaaaaaaaaaa1,vol-0aaaaaaaaaaaaaaa2'],
+      NotAfter: ['2026-11-22T02:15:00Z'],
+      WatchdogSeconds: ['90'],
+      HookTimeoutSeconds: ['30'],
+      Include: ['/data'],
+      Exclude: [''],
+    });
+    expect(input.InstanceIds).toEqual(['i-0123456789abcdef0']);
+  });
+
+  it('retries SendCommand only when it was throttled, never after an ambiguous failure', async () => {
+    ssm
+      .on(SendCommandCommand)
+      .rejectsOnce(sdkError('ThrottlingException'))
+      .resolves({ Command: { CommandId: 'c1' } });
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success' });
+    await freeze(new SSMClient({}), fakeClock(), request, half);
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(2);
+
+    ssm.reset();
+    ssm.on(SendCommandCommand).rejects(sdkError('InternalServerError', 500));
+    await expect(freeze(new SSMClient({}), fakeClock(), request, half)).rejects.toThrow(
+      'InternalServerError',
+    );
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+  });
+});
+
+describe('waitForSnapshots', () => {
+  const clients = () => ({ ec2: new EC2Client({}), backup: new BackupClient({}) });
+  const request = {
+    volumeIds: VOLS,
+    freeze: freezeResult(),
+    backupJob: { BackupJobId: 'job-1' },
+    freezeBudgetSeconds: 30,
+    thawMarginSeconds: 3,
+  };
+  const snap = (volumeId: string, startMs: number, State = 'pending', SnapshotId = `snap-${startMs}`) => ({
+    VolumeId: volumeId,
+    SnapshotId,
+    StartTime: new Date(startMs),
+    State,
+  });
+
+  it('returns started once every volume has a snapshot that started at or after the freeze', async () => {
+    let calls = 0;
+    ec2.on(DescribeSnapshotsCommand).callsFake(() => {
+      calls += 1;
+      const old = [snap(VOLS[0], FROZEN_AT - 60_000, 'completed'), snap(VOLS[1], FROZEN_AT - 1, 'completed')];
+      return {
+        Snapshots: calls < 3 ? old : [...old, snap(VOLS[0], FROZEN_AT + 2000), snap(VOLS[1], FROZEN_AT)],
+      };
+    });
+    backup.on(DescribeBackupJobCommand).resolves({ State: 'RUNNING' });
+    const clock = fakeClock(FROZEN_AT + 500);
+    const r = await waitForSnapshots(clients(), clock, request, half);
+    expect(r.status).toBe('started');
+    expect(r.snapshots.map((s) => s.volumeId).sort()).toEqual(VOLS);
+    expect(r.missingVolumeIds).toEqual([]);
+    expect(clock.sleeps.every((ms) => ms <= 1000)).toBe(true);
+    const filters = ec2.commandCalls(DescribeSnapshotsCommand)[0].args[0].input;
+    expect(filters).toMatchObject({ OwnerIds: ['self'], Filters: [{ Name: 'volume-id', Values: VOLS }] });
+  });
+
+  it('does not count a snapshot in error', async () => {
+    ec2
+      .on(DescribeSnapshotsCommand)
+      .resolves({ Snapshots: [snap(VOLS[0], FROZEN_AT + 10), snap(VOLS[1], FROZEN_AT + 10, 'error')] });
+    backup.on(DescribeBackupJobCommand).resolves({ State: 'RUNNING' });
+    const r = await waitForSnapshots(clients(), fakeClock(FROZEN_AT), request, half);
+    expect(r).toMatchObject({ status: 'budget-exceeded', missingVolumeIds: [VOLS[1]] });
+  });
+
+  it('stops at frozenAt + budget − margin with budget-exceeded', async () => {
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    backup.on(DescribeBackupJobCommand).resolves({ State: 'RUNNING' });
+    const clock = fakeClock(FROZEN_AT + 400);
+    const r = await waitForSnapshots(clients(), clock, request, half);
+    expect(r.status).toBe('budget-exceeded');
+    expect(clock.t).toBe(FROZEN_AT + 27_000);
+  });
+
+  it('returns job-failed as soon as the job fails', async () => {
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    backup.on(DescribeBackupJobCommand).resolvesOnce({ State: 'RUNNING' }).resolves({ State: 'FAILED' });
+    const r = await waitForSnapshots(clients(), fakeClock(FROZEN_AT), request, half);
+    expect(r).toMatchObject({ status: 'job-failed', jobState: 'FAILED' });
+  });
+
+  it('keeps polling through throttling, and throws a permanent error', async () => {
+    ec2
+      .on(DescribeSnapshotsCommand)
+      .rejectsOnce(sdkError('RequestLimitExceeded'))
+      .resolves({ Snapshots: VOLS.map((v) => snap(v, FROZEN_AT + 5)) });
+    expect((await waitForSnapshots(clients(), fakeClock(FROZEN_AT), request, half)).status).toBe('started');
+    ec2.reset();
+    ec2.on(DescribeSnapshotsCommand).rejects(sdkError('UnauthorizedOperation'));
+    await expect(waitForSnapshots(clients(), fakeClock(FROZEN_AT), request, half)).rejects.toThrow(
+      'UnauthorizedOperation',
+    );
+  });
+
+  it('does not wait when nothing was frozen or the freeze output is unreadable', async () => {
+    const a = await waitForSnapshots(
+      clients(),
+      fakeClock(),
+      { ...request, freeze: freezeResult('nothing-to-freeze') },
+      half,
+    );
+    expect(a.status).toBe('not-frozen');
+    const b = await waitForSnapshots(
+      clients(),
+      fakeClock(),
+      { ...request, freeze: { stdout: 'Segmentation fault' } },
+      half,
+    );
+    expect(b.status).toBe('freeze-output-invalid');
+    expect(ec2.commandCalls(DescribeSnapshotsCommand)).toHaveLength(0);
+  });
+});
+
+describe('parseProbeRequest', () => {
+  it('names the bad value and what is allowed', () => {
+    expect(() => parseProbeRequest({ action: 'thaw' })).toThrow(
+      'Invalid action: got "thaw"; allowed: activeJobs, freeze, waitForCommand, waitForSnapshots.',
+    );
+    expect(() => parseProbeRequest({ action: 'waitForSnapshots', volumeIds: ['vol-xyz'] })).toThrow(
+      /Invalid volumeIds: got \["vol-xyz"\]/,
+    );
+    expect(() => parseProbeRequest({ action: 'activeJobs', instanceArn: 'i-1' })).toThrow(ProbeInputError);
+    expect(() =>
+      parseProbeRequest({
+        action: 'freeze',
+        documentName: 'Doc',
+        instanceId: 'i-0123456789abcdef0',
+        executionId: 'x',
+        volumeIds: VOLS,
+        notAfter: '2026-11-22T02:15:00Z',
+        watchdogSeconds: 90,
+        hookTimeoutSeconds: 30,
+        include: '/data;rm -rf /',
+        exclude: '',
+        timeoutSeconds: 60,
+      }),
+    ).toThrow(/Invalid include: got "\/data;rm -rf \/"/);
+  });
+
+  it('classifies throttling and 5xx as transient, access errors as permanent', () => {
+    expect(isTransient(sdkError('ThrottlingException'))).toBe(true);
+    expect(isTransient(sdkError('Whatever', 503))).toBe(true);
+    expect(isTransient(sdkError('AccessDeniedException', 400))).toBe(false);
+  });
+});
