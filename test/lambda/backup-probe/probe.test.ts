@@ -1,5 +1,5 @@
 import { BackupClient, DescribeBackupJobCommand, ListBackupJobsCommand } from '@aws-sdk/client-backup';
-import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeSnapshotsCommand, EC2Client, type SnapshotState } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -190,7 +190,12 @@ describe('waitForSnapshots', () => {
     freezeBudgetSeconds: 30,
     thawMarginSeconds: 3,
   };
-  const snap = (volumeId: string, startMs: number, State = 'pending', SnapshotId = `snap-${startMs}`) => ({
+  const snap = (
+    volumeId: string,
+    startMs: number,
+    State: SnapshotState = 'pending',
+    SnapshotId = `snap-${startMs}`,
+  ) => ({
     VolumeId: volumeId,
     SnapshotId,
     StartTime: new Date(startMs),
