@@ -1,13 +1,15 @@
 /**
  * Final outcome of the backup jobs this app started, from AWS Backup's "Backup Job State Change"
  * events: the recovery point gets its final consistency label, a Windows job that fell back from
- * VSS is relabelled crash and reported, a failed job is reported, and a job that proves the
+ * VSS is relabelled crash and reported, a failed job or one that completed with issues is reported,
+ * and a job that proves the
  * instance healthy clears its open problems. Jobs without a stored verdict are someone else's.
  */
 
 import type { ConsistencyVerdict } from '../shared/consistency';
 import {
   BACKUP_JOB_DETAIL_TYPE,
+  buildCompletedWithIssuesNotification,
   buildJobNotification,
   FINAL_JOB_STATES,
   buildVssFallbackNotification,
@@ -142,7 +144,16 @@ async function finalize(
     if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
       notifications.push(notification);
     }
-  } else if (statusMessage === undefined && provesRecovery(job, finalVerdict.consistency)) {
+  } else if (statusMessage !== undefined) {
+    const notification = buildCompletedWithIssuesNotification(
+      { ...job, recoveryPointArn },
+      statusMessage,
+      now,
+    );
+    if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
+      notifications.push(notification);
+    }
+  } else if (provesRecovery(job, finalVerdict.consistency)) {
     notifications.push(...(await deps.notifier.clearProblems({ ...job, recoveryPointArn })));
   }
   return { action: 'handled', state, job, finalVerdict, labelled: recoveryPointArn, notifications };

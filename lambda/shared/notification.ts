@@ -52,6 +52,7 @@ export type NotificationEventType =
   | 'skipped-freeze-failed'
   | 'backup-job-failed'
   | 'backup-job-partial'
+  | 'backup-job-completed-with-issues'
   | 'outcome-not-recorded'
   | 'crash-consistent-fallback'
   | 'backup-warnings'
@@ -80,6 +81,11 @@ export const SEVERITY_RULES: Readonly<Record<NotificationEventType, Rule>> = {
   },
   'backup-job-failed': { severities: ['Major'], problemClass: 'backup', title: 'Backup job failed' },
   'backup-job-partial': { severities: ['Warning'], problemClass: 'backup', title: 'Backup job partial' },
+  'backup-job-completed-with-issues': {
+    severities: ['Warning'],
+    problemClass: 'backup',
+    title: 'Backup job completed with issues',
+  },
   // Published by the state machine itself (lib/workflow.ts) when record-outcome cannot run.
   'outcome-not-recorded': { severities: ['Major'], problemClass: 'backup', title: 'Outcome not recorded' },
   'crash-consistent-fallback': {
@@ -116,7 +122,8 @@ export const BACKUP_JOB_DETAIL_TYPE = 'Backup Job State Change';
 export const FINAL_JOB_STATES = ['COMPLETED', 'FAILED', 'EXPIRED', 'ABORTED', 'PARTIAL'] as const;
 
 export const LIMITS = {
-  subject: 100,
+  // SNS: "less than 100 characters long", no line breaks or control characters.
+  subject: 99,
   source: 100,
   node: 100,
   type: 100,
@@ -152,7 +159,7 @@ export interface Notification {
   readonly schemaVersion: typeof NOTIFICATION_SCHEMA_VERSION;
   readonly eventType: NotificationEventType;
   readonly severity: Severity;
-  /** Also the SNS subject: one line, at most 100 characters. */
+  /** Also the SNS subject: one line, at most 99 characters (SNS requires fewer than 100). */
   readonly subject: string;
   /** The instance, absent for the run summary. */
   readonly instanceId?: string;
@@ -251,7 +258,7 @@ function oneLine(text: string): string {
     .trim();
 }
 
-/** The SNS subject: one line of at most 100 characters (SNS rejects longer ones). */
+/** The SNS subject: one line of at most 99 characters (SNS requires fewer than 100). */
 export function subjectLine(text: string): string {
   // SNS subjects must be ASCII-printable-ish; keep to what any mail client shows.
   const clean = oneLine(text).replace(/[^\x20-\x7E]/g, '?');
@@ -430,7 +437,8 @@ export function buildOutcomeNotification(o: WorkflowOutcome, now: Date): Notific
         eventType: 'thaw-failed',
         severity: 'Critical',
         problemClass: 'thaw',
-        subject: `Thaw failed on ${who}: filesystems may still be frozen`,
+        // The risk first: a long Name tag may cut the subject's end.
+        subject: `Thaw failed, filesystems may be frozen: ${who}`,
         happened: `The thaw of the data filesystems on ${who} failed after retries (${errorText(o.error)}). Execution ${o.executionArn}.`,
         means: `Writes to a frozen filesystem block: applications on this instance may hang until it is thawed. The on-instance watchdog thaws by itself by ${by}. The backup of this window is ${backup}.`,
         todo: `Now: check whether writes to the data filesystems of ${o.instanceId} hang (probe in the background: a write to a frozen filesystem blocks). If the watchdog time has passed and writes still hang, run "fsfreeze -u <mountpoint>" as root for each data filesystem, or send the thaw document again through SSM Run Command. Then find out why the thaw command failed (SSM agent health, the instance's console output) before the next window.`,
@@ -614,6 +622,33 @@ export function buildJobNotification(
         ? 'The job did not start within its start window, usually because another job for the instance was running or the account hit its concurrent-job quota. Check the running jobs and the quota.'
         : 'Open the job in the AWS Backup console (console_link) for the full status message; fix permissions, KMS grants or snapshot limits it names; start an on-demand backup if the gap matters.',
     info: jobInfo(job, state, statusMessage, job.verdict.consistency),
+    now,
+  });
+}
+
+/**
+ * A job completed with a status message that is not a VSS fall-back ("Completed with issues" in
+ * the console): the recovery point exists, but AWS Backup says something went wrong.
+ */
+export function buildCompletedWithIssuesNotification(
+  job: JobContext,
+  statusMessage: string,
+  now: Date,
+): Notification {
+  const who = describeInstance(job.instanceId, job.instanceName);
+  return assemble({
+    eventType: 'backup-job-completed-with-issues',
+    severity: 'Warning',
+    accountId: job.accountId,
+    region: job.region,
+    node: instanceNode(job.instanceId, job.instanceName),
+    instanceId: job.instanceId,
+    problemClass: 'backup',
+    subject: `Backup job for ${who} completed with issues`,
+    happened: `Backup job ${job.backupJobId} for ${who} (window ${job.window}) completed, and AWS Backup says: ${statusMessage}`,
+    means: `The recovery point exists and is labelled ${job.verdict.consistency}, but AWS Backup reports a problem that may affect it.`,
+    todo: 'Read the status message in the AWS Backup console (console_link); check the recovery point before relying on it.',
+    info: jobInfo(job, 'COMPLETED', statusMessage, job.verdict.consistency),
     now,
   });
 }

@@ -161,6 +161,33 @@ describe('job-events', () => {
     expect(n.event.message_key).toBe(`ec2-consistent-backup:${ACCOUNT}:${REGION}:${LINUX}:backup`);
   });
 
+  it('a job that completed with another status message is a Warning, never a Clear', async () => {
+    const { h, deps } = setup();
+    await h.notifier.recordOutcome(
+      outcome({ outcome: 'skipped-active-job', instanceId: LINUX, runId: 'run-0' }),
+    );
+    h.advance(60);
+    await h.notifier.recordOutcome(
+      outcome({
+        outcome: 'backed-up',
+        instanceId: LINUX,
+        backupJobId: 'l-issues',
+        verdict: { consistency: 'application', reason: 'hooks ran', freezeMs: 900 },
+      }),
+    );
+    h.advance(20);
+    await handleJobEvent(
+      jobEvent('l-issues', 'COMPLETED', 'Some snapshots were copied with warnings.'),
+      deps,
+    );
+    const sent = h.published.map(expectValidPublish);
+    expect(sent.map((n) => `${n.severity} ${n.eventType}`)).toEqual([
+      'Warning skipped-active-job',
+      'Warning backup-job-completed-with-issues',
+    ]);
+    expect(sent[1].event.additional_info.cause).toBe('Some snapshots were copied with warnings.');
+  });
+
   it('ignores jobs it did not start, states that are not final, and other events', async () => {
     const { h, ec2, deps } = setup();
     await windowsBackup(h, 'win-3');

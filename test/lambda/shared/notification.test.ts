@@ -163,9 +163,7 @@ describe('outcome notifications follow the severity rules', () => {
       cause: 'no invocation',
       backup_job_id: 'job-9',
     });
-    expect(n.subject).toBe(
-      '[Critical] Thaw failed on i-0aaaaaaaaaaaaaaa1 (ledger): filesystems may still be frozen',
-    );
+    expect(n.subject).toBe('[Critical] Thaw failed, filesystems may be frozen: i-0aaaaaaaaaaaaaaa1 (ledger)');
   });
 
   it('an application- or filesystem-consistent backup without warnings sends nothing per instance', () => {
@@ -314,7 +312,7 @@ describe('limits, secrets and validation', () => {
     expect(n.event.additional_info.cause.length).toBeLessThanOrEqual(LIMITS.additionalInfoValue);
     expect(n.event.additional_info.cause).toContain('[truncated');
     expect(JSON.stringify(n.event.additional_info).length).toBeLessThanOrEqual(LIMITS.additionalInfoTotal);
-    expect(n.subject.length).toBeLessThanOrEqual(100);
+    expect(n.subject.length).toBeLessThanOrEqual(99);
     expect(n.subject).not.toMatch(/[\r\n]/);
   });
 
@@ -323,7 +321,7 @@ describe('limits, secrets and validation', () => {
       const text = 'y'.repeat(length);
       expect(truncate(text, 100).length).toBeLessThanOrEqual(100);
       expect(truncate(text, 4000).length).toBeLessThanOrEqual(4000);
-      expect(subjectLine(`line one\r\nline two ${text}`).length).toBeLessThanOrEqual(100);
+      expect(subjectLine(`line one\r\nline two ${text}`).length).toBeLessThanOrEqual(99);
     }
     expect(truncate('short', 100)).toBe('short');
     expect(subjectLine('a\nb')).toBe('a b');
