@@ -7,7 +7,6 @@
 
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
@@ -15,6 +14,7 @@ import { Construct } from 'constructs';
 import { type BackupConfig, parseConfig } from '../../lib/config';
 import { Vault } from '../../lib/vault';
 import { Workflow, type WorkflowNotifications } from '../../lib/workflow';
+import { synthApp } from './app';
 
 export const ACCOUNT = '111122223333';
 export const REGION = 'eu-west-1';
@@ -68,8 +68,6 @@ export function synthWorkflow(raw: Partial<Record<keyof BackupConfig, unknown>> 
   };
   const notifications = new StandInNotifications(stack, 'Notifications');
   const workflow = new Workflow(stack, 'Workflow', { config, vault, documents, notifications });
-  // Keeps iam imported for callers that add statements to stand-ins.
-  void iam;
   const template = Template.fromStack(stack);
   return { app, stack, workflow, template, config, asl: aslFromTemplate(template.toJSON()) };
 }
@@ -250,4 +248,9 @@ export function worstCaseSeconds(def: Pick<Asl, 'StartAt' | 'States'>, opts: Wor
     return value;
   };
   return from(def.StartAt);
+}
+
+/** The workflow definition of the whole app (bin/app.ts's stack), as plain ASL. */
+export function synthStackAsl(raw: Partial<Record<keyof BackupConfig, unknown>> = {}): Asl {
+  return aslFromTemplate(synthApp(raw).template.toJSON());
 }

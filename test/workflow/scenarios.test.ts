@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackupClient } from '@aws-sdk/client-backup';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { tagRecoveryPoint } from '../../lambda/shared/recovery-point';
-import { type Asl, synthWorkflow } from '../helpers/asl';
+import { type Asl, synthStackAsl, synthWorkflow } from '../helpers/asl';
 import { SCENARIOS } from './scenarios';
 import { IMAGE_ARN, type RunReport, runScenario, Sim } from './sim';
 
@@ -182,5 +182,12 @@ describe('the synthesized workflow, executed locally', () => {
       schema: 'ec2-consistent-backup.notification',
       instanceId: 'i-0123456789abcdef0',
     });
+  });
+
+  it('the definition of the whole stack (real documents and notifications) runs the same success path', async () => {
+    const r = await runScenario(synthStackAsl(), SCENARIOS['linux success'].scenario);
+    expectInvariants(r);
+    expect(r.output).toMatchObject({ outcome: 'backed-up', consistency: 'application' });
+    expect(r.transitions).toBe((await run('linux success')).transitions);
   });
 });
