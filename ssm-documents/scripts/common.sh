@@ -690,6 +690,18 @@ ecb_watchdog_alive() {
   [[ $cmdline == *"$ECB_ACTIVE/watchdog.sh"* ]]
 }
 
+# Ends the watchdog of the active freeze so it can never fire later, into another freeze.
+ecb_stop_watchdog() {
+  local pid=$1 i
+  ecb_watchdog_alive "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 20; i++)); do
+    ecb_watchdog_alive "$pid" || return 0
+    sleep 0.05
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
 # Moves the active freeze to `last`. The caller writes how it ended first.
 ecb_archive_active() {
   rm -rf -- "$ECB_LAST"

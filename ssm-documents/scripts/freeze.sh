@@ -38,9 +38,7 @@ ecb_freeze_rollback() {
     ecb_thaw_list "${ECB_FROZEN[@]+"${ECB_FROZEN[@]}"}"
     return 0
   fi
-  if [[ -n ${ECB_WATCHDOG_PID:-} ]] && ecb_watchdog_alive "$ECB_WATCHDOG_PID"; then
-    kill -TERM "$ECB_WATCHDOG_PID" 2>/dev/null || true
-  fi
+  [[ -n ${ECB_WATCHDOG_PID:-} ]] && ecb_stop_watchdog "$ECB_WATCHDOG_PID"
   ecb_thaw_list "${ECB_FROZEN[@]+"${ECB_FROZEN[@]}"}"
   ((${#ECB_THAW_FAILED[@]} > 0)) && ECB_ERROR_MESSAGE+="; thaw FAILED for: ${ECB_THAW_FAILED[*]} (run fsfreeze -u on them)"
   local ran name
@@ -225,6 +223,8 @@ ecb_freeze_main() {
       ecb_freeze_fail FREEZE_FAILED "fsfreeze -f $mp failed: $msg; everything this command froze was thawed"
     fi
   done
+  # A thaw that filed this freeze away during the last fsfreeze would otherwise go unnoticed.
+  ecb_freeze_cancelled && ecb_freeze_fail CANCELLED "a thaw arrived while the filesystems were being frozen; everything this command froze was thawed"
   ECB_FROZEN_AT_MS=$(ecb_now_ms)
   ecb_record_set "$ECB_ACTIVE/record" frozenAtMs "$ECB_FROZEN_AT_MS"
   ecb_record_set "$ECB_ACTIVE/record" stage frozen

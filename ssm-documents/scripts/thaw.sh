@@ -98,9 +98,7 @@ ecb_thaw_main() {
     if mkdir -- "$ECB_ACTIVE/claim" 2>/dev/null; then
       local pid hook hooks_ok=true
       pid=$(ecb_record_get "$ECB_ACTIVE/record" watchdogPid) || pid=''
-      if [[ -n $pid ]] && ecb_watchdog_alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-      fi
+      [[ -n $pid ]] && ecb_stop_watchdog "$pid"
       ecb_thaw_list "${ECB_TARGET_MPS[@]+"${ECB_TARGET_MPS[@]}"}"
       ECB_THAWED_AT_MS=$(ecb_now_ms)
       ecb_record_set "$ECB_ACTIVE/record" thawedAtMs "$ECB_THAWED_AT_MS"

@@ -35,8 +35,15 @@ ecb_watchdog_main() {
   ecb_log "watchdog armed for ${ECB_WATCHDOG_SECONDS}s (execution $ECB_EXECUTION_ID)"
   read -r -t "$ECB_WATCHDOG_SECONDS" -u 3 _ || true
 
+  local owner
+  owner=$(ecb_record_get "$ECB_ACTIVE/record" executionId 2>/dev/null) || owner=''
+  if [[ -n $owner && $owner != "$ECB_EXECUTION_ID" ]]; then
+    # A later freeze is active: ours ended long ago, and that freeze has its own watchdog.
+    return 0
+  fi
   if ! mkdir -- "$ECB_ACTIVE/claim" 2>/dev/null; then
-    # A thaw claimed this freeze while the time ran out: it owns the hooks; thawing again is harmless.
+    # A thaw claimed or filed this freeze while the time ran out: it owns the hooks. Thawing our
+    # own targets again is harmless and covers a freeze that raced that thaw.
     ecb_thaw_list "${ECB_TARGET_MPS[@]+"${ECB_TARGET_MPS[@]}"}"
     return 0
   fi

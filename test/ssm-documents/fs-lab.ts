@@ -52,6 +52,16 @@ const tryRun = (cmd: string, args: string[]): void => {
   }
 };
 
+/** Gone or a zombie: this machine's init reaps orphans late, so a killed process can linger as Z. */
+export function processGone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits until `check` is true, polling; false when `timeoutMs` passes first. */
