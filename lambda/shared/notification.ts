@@ -331,10 +331,11 @@ function additionalInfo(info: Info): Record<string, string> {
     if (value === undefined || value === '') continue;
     out[key] = truncate(redact(String(value)), LIMITS.additionalInfoValue);
   }
-  // The free-text fields are the only ones that can be long; shorten them until the whole fits.
-  for (const key of ['cause', 'error', 'warnings', 'consistency_reason'] as const) {
+  // Shorten the longest values first until the whole fits: free text goes before identifiers.
+  const byLength = Object.keys(out).sort((a, b) => out[b].length - out[a].length);
+  for (const key of byLength) {
     if (JSON.stringify(out).length <= LIMITS.additionalInfoTotal) break;
-    if (out[key]) out[key] = truncate(out[key], 200);
+    out[key] = truncate(out[key], 200);
   }
   return out;
 }
@@ -800,8 +801,10 @@ export function buildRunSummaryNotification(
 // ---------------------------------------------------------------------------------------------
 // Validation.
 
+// Account and region are checked for shape only: a record-outcome that could not learn them says
+// "unknown", and that message must still go out.
 const KEY_PATTERN = new RegExp(
-  `^${EVENT_SOURCE}:\\d{12}:[a-z]{2}(-[a-z]+)+-\\d:(i-[0-9a-f]{8,17}|${FLEET_NODE}):(${[...PROBLEM_CLASSES, SUMMARY_CLASS].join('|')})$`,
+  `^${EVENT_SOURCE}:[A-Za-z0-9-]+:[A-Za-z0-9-]+:(i-[0-9a-f]{8,17}|${FLEET_NODE}):(${[...PROBLEM_CLASSES, SUMMARY_CLASS].join('|')})$`,
 );
 const TIME_PATTERN = /^\d{4}-\d\d-\d\d( \d\d:\d\d:\d\d|T\d\d:\d\d:\d\d(\.\d{1,9})?Z)$/;
 

@@ -396,3 +396,40 @@ describe('limits, secrets and validation', () => {
     expect(glideTime(NOW)).toBe('2026-11-22 02:03:04');
   });
 });
+
+describe('robustness', () => {
+  it('still builds a valid message when record-outcome could not learn the account or region', () => {
+    const n = buildOutcomeNotification(
+      outcome({
+        outcome: 'backup-start-failed',
+        instanceId: 'i-0fffffffffffffff6',
+        accountId: 'unknown',
+        region: 'unknown',
+        error: { error: 'E', cause: 'c' },
+      }),
+      NOW,
+    );
+    expect(validateNotification(n!)).toEqual([]);
+    expect(n!.event.message_key).toBe('ec2-consistent-backup:unknown:unknown:i-0fffffffffffffff6:backup');
+  });
+
+  it('keeps additional_info under its total cap even when every value is long', () => {
+    const long = 'z'.repeat(5000);
+    const n = buildOutcomeNotification(
+      outcome({
+        outcome: 'thaw-failed',
+        instanceId: 'i-0fffffffffffffff7',
+        instanceName: long,
+        backupJobId: long,
+        recoveryPointArn: long,
+        watchdogThawBy: long,
+        verdict: { consistency: 'application', reason: long, freezeMs: 1 },
+        warnings: [long, long],
+        error: { error: long, cause: long },
+      }),
+      NOW,
+    );
+    expect(validateNotification(n!)).toEqual([]);
+    expect(JSON.stringify(n!.event.additional_info).length).toBeLessThanOrEqual(LIMITS.additionalInfoTotal);
+  });
+});

@@ -1,0 +1,113 @@
+import {
+  ConditionalCheckFailedException,
+  PutItemCommand,
+  QueryCommand,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FakeDynamoDb } from './dynamodb-fake';
+
+const TABLE = 't';
+let restore: () => void = () => undefined;
+afterEach(() => restore());
+
+function setup() {
+  const table = new FakeDynamoDb(TABLE, { ByDeadline: { partitionKey: 'pending', sortKey: 'deadline' } });
+  const { client, mock } = table.install();
+  restore = () => mock.restore();
+  return { table, client };
+}
+const key = (pk: string) => ({ pk: { S: pk }, sk: { S: 'X' } });
+
+describe('the in-memory DynamoDB the notifier tests use', () => {
+  it('applies SET with if_not_exists, ADD and REMOVE, and evaluates conditions on the old item', async () => {
+    const { table, client } = setup();
+    const update = (extra: object = {}) =>
+      client.send(
+        new UpdateItemCommand({
+          TableName: TABLE,
+          Key: key('a'),
+          UpdateExpression: 'SET first = if_not_exists(first, :v), last = :v ADD n :one REMOVE gone',
+          ExpressionAttributeValues: { ':v': { S: 'x' }, ':one': { N: '1' } },
+          ...extra,
+        }),
+      );
+    await update();
+    await update({
+      ConditionExpression: 'n >= :one AND attribute_not_exists(gone)',
+      ExpressionAttributeValues: { ':v': { S: 'y' }, ':one': { N: '1' } },
+    });
+    expect(table.item('a', 'X')).toEqual({ ...key('a'), first: { S: 'x' }, last: { S: 'y' }, n: { N: '2' } });
+    await expect(update({ ConditionExpression: 'attribute_not_exists(n)' })).rejects.toBeInstanceOf(
+      ConditionalCheckFailedException,
+    );
+  });
+
+  it('rejects reserved words used as bare attribute names, as DynamoDB does', async () => {
+    const { client } = setup();
+    await expect(
+      client.send(
+        new UpdateItemCommand({
+          TableName: TABLE,
+          Key: key('a'),
+          UpdateExpression: 'SET consistency = :v',
+          ExpressionAttributeValues: { ':v': { S: 'x' } },
+        }),
+      ),
+    ).rejects.toThrow(/reserved keyword: consistency/);
+  });
+
+  it('applies a transaction all or nothing', async () => {
+    const { table, client } = setup();
+    await client.send(new PutItemCommand({ TableName: TABLE, Item: { ...key('taken') } }));
+    const err = await client
+      .send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            { Put: { TableName: TABLE, Item: { ...key('new') } } },
+            {
+              Put: {
+                TableName: TABLE,
+                Item: { ...key('taken') },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+          ],
+        }),
+      )
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransactionCanceledException);
+    expect((err as TransactionCanceledException).CancellationReasons?.map((r) => r.Code)).toEqual([
+      'None',
+      'ConditionalCheckFailed',
+    ]);
+    expect(table.item('new', 'X')).toBeUndefined();
+  });
+
+  it('queries a sparse index by key condition', async () => {
+    const { client } = setup();
+    for (const [pk, deadline] of [
+      ['a', '2026-01-01'],
+      ['b', '2026-03-01'],
+      ['c', undefined],
+    ] as const) {
+      await client.send(
+        new PutItemCommand({
+          TableName: TABLE,
+          Item: { ...key(pk), ...(deadline ? { pending: { S: 'RUN' }, deadline: { S: deadline } } : {}) },
+        }),
+      );
+    }
+    const result = await client.send(
+      new QueryCommand({
+        TableName: TABLE,
+        IndexName: 'ByDeadline',
+        KeyConditionExpression: 'pending = :p AND deadline <= :d',
+        ExpressionAttributeValues: { ':p': { S: 'RUN' }, ':d': { S: '2026-02-01' } },
+      }),
+    );
+    expect(result.Items?.map((i) => i.pk.S)).toEqual(['a']);
+  });
+});
