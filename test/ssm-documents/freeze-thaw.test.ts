@@ -219,6 +219,18 @@ describe.skipIf(!CAN_RUN)('targets', () => {
     expect(await lab.writable(child.mountpoint, 3_000)).toBe(true);
   });
 
+  it('maps a volume through VolumeDevices when no device carries its id (Xen)', async () => {
+    const { volumeId, mountpoint, device } = lab.addFilesystem('ext4');
+    const params = lab.freezeParams([volumeId], { VolumeDevices: `${volumeId}=${device}` });
+    // No device map: the loop device has no NVMe serial and no by-id link, like a Xen disk.
+    const freeze = await lab.run('freeze', params, { env: { ECB_DEVICE_MAP: '' } });
+    expect(freeze.code, freeze.stderr).toBe(0);
+    expect(freeze.json.targets).toEqual([expect.objectContaining({ mountpoint, volumeIds: [volumeId] })]);
+    await lab.run('thaw', { ExecutionId: 'test-exec-1', HookTimeoutSeconds: '5' });
+    const unmapped = await lab.run('preflight', { VolumeIds: volumeId }, { env: { ECB_DEVICE_MAP: '' } });
+    expect(unmapped.json.unmapped).toEqual([expect.objectContaining({ volumeId })]);
+  });
+
   it('reports a volume it cannot map and one with nothing mounted, freezing nothing', async () => {
     const unmounted = lab.newVolumeId();
     const result = await lab.run('freeze', lab.freezeParams(['vol-0123456789abcdef0', unmounted]));
