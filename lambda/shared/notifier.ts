@@ -62,7 +62,7 @@ const PUBLISH_CONCURRENCY = 16;
 export interface NotifierSettings {
   readonly topicArn: string;
   readonly tableName: string;
-  /** Minutes after discovery (or the first outcome) when the summary goes out even if executions are unfinished. */
+  /** Minutes without any report (discovery or outcome) after which the summary goes out unfinished. */
   readonly summaryDeadlineMinutes: number;
 }
 
@@ -561,9 +561,11 @@ export class Notifier implements OutcomeSink {
     return {
       TableName: this.settings.tableName,
       Key: { pk: S(`RUN#${outcome.runId}`), sk: S('RUN') },
-      // The first outcome may arrive before discovery reports: it sets what a summary needs.
+      // The first outcome may arrive before discovery reports: it sets what a summary needs. Every
+      // report pushes the deadline on, so a run whose waves are still finishing is not cut short;
+      // the deadline strikes when nothing has reported for summaryDeadlineMinutes.
       UpdateExpression:
-        'SET accountId = if_not_exists(accountId, :account), #region = if_not_exists(#region, :region), #window = if_not_exists(#window, :window), deadline = if_not_exists(deadline, :deadline), expiresAt = if_not_exists(expiresAt, :ttl) ADD completed :delta, #counter :delta',
+        'SET accountId = if_not_exists(accountId, :account), #region = if_not_exists(#region, :region), #window = if_not_exists(#window, :window), deadline = :deadline, expiresAt = if_not_exists(expiresAt, :ttl) ADD completed :delta, #counter :delta',
       ExpressionAttributeNames: { '#region': 'region', '#window': 'window', '#counter': counter },
       ExpressionAttributeValues: {
         ':account': S(outcome.accountId),

@@ -226,6 +226,28 @@ describe('run summary', () => {
     expect(h.published).toHaveLength(1);
   });
 
+  it('waits while waves are still reporting: the deadline runs from the last report', async () => {
+    h = harness();
+    await h.notifier.recordDiscovery(summary({ discovered: 3, started: 3 }), []);
+    h.advance(200);
+    await h.notifier.recordOutcome(
+      outcome({ outcome: 'backed-up', instanceId: A, backupJobId: 'w1', verdict: app('application') }),
+    );
+    h.advance(200);
+    await h.notifier.recordOutcome(
+      outcome({ outcome: 'backed-up', instanceId: B, backupJobId: 'w2', verdict: app('application') }),
+    );
+    h.advance(200);
+    // 600 minutes since discovery, 200 since the last report: the run is still alive.
+    expect(await h.notifier.sweepOverdueRuns()).toEqual([]);
+    h.advance(41);
+    expect(await h.notifier.sweepOverdueRuns()).toEqual(['run-20261122T0200Z']);
+    expect(expectValidPublish(h.published[0]).event.additional_info).toMatchObject({
+      finished: '2',
+      unfinished: '1',
+    });
+  });
+
   it('is summarized by the deadline even when discovery never reported', async () => {
     h = harness();
     await h.notifier.recordOutcome(
