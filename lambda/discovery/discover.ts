@@ -44,6 +44,12 @@ export interface HandOverCursor {
   readonly doneBeyond: readonly string[];
   /** The run's counts up to this cursor. */
   readonly totals: RunTotals;
+  /**
+   * Epoch ms of the hand-over. The previous invocation was starting at the full quota rate, so
+   * the account's StartExecution bucket was about empty then; the next one counts its burst
+   * from this moment instead of assuming a full bucket and meeting a wave of throttles.
+   */
+  readonly handedOverAt?: number;
 }
 
 export interface RunTotals {
@@ -137,7 +143,8 @@ function parseCursor(raw: unknown, runId: string): HandOverCursor | undefined {
     Array.isArray(c.doneBeyond) &&
     c.doneBeyond.length <= MAX_DONE_BEYOND &&
     c.doneBeyond.every((id) => typeof id === 'string') &&
-    validTotals(c.totals);
+    validTotals(c.totals) &&
+    (c.handedOverAt === undefined || count(c.handedOverAt));
   if (!ok) {
     throw new InvalidEventError(
       `Invalid event "handOver": got ${JSON.stringify(raw).slice(0, 500)}; allowed: a cursor written by this function for run ${runId} (schemaVersion 1, invocation >= 2, afterKey, boundarySlots, doneBeyond).`,
@@ -241,7 +248,16 @@ export async function runDiscovery(
       .map((e) => e.instance.instanceId),
     { ratePerSecond: settings.ssmRatePerSecond, concurrency: settings.ssmConcurrency, clock },
   );
-  const bucket = new TokenBucket(settings.startBurst, settings.startRatePerSecond, clock);
+  const refilledSinceHandOver =
+    cursor?.handedOverAt !== undefined
+      ? ((clock.now() - cursor.handedOverAt) / 1000) * settings.startRatePerSecond
+      : settings.startBurst;
+  const bucket = new TokenBucket(
+    settings.startBurst,
+    settings.startRatePerSecond,
+    clock,
+    refilledSinceHandOver,
+  );
   const shouldStop = () => info.remainingMs() < settings.handOverReserveMs;
   const startOptions = {
     sfn: deps.sfn,
@@ -366,6 +382,7 @@ export async function runDiscovery(
       boundarySlots: last ? last.slotsThrough : (cursor?.boundarySlots ?? 0),
       doneBeyond,
       totals,
+      handedOverAt: clock.now(),
     };
     if (handledHere === 0) {
       handOverError = new HandOverError(
@@ -406,7 +423,7 @@ export async function runDiscovery(
     handedOver: handOverError ? 0 : remaining,
     invocation,
   };
-  await deps.sink.recordDiscovery(summary, excluded);
+  // Logged before the sink is called, so the line exists even when the notifier fails.
   logger.info('discovery run summary', {
     runId,
     window: run.window,
@@ -425,6 +442,7 @@ export async function runDiscovery(
     describePages: listing.pages,
     durationMs: clock.now() - startedAt,
   });
+  await deps.sink.recordDiscovery(summary, excluded);
 
   if (handOverError) throw handOverError;
   if (failed.length > 0) {

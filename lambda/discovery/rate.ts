@@ -25,13 +25,15 @@ export class TokenBucket {
     private readonly capacity: number,
     private readonly ratePerSecond: number,
     private readonly clock: Clock = realClock,
+    /** Tokens available at once. @default capacity (a full bucket) */
+    initialTokens?: number,
   ) {
     if (!(capacity >= 1) || !(ratePerSecond > 0)) {
       throw new RangeError(
         `TokenBucket needs capacity >= 1 and rate > 0; got ${capacity} and ${ratePerSecond}`,
       );
     }
-    this.tokens = capacity;
+    this.tokens = Math.max(0, Math.min(capacity, initialTokens ?? capacity));
     this.last = clock.now();
   }
 

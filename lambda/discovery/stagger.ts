@@ -4,12 +4,13 @@
  *
  * Each group's members are ranked (by instance id, see plan.ts); the k-th wave of a group is
  * members [k·N, (k+1)·N). Wave k may start freezing at `window + k·spacing` and must not start
- * after `notAfter = startAt + slack` (the Freeze document refuses a command that arrives later).
- * Once a freeze starts, pre-freeze hooks take at most `hookTimeoutSeconds` and the on-instance
- * watchdog thaws at the latest `watchdogSeconds` after the freeze, so every freeze of wave k ends
- * before `notAfter + hookTimeoutSeconds + watchdogSeconds`. The spacing adds a margin (clock skew
- * between the orchestrator and instances, the thaw itself) on top, so wave k+1 cannot begin before
- * wave k is over, whatever the timing of individual executions.
+ * after `notAfter = startAt + slack`: the Freeze document (ssm-documents/scripts/freeze.sh) refuses
+ * a command that arrives later, and checks again after the pre-freeze hooks, immediately before
+ * fsfreeze. The on-instance watchdog thaws at the latest `watchdogSeconds` after the freeze, so
+ * every freeze of wave k ends before `notAfter + watchdogSeconds`. The spacing also counts
+ * `hookTimeoutSeconds` (post-thaw hooks, and safety should the second check ever move) and a
+ * margin for clock skew between instances, so wave k+1 cannot begin before wave k is over,
+ * whatever the timing of individual executions.
  *
  * Everything is derived from the window and the deployment config, never from "now": the same
  * window always yields the same startAt/notAfter, which keeps execution inputs identical across
@@ -64,8 +65,9 @@ export function ungroupedTimes(window: Date, s: StaggerSettings): StartWindow {
 }
 
 /**
- * The latest moment an instance started in this window can still be frozen: a freeze begins by
- * notAfter plus the hooks, and the watchdog ends it after watchdogSeconds.
+ * The latest moment an instance started in this window can still be frozen, counted
+ * conservatively: a freeze begins by notAfter (plus hooks, were the document to check NotAfter
+ * only on arrival), and the watchdog ends it after watchdogSeconds.
  */
 export function latestFrozenUntil(times: StartWindow, s: StaggerSettings): Date {
   return new Date(times.notAfter.getTime() + (s.hookTimeoutSeconds + s.watchdogSeconds) * 1000);

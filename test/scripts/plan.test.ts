@@ -3,7 +3,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/config';
 import { parseArgs, PlanUsageError, runPlan } from '../../scripts/plan';
-import { FakeAws, fleet } from '../lambda/discovery/fake-aws';
+import { FakeAws, type FakeInstance, fleet } from '../lambda/discovery/fake-aws';
 
 let fake: FakeAws | undefined;
 afterEach(() => {
@@ -20,7 +20,7 @@ const WINDOW = new Date('2026-11-22T02:00:00Z');
 describe('npm run plan', () => {
   it('prints per instance what would happen and why, with group waves, and starts nothing', async () => {
     fake = new FakeAws(
-      fleet(7, (i) => {
+      fleet(7, (i): Partial<FakeInstance> => {
         switch (i) {
           case 0:
             return { tags: { Name: 'db-a', 'ConsistentBackup:Group': 'pg' } };

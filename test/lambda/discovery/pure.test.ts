@@ -270,6 +270,15 @@ describe('pacing', () => {
     expect(clock.t).toBeCloseTo(1000, 0);
   });
 
+  it('starts a handed-over invocation with only the tokens refilled since the hand-over', async () => {
+    const clock = new VirtualClock();
+    const bucket = new TokenBucket(1300, 300, clock, 3);
+    for (let i = 0; i < 3; i++) await bucket.take();
+    expect(clock.t).toBe(0);
+    await bucket.take();
+    expect(clock.t).toBeCloseTo(1000 / 300, 3);
+  });
+
   it('forgets the burst after a throttle', async () => {
     const clock = new VirtualClock();
     const bucket = new TokenBucket(100, 10, clock);
