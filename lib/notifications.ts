@@ -38,7 +38,8 @@ export interface NotificationsProps {
    */
   readonly criticalEmails?: readonly string[];
   /**
-   * How long after discovery a run's summary goes out even if executions have not all reported.
+   * How long a run may go without any report (from discovery or an execution) before its summary
+   * goes out unfinished. Keep it above the longest pause between two blast-radius waves.
    * @default config `summaryDeadlineMinutes` when present, else Duration.hours(4)
    */
   readonly summaryDeadline?: Duration;
