@@ -249,6 +249,9 @@ export class Notifier implements OutcomeSink {
         this.logger?.info('Outcome already recorded; ignoring the repeat', {
           executionArn: outcome.executionArn,
         });
+        // The first attempt may have failed after notifying but before checking the run: check again.
+        await this.ensurePending(outcome.runId);
+        await this.finishRunIfDone(outcome.runId);
         return;
       }
       throw err;

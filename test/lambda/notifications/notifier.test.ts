@@ -72,6 +72,26 @@ describe('recordOutcome', () => {
     expect(run?.failed?.N).toBe('1');
   });
 
+  it('a retry after a failure past the notification still finishes the run', async () => {
+    h = harness();
+    await h.notifier.recordDiscovery(summary({ discovered: 1, started: 1 }), []);
+    const o = outcome({ outcome: 'skipped-active-job', instanceId: A });
+    // The first attempt notifies, then DynamoDB fails while it checks whether the run is done.
+    let failed = false;
+    const original = h.notifier.finishRunIfDone.bind(h.notifier);
+    h.notifier.finishRunIfDone = async (runId: string) => {
+      if (!failed) {
+        failed = true;
+        throw Object.assign(new Error('throttled'), { name: 'ProvisionedThroughputExceededException' });
+      }
+      return original(runId);
+    };
+    await expect(h.notifier.recordOutcome(o)).rejects.toThrow('throttled');
+    expect(h.messages().map((m) => m.eventType)).toEqual(['skipped-active-job']);
+    await h.notifier.recordOutcome(o);
+    expect(h.messages().map((m) => m.eventType)).toEqual(['skipped-active-job', 'run-summary']);
+  });
+
   it('when SNS fails, nothing is counted or marked, so the retry publishes exactly once', async () => {
     h = harness();
     const o = outcome({ outcome: 'skipped-active-job', instanceId: A });
