@@ -99,6 +99,7 @@ export class FsLab {
   private readonly writers: Writer[] = [];
   private readonly groups: number[] = [];
   private volumeCounter = 0;
+  private readonly cleanups: (() => void)[] = [];
 
   constructor() {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-fs-'));
@@ -266,6 +267,11 @@ export class FsLab {
     return waitFor(() => w.done, ms, 20);
   }
 
+  /** Runs after the thaw and before the unmount (e.g. stopping a server whose data is on a lab volume). */
+  onCleanup(fn: () => void): void {
+    this.cleanups.push(fn);
+  }
+
   /** Undo everything, thaw first: a blocked writer or a frozen mount must not outlive the test. */
   async cleanup(): Promise<void> {
     for (const pgid of this.groups) {
@@ -296,6 +302,13 @@ export class FsLab {
     }
     for (const mp of [...this.mounts].reverse()) tryRun('fsfreeze', ['-u', mp]);
     await waitFor(() => this.writers.every((w) => w.done), 5_000);
+    for (const fn of this.cleanups.reverse()) {
+      try {
+        fn();
+      } catch {
+        // best effort, like the rest of the clean-up
+      }
+    }
     for (const mp of [...this.mounts].reverse()) tryRun('umount', ['-l', mp]);
     for (const dev of this.loops) tryRun('losetup', ['-d', dev]);
     fs.rmSync(this.dir, { recursive: true, force: true });
