@@ -59,6 +59,7 @@ export const STATE = {
   waitForStart: 'Wait For Start Time',
   checkActiveJobs: 'Check For Active Backup Jobs',
   choosePath: 'Choose Backup Path',
+  inputRejected: 'Input Rejected',
   freeze: 'Freeze Filesystems',
   checkFreeze: 'Check Freeze Result',
   startBackup: 'Start Backup Job',
@@ -81,6 +82,21 @@ export const STATE = {
   publishUnrecorded: 'Publish Unrecorded Outcome',
   notRecorded: 'Outcome Not Recorded',
 } as const;
+
+/** Input fields (lambda/shared/workflow-input.ts) read by states after Choose Backup Path. */
+export const REQUIRED_INPUT = [
+  '$.instanceId',
+  '$.instanceArn',
+  '$.accountId',
+  '$.region',
+  '$.window',
+  '$.platform',
+  '$.instanceState',
+  '$.volumeIds',
+  '$.notAfter',
+  '$.options.include',
+  '$.options.exclude',
+];
 
 /** Lambda invocation errors where the function did not run, so a retry cannot repeat side effects. */
 const LAMBDA_NOT_RUN = [
@@ -413,14 +429,9 @@ export class Workflow extends Construct {
       );
     const thaw: sfn.Parallel = new sfn.Parallel(this, STATE.thaw, {
       comment: 'Send the thaw and confirm it; a failed command fails the branch, so the Retry resends it.',
-      resultSelector: {
-        'succeeded.$': '$[0].thaw.succeeded',
-        'status.$': '$[0].thaw.status',
-        'commandId.$': '$[0].thaw.commandId',
-        'stdout.$': '$[0].thaw.stdout',
-        'stderr.$': '$[0].thaw.stderr',
-        'detail.$': '$[0].thaw.detail',
-      },
+      // Only `$[0].thaw`, which Check Thaw Result guarantees exists: a ResultSelector path that
+      // might be missing would be an uncatchable States.Runtime error.
+      resultSelector: { 'result.$': '$[0].thaw' },
       resultPath: '$.thaw',
     })
       .branch(sendThaw.next(waitThaw).next(checkThaw))
@@ -562,6 +573,15 @@ export class Workflow extends Construct {
     }
 
     const choosePath = new sfn.Choice(this, STATE.choosePath)
+      // Every input field a state after the freeze reads must exist, or reading it would be an
+      // uncatchable States.Runtime error while frozen: refuse such input before freezing.
+      .when(
+        sfn.Condition.not(sfn.Condition.and(...REQUIRED_INPUT.map((p) => sfn.Condition.isPresent(p)))),
+        new sfn.Fail(this, STATE.inputRejected, {
+          error: 'InvalidWorkflowInput',
+          cause: `The execution input lacks one of ${REQUIRED_INPUT.join(', ')} (lambda/shared/workflow-input.ts); nothing was frozen.`,
+        }),
+      )
       .when(
         sfn.Condition.and(
           sfn.Condition.isPresent('$.activeJobs.active'),

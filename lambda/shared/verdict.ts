@@ -175,6 +175,7 @@ export interface WorkflowFacts {
   readonly backupError?: unknown;
   readonly snapshots?: unknown;
   readonly snapshotsError?: unknown;
+  /** `{ result: CommandResult }`, as the thaw Parallel stores it. */
   readonly thaw?: unknown;
   readonly thawError?: unknown;
 }
@@ -348,7 +349,8 @@ export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, n
       ? facts.options.onFreezeFailure
       : settings.defaultOnFreezeFailure;
   const { freeze, failure } = freezeFailure(facts);
-  const thawCommand = commandResult(facts.thaw);
+  // The thaw Parallel stores its branch's result under `result`.
+  const thawCommand = commandResult(record(facts.thaw)?.result ?? facts.thaw);
   const thawOutput = thawCommand ? parseThawOutput(thawCommand.stdout) : undefined;
   const thawError = stepError(facts.thawError);
   const thawSent = facts.thaw !== undefined || facts.thawError !== undefined;

@@ -190,4 +190,15 @@ describe('the synthesized workflow, executed locally', () => {
     expect(r.output).toMatchObject({ outcome: 'backed-up', consistency: 'application' });
     expect(r.transitions).toBe((await run('linux success')).transitions);
   });
+
+  it('input missing a field a post-freeze state reads is rejected before anything is frozen', async () => {
+    const r = await runScenario(aslFor(), {
+      snapshotDelayMs: 2000,
+      mutateInput: ({ options: _options, ...rest }) => rest,
+    });
+    expect(r.status).toBe('FAILED');
+    expect(r.statesEntered.at(-1)).toBe('Input Rejected');
+    expect(r.freezeSentAt).toEqual([]);
+    expect(r.error).toMatch(/options.include/);
+  });
 });

@@ -53,6 +53,8 @@ export interface Scenario {
   readonly faults?: FaultPlan;
   readonly freezeBudgetSeconds?: number;
   readonly watchdogSeconds?: number;
+  /** Change the execution input (malformed input tests). */
+  readonly mutateInput?: (input: Record<string, unknown>) => Record<string, unknown>;
 }
 
 export interface CallRecord {
@@ -115,7 +117,8 @@ export class Sim implements Clock {
   now(): number {
     return this.t;
   }
-  readonly s: Required<Omit<Scenario, 'faults' | 'jobFailsAfterMs' | 'snapshotDelayMs'>> & Scenario;
+  readonly s: Required<Omit<Scenario, 'faults' | 'jobFailsAfterMs' | 'snapshotDelayMs' | 'mutateInput'>> &
+    Scenario;
   readonly calls: CallRecord[] = [];
   readonly outcomes: WorkflowOutcome[] = [];
   // biome-ignore lint/suspicious/noExplicitAny: free-form SNS message.
@@ -623,7 +626,8 @@ export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promi
     machine = new StateMachine(asl as never, { validationOptions: { noValidate: true } });
     machines.set(asl, machine);
   }
-  const execution = machine.run(workflowInput(sim) as never, {
+  const input = workflowInput(sim) as unknown as Record<string, unknown>;
+  const execution = machine.run((scenario.mutateInput ? scenario.mutateInput(input) : input) as never, {
     overrides: {
       taskResourceLocalHandlers: handlers as never,
       waitTimeOverrides: zeroWaits,

@@ -55,7 +55,7 @@ const linux = (facts: Partial<WorkflowFacts>): WorkflowFacts => ({
   freeze: frozen(),
   backupJob: { BackupJobId: 'job-1', RecoveryPointArn: 'arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0' },
   snapshots: { status: 'started', snapshots: [], missingVolumeIds: [], waitedMs: 2000 },
-  thaw: thawed(),
+  thaw: { result: thawed() },
   ...facts,
 });
 
