@@ -76,6 +76,14 @@ export class Notifications extends Construct {
         ? Duration.minutes(keys.summaryDeadlineMinutes)
         : Duration.hours(4));
     const criticalEmails = props.criticalEmails ?? keys.notificationCriticalEmails ?? [];
+    // SNS keeps one subscription per topic and endpoint: the same address in both lists would be
+    // one subscription owned by two resources, with the Critical-only filter applying to both.
+    const both = criticalEmails.filter((e) => config.notificationEmails.includes(e));
+    if (both.length > 0) {
+      throw new Error(
+        `Invalid notificationCriticalEmails: ${JSON.stringify(both)} also in notificationEmails; allowed: each address in one list only (notificationEmails already receives Critical).`,
+      );
+    }
     const deadlineMinutes = summaryDeadline.toMinutes();
     if (!Number.isInteger(deadlineMinutes) || deadlineMinutes < 5 || deadlineMinutes > 2880) {
       throw new Error(

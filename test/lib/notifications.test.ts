@@ -201,6 +201,12 @@ describe('Notifications construct', () => {
     }
   });
 
+  it('rejects an address that is in both email lists, naming it', () => {
+    expect(() =>
+      build({ notificationEmails: 'ops@example.com' }, { criticalEmails: ['ops@example.com'] }),
+    ).toThrow('Invalid notificationCriticalEmails: ["ops@example.com"] also in notificationEmails');
+  });
+
   it('rejects a summary deadline outside 5 minutes to 48 hours, naming the value', () => {
     expect(() => build({}, { summaryDeadline: Duration.minutes(2) })).toThrow(
       /Invalid summaryDeadline: got 2 minutes; allowed: whole minutes from 5 minutes to 48 hours/,
