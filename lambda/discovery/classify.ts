@@ -36,12 +36,14 @@ export function ec2Platform(instance: FleetInstance): 'linux' | 'windows' {
   return instance.platformDetails?.toLowerCase().includes('windows') ? 'windows' : 'linux';
 }
 
-export function classify(
+/**
+ * Everything that can be decided from EC2 alone. Undefined: a running instance that passed every
+ * EC2 check and now needs its SSM readiness (so discovery only waits for SSM when it matters).
+ */
+export function decideFromEc2(
   instance: FleetInstance,
-  ssm: SsmReadiness | undefined,
-  defaultOnFreezeFailure: FreezeFailurePolicy,
-  parsed: OptionsResult = parseInstanceOptions(instance.tags, defaultOnFreezeFailure),
-): Decision {
+  parsed: OptionsResult,
+): Exclude<Decision, { action: 'freeze' }> | undefined {
   const id = instance.instanceId;
   if (instance.state !== 'running' && instance.state !== 'stopped') {
     return {
@@ -65,19 +67,30 @@ export function classify(
     };
   }
   if (!parsed.ok) return { action: 'excluded', reason: 'invalid-tag', detail: parsed.detail };
-  const group = parsed.group !== undefined ? { group: parsed.group } : {};
-
-  let platform = ec2Platform(instance);
   if (instance.state === 'stopped') {
     return {
       action: 'no-freeze',
-      platform,
+      platform: ec2Platform(instance),
       options: parsed.options,
-      ...group,
+      ...(parsed.group !== undefined ? { group: parsed.group } : {}),
       why: 'stopped: nothing is writing, so a backup without a freeze is consistent',
     };
   }
+  return undefined;
+}
 
+export function classify(
+  instance: FleetInstance,
+  ssm: SsmReadiness | undefined,
+  defaultOnFreezeFailure: FreezeFailurePolicy,
+  parsed: OptionsResult = parseInstanceOptions(instance.tags, defaultOnFreezeFailure),
+): Decision {
+  const fromEc2 = decideFromEc2(instance, parsed);
+  if (fromEc2) return fromEc2;
+  if (!parsed.ok) return { action: 'excluded', reason: 'invalid-tag', detail: parsed.detail };
+  const id = instance.instanceId;
+  const group = parsed.group !== undefined ? { group: parsed.group } : {};
+  let platform = ec2Platform(instance);
   if (!ssm) {
     return {
       action: 'excluded',

@@ -7,12 +7,12 @@ import { parseInstanceOptions } from '../shared/instance-options';
 import type { DiscoverySummary, ExcludedInstance, ExclusionReason, OutcomeSink } from '../shared/outcome';
 import { NAME_TAG } from '../shared/tags';
 import type { WorkflowInput } from '../shared/workflow-input';
-import { classify, type Decision, needsReadiness } from './classify';
+import { classify, type Decision, decideFromEc2, needsReadiness } from './classify';
 import { type StartResult, startExecution } from './fan-out';
 import { type PlanEntry, planFleet, type ResumePoint } from './fleet-plan';
 import { listOptedInInstances } from './instances';
 import { type Clock, realClock, TokenBucket } from './rate';
-import { ReadinessCancelledError, ReadinessLookup } from './readiness';
+import { ReadinessCancelledError, ReadinessLookup, type SsmReadiness } from './readiness';
 import type { DiscoverySettings } from './settings';
 import { executionName, InvalidEventError, runIdFor, windowFromScheduledTime, windowIso } from './window';
 
@@ -244,7 +244,12 @@ export async function runDiscovery(
   const readiness = new ReadinessLookup(
     deps.ssm,
     entries
-      .filter((e) => needsReadiness(e.instance) && !doneEarlier.has(e.instance.instanceId))
+      .filter(
+        (e) =>
+          needsReadiness(e.instance) &&
+          !doneEarlier.has(e.instance.instanceId) &&
+          !decideFromEc2(e.instance, parseInstanceOptions(e.instance.tags, settings.defaultOnFreezeFailure)),
+      )
       .map((e) => e.instance.instanceId),
     { ratePerSecond: settings.ssmRatePerSecond, concurrency: settings.ssmConcurrency, clock },
   );
@@ -282,10 +287,10 @@ export async function runDiscovery(
   const handle = async (entry: PlanEntry): Promise<boolean> => {
     const instance = entry.instance;
     const parsed = parseInstanceOptions(instance.tags, settings.defaultOnFreezeFailure);
-    let ssm: Awaited<ReturnType<ReadinessLookup['get']>>;
-    // Readiness is only worth waiting for when nothing else already excludes the instance.
-    const preliminary = classify(instance, { pingStatus: 'Online' }, settings.defaultOnFreezeFailure, parsed);
-    if (needsReadiness(instance) && preliminary.action !== 'excluded') {
+    // Readiness is only worth waiting for when EC2 alone does not already decide.
+    let decision: Decision | undefined = decideFromEc2(instance, parsed);
+    if (!decision) {
+      let ssm: SsmReadiness | undefined;
       try {
         ssm = await readiness.get(instance.instanceId);
       } catch (err) {
@@ -297,10 +302,8 @@ export async function runDiscovery(
         logger.error('readiness lookup failed', { instanceId: instance.instanceId, error: describe(err) });
         return true;
       }
+      decision = classify(instance, ssm, settings.defaultOnFreezeFailure, parsed);
     }
-    const decision = needsReadiness(instance)
-      ? classify(instance, ssm, settings.defaultOnFreezeFailure, parsed)
-      : preliminary;
     if (decision.action === 'excluded') {
       const name = instance.tags.find((t) => t.Key === NAME_TAG)?.Value;
       excluded.push({

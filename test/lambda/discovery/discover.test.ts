@@ -106,6 +106,23 @@ describe('discovery: listing and readiness', () => {
       expect.objectContaining({ instanceId: instances[2].id, reason: 'ssm-not-managed' }),
     ]);
   });
+  it('reports instances whose readiness could not be read as failed, and still backs up stopped ones', async () => {
+    const error = Object.assign(new Error('not authorized to perform ssm:DescribeInstanceInformation'), {
+      name: 'AccessDeniedException',
+    });
+    fake = new FakeAws(
+      fleet(4, (i) => (i === 0 ? { state: 'stopped' } : {})),
+      { ssmError: error },
+    );
+    const sink = new RecordingSink();
+    const log = new RecordingLog();
+    await expect(runDiscovery(EVENT, plentyOfTime, deps(sink, log))).rejects.toThrow(
+      /3 instance\(s\) could not be started.*AccessDeniedException/,
+    );
+    expect(fake.executions.size).toBe(1);
+    expect(sink.discoveries[0].summary).toMatchObject({ discovered: 4, started: 1, excluded: {} });
+    expect(log.summaries()[0]).toMatchObject({ failed: 3 });
+  });
 });
 
 describe('discovery: a mixed fleet', () => {

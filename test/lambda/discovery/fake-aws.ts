@@ -42,6 +42,8 @@ export interface FakeAwsOptions {
   readonly throttleWhen?: (call: number) => boolean;
   /** Error thrown by StartExecution for these instance ids (not retryable). */
   readonly startFailures?: ReadonlySet<string>;
+  /** SSM fails every call with this error (after the SDK's own retries, say). */
+  readonly ssmError?: Error;
   /** SSM refuses a batch containing one of these ids with InvalidInstanceId. */
   readonly ssmInvalidIds?: ReadonlySet<string>;
   readonly accountId?: string;
@@ -162,6 +164,7 @@ export class FakeAws {
       this.counts.ssm++;
       await this.wait(this.options.latency?.ssm);
       const ids = input.Filters?.find((f: { Key: string }) => f.Key === 'InstanceIds')?.Values ?? [];
+      if (this.options.ssmError) throw this.options.ssmError;
       if (ids.length > 50) throw new Error(`InvalidFilterValue: at most 50 ids, got ${ids.length}`);
       if (ids.some((id: string) => this.options.ssmInvalidIds?.has(id))) {
         throw new InvalidInstanceId({ message: 'Instances not in a valid state for account', $metadata: {} });
