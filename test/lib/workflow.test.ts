@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { STATE } from '../../lib/workflow';
+import { REQUIRED_INPUT, STATE } from '../../lib/workflow';
 import { nagFindings } from '../helpers/app';
 import {
   allStates,
@@ -109,6 +109,40 @@ describe('Workflow construct', () => {
       expect(thaw.Retry[0].MaxAttempts).toBeGreaterThanOrEqual(2);
       expect(thaw.Catch[0]).toMatchObject({ ErrorEquals: ['States.ALL'], Next: STATE.recordOutcome });
     }
+  });
+
+  it('reads after the freeze only paths that always exist: checked input fields or whole step results', () => {
+    // biome-ignore lint/suspicious/noExplicitAny: ASL.
+    const paths = (v: any): string[] =>
+      typeof v === 'string'
+        ? [...v.matchAll(/\$\$?(\.[A-Za-z0-9_]+|\[\d+\])*/g)].map((m) => m[0])
+        : v && typeof v === 'object'
+          ? Object.entries(v).flatMap(([k, x]) =>
+              k.endsWith('.$') ? paths(x) : typeof x === 'object' ? paths(x) : [],
+            )
+          : [];
+    const wholeResults = new Set<string>();
+    for (const { state } of allStates(vss.asl)) {
+      if (state.ResultPath) wholeResults.add(state.ResultPath);
+      for (const c of state.Catch ?? []) if (c.ResultPath) wholeResults.add(c.ResultPath);
+    }
+    const allowed = (p: string) =>
+      p.startsWith('$$.') ||
+      REQUIRED_INPUT.includes(p) ||
+      wholeResults.has(p) ||
+      // A Catch result always has Error; Check Thaw Result only succeeds when $.thaw exists.
+      p === '$.recordError.Error' ||
+      p === '$[0].thaw' ||
+      p === '$';
+    const read = allStates(vss.asl)
+      .filter(({ name }) => name !== STATE.checkActiveJobs)
+      .flatMap(({ name, state }) =>
+        [...paths(state.Parameters), ...paths(state.ResultSelector)].map((p) => ({ name, p })),
+      );
+    expect(read.map((r) => r.p)).toEqual(
+      expect.arrayContaining(['$.freeze', '$.backupJob', '$.thawCommand', '$.instanceArn']),
+    );
+    expect(read.filter(({ p }) => !allowed(p)).map(({ name, p }) => `${name}: ${p}`)).toEqual([]);
   });
 
   it('guards every Choice on a response field with IsPresent and gives it a Default', () => {
