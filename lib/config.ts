@@ -41,6 +41,10 @@ export interface BackupConfig {
   readonly notificationEmails: readonly string[];
   /** HTTPS endpoints (e.g. ServiceNow Event Management) subscribed to the notification topic. @default [] */
   readonly notificationHttpsEndpoints: readonly string[];
+  /** Email addresses that receive only Critical notifications (SNS filter policy on severity). @default [] */
+  readonly notificationCriticalEmails: readonly string[];
+  /** Minutes without any report from discovery or an execution after which a run's summary goes out unfinished. @default 240 */
+  readonly summaryDeadlineMinutes: number;
 }
 
 export const DEFAULT_CONFIG: BackupConfig = {
@@ -59,10 +63,17 @@ export const DEFAULT_CONFIG: BackupConfig = {
   installVssComponents: false,
   notificationEmails: [],
   notificationHttpsEndpoints: [],
+  notificationCriticalEmails: [],
+  summaryDeadlineMinutes: 240,
 };
 
 /** The context keys this app reads, in the order the README documents them. */
 export const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG) as (keyof BackupConfig)[];
+
+/** Credentials in a URL (`https://user:password@host`) never reach a message or a log. */
+export function redactUrlCredentials(value: unknown): unknown {
+  return typeof value === 'string' ? value.replace(/\/\/[^/@\s]*:[^/@\s]*@/g, '//[redacted]@') : value;
+}
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -71,7 +82,9 @@ export class ConfigError extends Error {
     readonly value: unknown,
     readonly allowed: string,
   ) {
-    super(`Invalid configuration "${key}": got ${JSON.stringify(value)}; allowed: ${allowed}.`);
+    super(
+      `Invalid configuration "${key}": got ${JSON.stringify(redactUrlCredentials(value))}; allowed: ${allowed}.`,
+    );
   }
 }
 
@@ -221,6 +234,14 @@ export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): 
     'a comma-separated list of https:// URLs',
   );
 
+  const notificationCriticalEmails = list(
+    'notificationCriticalEmails',
+    raw.notificationCriticalEmails,
+    EMAIL,
+    'a comma-separated list of email addresses',
+  );
+  const summaryDeadlineMinutes = integer('summaryDeadlineMinutes', get('summaryDeadlineMinutes'), 5, 2880);
+
   return {
     scheduleExpression,
     scheduleTimeZone,
@@ -237,6 +258,8 @@ export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): 
     installVssComponents,
     notificationEmails,
     notificationHttpsEndpoints,
+    notificationCriticalEmails,
+    summaryDeadlineMinutes,
   };
 }
 

@@ -69,6 +69,8 @@ describe('config', () => {
       { notificationHttpsEndpoints: 'http://insecure.example.com' },
       /https:\/\//,
     ],
+    ['notificationCriticalEmails', { notificationCriticalEmails: 'pager' }, /email addresses/],
+    ['summaryDeadlineMinutes', { summaryDeadlineMinutes: 4 }, /from 5 to 2880/],
   ];
 
   it.each(
@@ -86,6 +88,13 @@ describe('config', () => {
     expect(err.message).toContain(`"${key}"`);
     expect(err.message).toMatch(/got .+; allowed: /);
     expect(err.message).toMatch(allowed);
+  });
+
+  it('never echoes credentials from an endpoint URL in the error', () => {
+    const attempt = () =>
+      parseConfig({ notificationHttpsEndpoints: 'http://admin:s3cret@example.service-now.com/api' });
+    expect(attempt).toThrow(/http:\/\/\[redacted\]@example\.service-now\.com/);
+    expect(attempt).not.toThrow(/s3cret/);
   });
 
   it('names the offending list item, not the whole list', () => {
