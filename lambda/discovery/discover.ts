@@ -263,7 +263,9 @@ export async function runDiscovery(
     clock,
     refilledSinceHandOver,
   );
-  const shouldStop = () => info.remainingMs() < settings.handOverReserveMs;
+  const excluded: ExcludedInstance[] = [];
+  const shouldStop = () =>
+    info.remainingMs() < settings.handOverReserveMs + excluded.length * settings.notifyMsPerExclusion;
   const startOptions = {
     sfn: deps.sfn,
     stateMachineArn: settings.stateMachineArn,
@@ -276,7 +278,6 @@ export async function runDiscovery(
   };
 
   const status = new Uint8Array(entries.length);
-  const excluded: ExcludedInstance[] = [];
   const excludedByReason: Partial<Record<ExclusionReason, number>> = {};
   const failed: { instanceId: string; error: string }[] = [];
   let started = 0;

@@ -28,6 +28,12 @@ export interface DiscoverySettings {
   readonly ssmConcurrency: number;
   /** Stop starting executions and hand over when less than this much of the invocation is left. */
   readonly handOverReserveMs: number;
+  /**
+   * Time the notifier needs per excluded instance at the end of the invocation (it publishes one
+   * notification each); the reserve grows by this for every exclusion, so a fleet-wide SSM outage
+   * cannot leave the notifications without time.
+   */
+  readonly notifyMsPerExclusion: number;
   /** Backoff after a throttled or failed StartExecution. */
   readonly retryBaseMs: number;
   readonly retryCapMs: number;
@@ -106,6 +112,7 @@ export function readSettings(env: Env): DiscoverySettings {
     ssmRatePerSecond: int(env, 'SSM_RATE_PER_SECOND', 1, 1000, 20),
     ssmConcurrency: int(env, 'SSM_CONCURRENCY', 1, 64, 4),
     handOverReserveMs: int(env, 'HANDOVER_RESERVE_SECONDS', 1, 600, 60) * 1000,
+    notifyMsPerExclusion: int(env, 'NOTIFY_MS_PER_EXCLUSION', 0, 10_000, 10),
     retryBaseMs: int(env, 'RETRY_BASE_MS', 1, 60_000, 100),
     retryCapMs: int(env, 'RETRY_CAP_MS', 1, 300_000, 5000),
   };

@@ -425,6 +425,23 @@ describe('discovery: hand-over when time runs short', () => {
     expect(fake.duplicates()).toEqual([]);
   });
 
+  it('hands over earlier when many exclusions still have to be notified', async () => {
+    fake = new FakeAws(fleet(100, () => ({ ssm: { ping: 'ConnectionLost' } })));
+    const sink = new RecordingSink();
+    // 2 s left, 1 s reserve, 20 ms of notifying per exclusion: the 51st exclusion makes the
+    // reserve (2,020 ms) larger than the time left, so no 52nd instance is taken.
+    const settings = testSettings({ handOverReserveMs: 1000, notifyMsPerExclusion: 20, startConcurrency: 1 });
+    const result = await runDiscovery(
+      EVENT,
+      { functionArn: FUNCTION_ARN, remainingMs: () => 2000 },
+      deps(sink, new RecordingLog(), settings),
+    );
+    expect(result.slice.discovered).toBe(51);
+    expect(result.handedOver).toBe(49);
+    expect(sink.discoveries[0].excluded).toHaveLength(51);
+    expect(fake.counts.invokes).toBe(1);
+  });
+
   it('refuses a cursor of another run or a forged one, naming it', async () => {
     fake = new FakeAws(fleet(2));
     const other = {

@@ -35,6 +35,7 @@ export function testSettings(overrides: Partial<DiscoverySettings> = {}): Discov
     ssmRatePerSecond: 1000,
     ssmConcurrency: 4,
     handOverReserveMs: 1000,
+    notifyMsPerExclusion: 0,
     retryBaseMs: 1,
     retryCapMs: 10,
     ...overrides,
