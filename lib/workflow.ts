@@ -304,7 +304,13 @@ export class Workflow extends Construct {
     // Last resort: the verdict Lambda is down, yet the failure must reach SNS once, in the shared schema.
     const publishUnrecorded = new tasks.SnsPublish(this, STATE.publishUnrecorded, {
       topic: notifications.topic,
-      subject: 'ec2-consistent-backup: outcome not recorded',
+      // The notifier's envelope: the SNS subject equals the body's, and the attributes subscribers filter on.
+      subject: sfn.JsonPath.format('Outcome not recorded for {}', sfn.JsonPath.stringAt('$.instanceId')),
+      messageAttributes: {
+        severity: { value: 'Major' },
+        event_type: { value: 'backup-start-failed' },
+        instance_id: { value: sfn.JsonPath.stringAt('$.instanceId') },
+      },
       message: sfn.TaskInput.fromObject({
         schema: NOTIFICATION_SCHEMA,
         schemaVersion: NOTIFICATION_SCHEMA_VERSION,
@@ -316,7 +322,7 @@ export class Workflow extends Construct {
           source: EVENT_SOURCE,
           node: sfn.JsonPath.stringAt('$.instanceId'),
           type: 'backup-start-failed',
-          resource: sfn.JsonPath.stringAt('$.instanceId'),
+          resource: 'backup',
           severity: SEVERITY_CODES.Major,
           message_key: sfn.JsonPath.format(
             `${EVENT_SOURCE}:{}:{}:{}:backup`,
@@ -336,7 +342,10 @@ export class Workflow extends Construct {
           additional_info: {
             schema_version: String(NOTIFICATION_SCHEMA_VERSION),
             event_type: 'backup-start-failed',
+            account: sfn.JsonPath.stringAt('$.accountId'),
+            region: sfn.JsonPath.stringAt('$.region'),
             instance_id: sfn.JsonPath.stringAt('$.instanceId'),
+            window: sfn.JsonPath.stringAt('$.window'),
             execution_arn: sfn.JsonPath.executionId,
             error: sfn.JsonPath.stringAt('$.recordError.Error'),
             // No verdict could be recorded: the honest label is the weakest one.

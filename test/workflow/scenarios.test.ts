@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackupClient } from '@aws-sdk/client-backup';
 import type { EC2Client } from '@aws-sdk/client-ec2';
+import { validateNotification } from '../../lambda/shared/notification';
 import { tagRecoveryPoint } from '../../lambda/shared/recovery-point';
 import { type Asl, synthStackAsl, synthWorkflow } from '../helpers/asl';
 import { SCENARIOS } from './scenarios';
@@ -178,9 +179,14 @@ describe('the synthesized workflow, executed locally', () => {
     expect(r.status).toBe('FAILED');
     expect(r.error).toMatch(/Record Outcome failed after retries/);
     expect(r.publishes).toHaveLength(1);
-    expect(r.publishes[0].Message).toMatchObject({
-      schema: 'ec2-consistent-backup.notification',
-      instanceId: 'i-0123456789abcdef0',
+    // The notifications module's own validator and envelope checks accept it.
+    const p = r.publishes[0];
+    expect(validateNotification(p.Message)).toEqual([]);
+    expect(p.Subject).toBe(p.Message.subject);
+    expect(p.MessageAttributes).toMatchObject({
+      severity: { DataType: 'String', StringValue: 'Major' },
+      event_type: { DataType: 'String', StringValue: 'backup-start-failed' },
+      instance_id: { DataType: 'String', StringValue: 'i-0123456789abcdef0' },
     });
   });
 
