@@ -5,6 +5,7 @@
  * the four promises, and the label must be honest.
  */
 
+import { buildOutcomeNotification, validateNotification } from '../../lambda/shared/notification';
 import type { Fault, FaultPlan, RunReport, Scenario } from './sim';
 
 export const SCHEDULES = Number(process.env.FAULT_SCHEDULES ?? 2000);
@@ -141,6 +142,16 @@ export function violations(rep: RunReport, scenario: Scenario): string[] {
   const down = channelDown(rep);
   if (notified !== 1 && !(notified === 0 && down && rep.status === 'FAILED')) {
     broken.push(`notified ${notified} times`);
+  }
+  //    A failing or degraded outcome must become a valid notification in the shared schema.
+  for (const o of rep.outcomes) {
+    const degraded = o.outcome !== 'backed-up' || o.verdict?.consistency === 'crash' || o.warnings.length > 0;
+    const n = buildOutcomeNotification(o, new Date(rep.endedAt));
+    if (degraded && !n) broken.push(`outcome ${o.outcome} produced no notification`);
+    if (n) {
+      const problems = validateNotification(n);
+      if (problems.length) broken.push(`invalid notification: ${problems.join('; ')}`);
+    }
   }
   // 4. A consistency verdict at the end of every run.
   const consistency =
