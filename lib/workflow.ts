@@ -98,7 +98,11 @@ export const REQUIRED_INPUT = [
   '$.options.exclude',
 ];
 
-/** Lambda invocation errors where the function did not run, so a retry cannot repeat side effects. */
+/**
+ * Invocation errors of the Lambda service or client rather than of the function. The functions
+ * these retries cover only read or wait (record-outcome's notifier de-duplicates), so a repeat is
+ * harmless; the freeze retries only TooManyRequests, where the function certainly did not run.
+ */
 const LAMBDA_NOT_RUN = [
   'Lambda.TooManyRequestsException',
   'Lambda.ServiceException',
@@ -107,8 +111,9 @@ const LAMBDA_NOT_RUN = [
 
 /** Time budgets derived from config, shared with tests and the execution timeout. */
 export function workflowTimings(config: BackupConfig) {
-  // Pre-freeze hooks run one after another, each bounded by hookTimeoutSeconds; the document's own
-  // timeout ends the command if they run longer, so this only needs to outlast a sane hook set.
+  // Pre-freeze hooks run one after another, each bounded by hookTimeoutSeconds. A freeze still
+  // running after this is treated as failed: the thaw is sent (it is idempotent) and the watchdog
+  // covers a freeze that lands later.
   const commandWaitSeconds = Math.min(config.hookTimeoutSeconds * 2 + 60, 780);
   const snapshotWaitSeconds = config.freezeBudgetSeconds + 15;
   const probeTimeoutSeconds = Math.min(
