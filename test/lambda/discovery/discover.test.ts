@@ -304,6 +304,17 @@ describe('discovery: throttling', () => {
     expect(log.summaries()[0]).toMatchObject({ throttled: result.throttled, failed: 0 });
   });
 
+  it('keeps at most the configured number of StartExecution calls in flight', async () => {
+    fake = new FakeAws(fleet(60), { latency: { start: [5, 10] } });
+    const result = await runDiscovery(
+      EVENT,
+      plentyOfTime,
+      deps(new RecordingSink(), new RecordingLog(), testSettings({ startConcurrency: 5 })),
+    );
+    expect(result.summary.started).toBe(60);
+    expect(fake.maxInFlight).toBe(5);
+  });
+
   it('adapts when another workload shares the quota (service bucket far below the configured one)', async () => {
     fake = new FakeAws(fleet(300), { throttle: { burst: 20, ratePerSecond: 500 } });
     const result = await runDiscovery(

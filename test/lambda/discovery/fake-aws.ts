@@ -93,6 +93,9 @@ export class FakeAws {
   /** instanceId → execution names that were created for it (more than one is a duplicate). */
   readonly createdPerInstance = new Map<string, string[]>();
   readonly counts = { describe: 0, ssm: 0, start: 0, throttled: 0, created: 0, alreadyExists: 0, invokes: 0 };
+  /** StartExecution calls in flight now, and the most seen at once. */
+  inFlight = 0;
+  maxInFlight = 0;
   /** Payloads of asynchronous self-invocations, in order. */
   readonly invocations: unknown[] = [];
   /** The DescribeInstances requests, to check filters. */
@@ -185,58 +188,13 @@ export class FakeAws {
     });
 
     this.sfnMock.on(StartExecutionCommand).callsFake(async (input) => {
-      const call = ++this.counts.start;
-      const latency = this.options.latency?.start;
-      const half = latency ? ([latency[0] / 2, latency[1] / 2] as const) : undefined;
-      await this.wait(half);
-      if (this.options.throttleWhen?.(call) || !this.take()) {
-        this.counts.throttled++;
-        await this.wait(half);
-        throw Object.assign(new Error('Rate exceeded'), {
-          name: 'ThrottlingException',
-          $fault: 'client',
-          $metadata: { httpStatusCode: 400 },
-        });
+      this.inFlight++;
+      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+      try {
+        return await this.startExecution(input);
+      } finally {
+        this.inFlight--;
       }
-      const name = input.name as string;
-      const body = JSON.parse(input.input as string) as { instanceId: string };
-      const stored =
-        this.options.keepInputs === false
-          ? createHash('sha1')
-              .update(input.input as string)
-              .digest('base64')
-          : (input.input as string);
-      if (this.options.startFailures?.has(body.instanceId)) {
-        await this.wait(half);
-        throw Object.assign(new Error('User is not authorized to perform states:StartExecution'), {
-          name: 'AccessDeniedException',
-          $fault: 'client',
-          $metadata: { httpStatusCode: 400 },
-        });
-      }
-      const existing = this.executions.get(name);
-      let result: { executionArn: string; startDate: Date };
-      if (existing) {
-        if (existing.input !== stored) {
-          this.counts.alreadyExists++;
-          await this.wait(half);
-          throw new ExecutionAlreadyExists({ message: `Execution Already Exists: '${name}'`, $metadata: {} });
-        }
-        result = {
-          executionArn: `arn:aws:states:eu-west-1:${OWNER}:execution:wf:${name}`,
-          startDate: existing.startDate,
-        };
-      } else {
-        const startDate = new Date();
-        this.executions.set(name, { input: stored, startDate, instanceId: body.instanceId });
-        const names = this.createdPerInstance.get(body.instanceId) ?? [];
-        names.push(name);
-        this.createdPerInstance.set(body.instanceId, names);
-        this.counts.created++;
-        result = { executionArn: `arn:aws:states:eu-west-1:${OWNER}:execution:wf:${name}`, startDate };
-      }
-      await this.wait(half);
-      return result;
     });
 
     this.lambdaMock.on(InvokeCommand).callsFake(async (input) => {
@@ -244,6 +202,61 @@ export class FakeAws {
       this.invocations.push(JSON.parse(new TextDecoder().decode(input.Payload as Uint8Array)));
       return { StatusCode: 202 };
     });
+  }
+
+  private async startExecution(input: { name?: string; input?: string }) {
+    const call = ++this.counts.start;
+    const latency = this.options.latency?.start;
+    const half = latency ? ([latency[0] / 2, latency[1] / 2] as const) : undefined;
+    await this.wait(half);
+    if (this.options.throttleWhen?.(call) || !this.take()) {
+      this.counts.throttled++;
+      await this.wait(half);
+      throw Object.assign(new Error('Rate exceeded'), {
+        name: 'ThrottlingException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+      });
+    }
+    const name = input.name as string;
+    const body = JSON.parse(input.input as string) as { instanceId: string };
+    const stored =
+      this.options.keepInputs === false
+        ? createHash('sha1')
+            .update(input.input as string)
+            .digest('base64')
+        : (input.input as string);
+    if (this.options.startFailures?.has(body.instanceId)) {
+      await this.wait(half);
+      throw Object.assign(new Error('User is not authorized to perform states:StartExecution'), {
+        name: 'AccessDeniedException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+      });
+    }
+    const existing = this.executions.get(name);
+    let result: { executionArn: string; startDate: Date };
+    if (existing) {
+      if (existing.input !== stored) {
+        this.counts.alreadyExists++;
+        await this.wait(half);
+        throw new ExecutionAlreadyExists({ message: `Execution Already Exists: '${name}'`, $metadata: {} });
+      }
+      result = {
+        executionArn: `arn:aws:states:eu-west-1:${OWNER}:execution:wf:${name}`,
+        startDate: existing.startDate,
+      };
+    } else {
+      const startDate = new Date();
+      this.executions.set(name, { input: stored, startDate, instanceId: body.instanceId });
+      const names = this.createdPerInstance.get(body.instanceId) ?? [];
+      names.push(name);
+      this.createdPerInstance.set(body.instanceId, names);
+      this.counts.created++;
+      result = { executionArn: `arn:aws:states:eu-west-1:${OWNER}:execution:wf:${name}`, startDate };
+    }
+    await this.wait(half);
+    return result;
   }
 
   /** Forget the mocks' call records (aws-sdk-client-mock keeps every call's arguments). */
