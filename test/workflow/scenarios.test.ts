@@ -53,6 +53,15 @@ describe('the synthesized workflow, executed locally', () => {
     expect(r.watchdogFired).toBe(false);
   });
 
+  it('a success costs the same transitions whether the snapshots start after 0.5 s or 10 s', async () => {
+    for (const delay of [500, 4000, 10_000]) {
+      const r = await runScenario(aslFor(), { snapshotDelayMs: delay, freezeMs: 3000 });
+      expect(r.output?.consistency).toBe('application');
+      expect(r.transitions, `snapshots after ${delay} ms`).toBe(16);
+      expect((r.thawedAt as number) - (r.frozenAt as number)).toBeLessThan(delay + 2500);
+    }
+  });
+
   it('no hooks configured: filesystem-consistent', async () => {
     const r = await run('linux success, no hooks');
     expectInvariants(r);

@@ -8,6 +8,9 @@ export const SCENARIOS: Readonly<
   Record<string, { readonly scenario: Scenario; readonly config?: Record<string, unknown> }>
 > = {
   'linux success': { scenario: { snapshotDelayMs: 2000 } },
+  'linux success, snapshots after 9.5 s, slow hooks (3 s)': {
+    scenario: { snapshotDelayMs: 9500, freezeMs: 3000 },
+  },
   'linux success, no hooks': { scenario: { snapshotDelayMs: 2000, hooksConfigured: false } },
   'freeze fails, policy crash-consistent': { scenario: { freezeResult: 'error', snapshotDelayMs: 2000 } },
   'freeze fails, policy skip': {
