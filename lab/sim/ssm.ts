@@ -46,7 +46,7 @@ export class SimServiceError extends Error {
 // SSM truncates command output in GetCommandInvocation to 24,000 characters.
 const OUTPUT_LIMIT = 24_000;
 
-/** Runs a script the way the SSM agent runs aws:runShellScript: written to a file, executed by sh, as root. */
+/** Runs a script the way the SSM agent runs aws:runShellScript: written to _script.sh, run by sh, as root. */
 export function realExecutor(instances: ReadonlyMap<string, SimInstance>): ScriptExecutor {
   return async (instanceId, _documentName, script, _parameters, timeoutSeconds) => {
     const inst = instances.get(instanceId);
@@ -56,7 +56,9 @@ export function realExecutor(instances: ReadonlyMap<string, SimInstance>): Scrip
     const file = path.join(dir, '_script.sh');
     await fs.writeFile(file, script, { mode: 0o700 });
     try {
-      return await run('sh', ['-c', file], { env: inst.env, timeoutMs: timeoutSeconds * 1000, cwd: dir });
+      // The agent runs `sh _script.sh` (amazon-ssm-agent runshellscript.go: shellCommand = "sh"), so a
+      // shebang is ignored and on Debian/Ubuntu the script starts under dash: run it the same way.
+      return await run('sh', [file], { env: inst.env, timeoutMs: timeoutSeconds * 1000, cwd: dir });
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
