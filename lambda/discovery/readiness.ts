@@ -56,10 +56,8 @@ async function describeBatchTolerant(ssm: SSMClient, ids: readonly string[], buc
   try {
     return await describeBatch(ssm, ids, bucket);
   } catch (err) {
-    if ((err as { name?: string }).name !== 'InvalidInstanceId' || ids.length === 1) {
-      if ((err as { name?: string }).name === 'InvalidInstanceId') return new Map<string, SsmReadiness>();
-      throw err;
-    }
+    if ((err as { name?: string }).name !== 'InvalidInstanceId') throw err;
+    if (ids.length === 1) return new Map<string, SsmReadiness>();
     const merged = new Map<string, SsmReadiness>();
     for (const id of ids) {
       for (const [k, v] of await describeBatchTolerant(ssm, [id], bucket)) merged.set(k, v);
