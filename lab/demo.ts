@@ -291,7 +291,13 @@ export function demoTable(rows: readonly DemoRow[], simulated: boolean): string 
       'outcome',
       simulated ? 'snapshot copies (simulated)' : 'snapshot copies checked',
     ],
-    rows.map((r) => [`${r.name} ${r.instanceId}`, simulated ? `${r.consistency} (simulated)` : r.consistency, String(r.freezeMs), r.outcome, r.copyCheck]),
+    rows.map((r) => [
+      `${r.name} ${r.instanceId}`,
+      simulated ? `${r.consistency} (simulated)` : r.consistency,
+      String(r.freezeMs),
+      r.outcome,
+      r.copyCheck,
+    ]),
   );
 }
 

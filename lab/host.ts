@@ -4,7 +4,9 @@ import * as path from 'node:path';
 import { mustRun, run, sleep } from './exec';
 
 /** Every lab run lives under this directory (on the root filesystem, never frozen by the lab). */
-export const LAB_ROOT = process.env.ECB_LAB_ROOT ?? (process.getuid?.() === 0 ? '/var/tmp/ecb-lab' : `/var/tmp/ecb-lab-${process.getuid?.()}`);
+export const LAB_ROOT =
+  process.env.ECB_LAB_ROOT ??
+  (process.getuid?.() === 0 ? '/var/tmp/ecb-lab' : `/var/tmp/ecb-lab-${process.getuid?.()}`);
 
 export interface Capabilities {
   /** Real loop-mounted ext4/xfs volumes, real fsfreeze, real point-in-time copies. */
