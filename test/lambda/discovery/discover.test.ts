@@ -35,18 +35,17 @@ async function runChain(
   log: RecordingLog,
   settings = testSettings(),
   budgetMs = 900_000,
+  /** A per-invocation clock instead of wall time, e.g. "time is up after K calls". */
+  remaining?: () => () => number,
 ): Promise<DiscoveryResult[]> {
   const results: DiscoveryResult[] = [];
   let event: Record<string, unknown> = EVENT;
   for (let n = 0; n < 60; n++) {
     const deadline = Date.now() + budgetMs;
+    const remainingMs = remaining ? remaining() : () => deadline - Date.now();
     const before = f.invocations.length;
     results.push(
-      await runDiscovery(
-        event,
-        { functionArn: FUNCTION_ARN, remainingMs: () => deadline - Date.now() },
-        deps(sink, log, settings),
-      ),
+      await runDiscovery(event, { functionArn: FUNCTION_ARN, remainingMs }, deps(sink, log, settings)),
     );
     if (f.invocations.length === before) return results;
     event = f.invocations[f.invocations.length - 1] as Record<string, unknown>;
@@ -394,9 +393,23 @@ describe('discovery: hand-over when time runs short', () => {
     const baseline = inputs(baselineFake);
     baselineFake.restore();
 
-    fake = new FakeAws(fleet(60, make), { latency: { start: [8, 10] } });
-    const results = await runChain(fake, new RecordingSink(), new RecordingLog(), settings, 160);
-    expect(results.length).toBeGreaterThan(2);
+    // Time is up once an invocation has made 10 StartExecution calls: deterministic cuts.
+    fake = new FakeAws(fleet(60, make), { latency: { start: [1, 3] } });
+    const f = fake;
+    const results = await runChain(f, new RecordingSink(), new RecordingLog(), settings, 0, () => {
+      const startCalls = f.counts.start;
+      return () => (f.counts.start - startCalls >= 10 ? 0 : 900_000);
+    });
+    expect(results.length).toBeGreaterThan(3);
+    // At least one cursor falls inside a group: a member of its boundary group comes after it.
+    const cursors = f.invocations.map((p) => (p as { handOver: { afterKey: string } }).handOver.afterKey);
+    const split = cursors.filter((key) => {
+      const [flag, group, id] = key.split('\u0000');
+      return (
+        flag === '0' && f.instances.some((i) => i.tags?.['ConsistentBackup:Group'] === group && i.id > id)
+      );
+    });
+    expect(split.length).toBeGreaterThan(0);
     const chained = inputs(fake);
     expect(chained.size).toBe(baseline.size);
     for (const [id, input] of baseline) {
