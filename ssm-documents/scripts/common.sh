@@ -606,7 +606,9 @@ ecb_prepare_state_dir() {
     ecb_error STATE_DIR_UNSAFE "state directory $ECB_STATE_DIR is a symlink"
     return 1
   fi
-  if [[ ! -d $ECB_STATE_DIR ]] && ! { mkdir -p -- "$(dirname -- "$ECB_STATE_DIR")" && mkdir -m 0700 -- "$ECB_STATE_DIR"; }; then
+  # Two commands may create it at once (a preflight and a freeze): losing that race is fine.
+  if [[ ! -d $ECB_STATE_DIR ]] && ! { mkdir -p -- "$(dirname -- "$ECB_STATE_DIR")" &&
+    { mkdir -m 0700 -- "$ECB_STATE_DIR" 2>/dev/null || [[ -d $ECB_STATE_DIR && ! -L $ECB_STATE_DIR ]]; }; }; then
     ecb_error STATE_DIR_UNSAFE "cannot create state directory $ECB_STATE_DIR"
     return 1
   fi

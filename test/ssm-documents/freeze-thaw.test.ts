@@ -124,74 +124,94 @@ describe.skipIf(!CAN_RUN).each(FS_TYPES)('freeze and thaw on %s', (type) => {
     expect(await lab.writable(mountpoint)).toBe(true);
     expect(fs.existsSync(path.join(lab.stateDir, 'active'))).toBe(false);
   });
+});
 
-  it('the watchdog thaws within watchdog+2 s when no thaw comes, and the thaw then reports it', async () => {
-    const { volumeId, mountpoint } = lab.addFilesystem(type);
-    const freeze = await lab.run('freeze', lab.freezeParams([volumeId], { WatchdogSeconds: '6' }));
-    expect(freeze.json.status).toBe('frozen');
-    const writer = lab.writer(path.join(mountpoint, 'waits-for-watchdog'));
-    const start = freeze.json.freezeStartedAtMs as number;
-    expect(await waitFor(() => writer.done, 4_000)).toBe(false);
-    expect(await waitFor(() => writer.done, 6_000 + 2_000 - (Date.now() - start), 20)).toBe(true);
-    const delay = (writer.doneAt as number) - start;
-    const afterDeadline = (writer.doneAt as number) - Date.parse(freeze.json.watchdog.deadline);
-    console.log(
-      `[${type}] watchdog thaw observed ${delay} ms after the freeze started, ${afterDeadline} ms after its deadline (watchdog 6000 ms)`,
-    );
-    expect(delay).toBeLessThanOrEqual(8_000);
+// The watchdog cases wait out a 6 s watchdog each: they run side by side, each with its own lab.
+describe.skipIf(!CAN_RUN)('watchdog', () => {
+  const withLab = async (fn: (lab: FsLabType) => Promise<void>) => {
+    const lab = new FsLab();
+    try {
+      await fn(lab);
+    } finally {
+      await lab.cleanup();
+    }
+  };
 
-    const thaw = await lab.run('thaw', { ExecutionId: 'test-exec-1', HookTimeoutSeconds: '5' });
-    expect(thaw.code, thaw.stderr).toBe(0);
-    expect(thaw.json).toMatchObject({
-      status: 'thawed',
-      watchdogFired: true,
-      thawedBy: 'watchdog',
-      thawed: [],
+  it.concurrent.each(
+    FS_TYPES,
+  )('on %s the watchdog thaws within watchdog+2 s when no thaw comes, and the thaw then reports it', async (type) => {
+    await withLab(async (lab) => {
+      const { volumeId, mountpoint } = lab.addFilesystem(type);
+      const freeze = await lab.run('freeze', lab.freezeParams([volumeId], { WatchdogSeconds: '6' }));
+      expect(freeze.json.status).toBe('frozen');
+      const writer = lab.writer(path.join(mountpoint, 'waits-for-watchdog'));
+      const start = freeze.json.freezeStartedAtMs as number;
+      expect(await waitFor(() => writer.done, 4_000)).toBe(false);
+      expect(await waitFor(() => writer.done, 6_000 + 2_000 - (Date.now() - start), 20)).toBe(true);
+      const delay = (writer.doneAt as number) - start;
+      const afterDeadline = (writer.doneAt as number) - Date.parse(freeze.json.watchdog.deadline);
+      console.log(
+        `[${type}] watchdog thaw observed ${delay} ms after the freeze started, ${afterDeadline} ms after its deadline (watchdog 6000 ms)`,
+      );
+      expect(delay).toBeLessThanOrEqual(8_000);
+
+      const thaw = await lab.run('thaw', { ExecutionId: 'test-exec-1', HookTimeoutSeconds: '5' });
+      expect(thaw.code, thaw.stderr).toBe(0);
+      expect(thaw.json).toMatchObject({
+        status: 'thawed',
+        watchdogFired: true,
+        thawedBy: 'watchdog',
+        thawed: [],
+      });
+      expect(thaw.json.notFrozen).toEqual([mountpoint]);
+      expect(thaw.json.freezeMs).toBeGreaterThanOrEqual(5_500);
+      expect(thaw.json.freezeMs).toBeLessThanOrEqual(8_000);
     });
-    expect(thaw.json.notFrozen).toEqual([mountpoint]);
-    expect(thaw.json.freezeMs).toBeGreaterThanOrEqual(5_500);
-    expect(thaw.json.freezeMs).toBeLessThanOrEqual(8_000);
   });
 
-  it('the watchdog survives a SIGKILL of the command process tree and still thaws', async () => {
-    const { volumeId, mountpoint } = lab.addFilesystem(type);
-    // The agent's view: a shell that ran the document and lingers; kill its whole process group.
-    const { child, result } = lab.start('freeze', lab.freezeParams([volumeId], { WatchdogSeconds: '6' }), {
-      wrap: 'SCRIPT; exec sleep 60',
+  it.concurrent.each(
+    FS_TYPES,
+  )('on %s the watchdog survives a SIGKILL of the command process tree and still thaws', async (type) => {
+    await withLab(async (lab) => {
+      const { volumeId, mountpoint } = lab.addFilesystem(type);
+      // The agent's view: a shell that ran the document and lingers; kill its whole process group.
+      const { child, result } = lab.start('freeze', lab.freezeParams([volumeId], { WatchdogSeconds: '6' }), {
+        wrap: 'SCRIPT; exec sleep 60',
+      });
+      const frozenSeen = await waitFor(
+        () =>
+          fs.existsSync(path.join(lab.stateDir, 'active', 'record')) &&
+          fs.readFileSync(path.join(lab.stateDir, 'active', 'record'), 'utf8').includes('stage=frozen'),
+        10_000,
+      );
+      expect(frozenSeen).toBe(true);
+      const killedAt = Date.now();
+      process.kill(-(child.pid as number), 'SIGKILL');
+      await result;
+      const watchdogPid = Number(fs.readFileSync(path.join(lab.stateDir, 'active', 'watchdog.pid'), 'utf8'));
+      expect(processGone(watchdogPid)).toBe(false);
+      const record = fs.readFileSync(path.join(lab.stateDir, 'active', 'record'), 'utf8');
+      const start = Number(/freezeStartMs=(\d+)/.exec(record)?.[1]);
+      const writer = lab.writer(path.join(mountpoint, 'after-kill'));
+      expect(await waitFor(() => writer.done, 6_000 + 2_000 - (Date.now() - start), 20)).toBe(true);
+      console.log(
+        `[${type}] after SIGKILL at +${killedAt - start} ms the watchdog thawed at +${(writer.doneAt as number) - start} ms (watchdog 6000 ms)`,
+      );
+      expect((writer.doneAt as number) - start).toBeGreaterThanOrEqual(5_500);
+      // The watchdog files its record after the post-thaw hooks, a moment after the thaw itself.
+      const lastRecord = path.join(lab.stateDir, 'last', 'record');
+      expect(await waitFor(() => fs.existsSync(lastRecord), 3_000)).toBe(true);
+      const last = fs.readFileSync(lastRecord, 'utf8');
+      expect(last).toContain('watchdogFired=true');
+      // The next freeze reports the freeze its own thaw never saw.
+      const next = await lab.run('freeze', lab.freezeParams([volumeId], { ExecutionId: 'test-exec-2' }));
+      expect(next.json.previous).toMatchObject({
+        executionId: 'test-exec-1',
+        watchdogFired: true,
+        thawedBy: 'watchdog',
+      });
+      await lab.run('thaw', { ExecutionId: 'test-exec-2', HookTimeoutSeconds: '5' });
     });
-    const frozenSeen = await waitFor(
-      () =>
-        fs.existsSync(path.join(lab.stateDir, 'active', 'record')) &&
-        fs.readFileSync(path.join(lab.stateDir, 'active', 'record'), 'utf8').includes('stage=frozen'),
-      10_000,
-    );
-    expect(frozenSeen).toBe(true);
-    const killedAt = Date.now();
-    process.kill(-(child.pid as number), 'SIGKILL');
-    await result;
-    const watchdogPid = Number(fs.readFileSync(path.join(lab.stateDir, 'active', 'watchdog.pid'), 'utf8'));
-    expect(processGone(watchdogPid)).toBe(false);
-    const record = fs.readFileSync(path.join(lab.stateDir, 'active', 'record'), 'utf8');
-    const start = Number(/freezeStartMs=(\d+)/.exec(record)?.[1]);
-    const writer = lab.writer(path.join(mountpoint, 'after-kill'));
-    expect(await waitFor(() => writer.done, 6_000 + 2_000 - (Date.now() - start), 20)).toBe(true);
-    console.log(
-      `[${type}] after SIGKILL at +${killedAt - start} ms the watchdog thawed at +${(writer.doneAt as number) - start} ms (watchdog 6000 ms)`,
-    );
-    expect((writer.doneAt as number) - start).toBeGreaterThanOrEqual(5_500);
-    // The watchdog files its record after the post-thaw hooks, a moment after the thaw itself.
-    const lastRecord = path.join(lab.stateDir, 'last', 'record');
-    expect(await waitFor(() => fs.existsSync(lastRecord), 3_000)).toBe(true);
-    const last = fs.readFileSync(lastRecord, 'utf8');
-    expect(last).toContain('watchdogFired=true');
-    // The next freeze reports the freeze its own thaw never saw.
-    const next = await lab.run('freeze', lab.freezeParams([volumeId], { ExecutionId: 'test-exec-2' }));
-    expect(next.json.previous).toMatchObject({
-      executionId: 'test-exec-1',
-      watchdogFired: true,
-      thawedBy: 'watchdog',
-    });
-    await lab.run('thaw', { ExecutionId: 'test-exec-2', HookTimeoutSeconds: '5' });
   });
 });
 
@@ -217,6 +237,21 @@ describe.skipIf(!CAN_RUN)('targets', () => {
     const thaw = await lab.run('thaw', { ExecutionId: 'test-exec-1', HookTimeoutSeconds: '5' });
     expect(thaw.json.thawed).toEqual([child.mountpoint, parent.mountpoint]);
     expect(await lab.writable(child.mountpoint, 3_000)).toBe(true);
+  });
+
+  it('lets exactly one of two simultaneous freezes through', async () => {
+    const { volumeId, mountpoint } = lab.addFilesystem('ext4');
+    const [a, b] = await Promise.all([
+      lab.run('freeze', lab.freezeParams([volumeId], { ExecutionId: 'racer-a' })),
+      lab.run('freeze', lab.freezeParams([volumeId], { ExecutionId: 'racer-b' })),
+    ]);
+    const statuses = [a.json.status, b.json.status].sort();
+    expect(statuses).toEqual(['error', 'frozen']);
+    const loser = a.json.status === 'error' ? a : b;
+    expect(['BUSY', 'ALREADY_FROZEN']).toContain(loser.json.error.code);
+    const winner = a.json.status === 'frozen' ? a : b;
+    const thaw = await lab.run('thaw', { ExecutionId: winner.json.executionId, HookTimeoutSeconds: '5' });
+    expect(thaw.json.thawed).toEqual([mountpoint]);
   });
 
   it('maps a volume through VolumeDevices when no device carries its id (Xen)', async () => {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../lib/config';
 import { ParameterValueError, renderDocument, scriptWithParameters } from '../../lib/documents';
 import { CAN_RUN, FsLab, SKIP_REASON } from './fs-lab';
@@ -12,8 +12,9 @@ if (!CAN_RUN) console.warn(`guard tests skipped: ${SKIP_REASON}`);
  * failed would show up in the record instead of freezing this machine's root filesystem.
  */
 function withRecordingFsfreeze(lab: FsLab): { wrap: string; calls: () => string } {
-  const log = path.join(lab.dir, 'fsfreeze-calls');
-  const fake = path.join(lab.dir, 'fake-fsfreeze');
+  const id = Math.random().toString(16).slice(2);
+  const log = path.join(lab.dir, `fsfreeze-calls-${id}`);
+  const fake = path.join(lab.dir, `fake-fsfreeze-${id}`);
   fs.writeFileSync(fake, `#!/bin/sh\necho "$@" >> ${log}\n`, { mode: 0o755 });
   return {
     wrap: `unshare -m --propagation private sh -c 'mount --bind ${fake} /usr/sbin/fsfreeze && exec SCRIPT'`,
@@ -38,11 +39,12 @@ const HOSTILE_PATHS = [
 describe.skipIf(!CAN_RUN)('guards', () => {
   let lab: FsLab;
   let vol: { volumeId: string; mountpoint: string };
-  beforeEach(() => {
+  // One lab for the file: no test here leaves anything frozen, and the many refusals run side by side.
+  beforeAll(() => {
     lab = new FsLab();
     vol = lab.addFilesystem('ext4');
   });
-  afterEach(async () => {
+  afterAll(async () => {
     await lab.cleanup();
   });
 
@@ -57,18 +59,27 @@ describe.skipIf(!CAN_RUN)('guards', () => {
     '/var/lib/amazon/ssm',
     '/var/log',
   ].filter((p) => fs.existsSync(p));
-  it.each(
+  it.concurrent.each(
     existing,
   )('refuses %s when Include names it explicitly, freezing nothing', async (protectedPath) => {
     const recorder = withRecordingFsfreeze(lab);
+    // A state directory per case: concurrent freezes on one instance would be refused as BUSY.
+    const env = {
+      ECB_STATE_DIR: path.join(lab.stateDir, '..', `state-${protectedPath.replaceAll('/', '_')}`),
+    };
     const freeze = await lab.start('freeze', lab.freezeParams([vol.volumeId], { Include: protectedPath }), {
       wrap: recorder.wrap,
+      env,
     }).result;
     expect(freeze.code).toBe(1);
     expect(freeze.json.error.code).toBe('INCLUDE_REFUSED');
     expect(freeze.json.error.message).toMatch(/holds \/\S* and is never frozen/);
     expect(recorder.calls()).toBe('');
-    const preflight = await lab.run('preflight', { VolumeIds: vol.volumeId, Include: protectedPath });
+    const preflight = await lab.run(
+      'preflight',
+      { VolumeIds: vol.volumeId, Include: protectedPath },
+      { env },
+    );
     expect(preflight.json.problems.map((p: { code: string }) => p.code)).toEqual(['INCLUDE_REFUSED']);
   });
 
@@ -87,7 +98,7 @@ describe.skipIf(!CAN_RUN)('guards', () => {
       env,
     });
     expect(named.json.error.code).toBe('INCLUDE_REFUSED');
-    expect(await lab.writable(vol.mountpoint)).toBe(true);
+    expect(await lab.writable(vol.mountpoint, 3_000)).toBe(true);
   });
 
   it('fails with FSFREEZE_MISSING, never a silent success, when fsfreeze is not installed', async () => {
@@ -111,12 +122,12 @@ describe.skipIf(!CAN_RUN)('guards', () => {
     expect(freeze.code).toBe(1);
     expect(freeze.json.error.code).toBe('STATE_DIR_UNSAFE');
     expect(freeze.json.error.message).toContain('tmpfs');
-    expect(await lab.writable(vol.mountpoint)).toBe(true);
+    expect(await lab.writable(vol.mountpoint, 3_000)).toBe(true);
   });
 
   describe('hostile tag and parameter values', () => {
     const freezeDoc = renderDocument('freeze', DEFAULT_CONFIG);
-    it.each(
+    it.concurrent.each(
       HOSTILE_PATHS,
     )('Include/Exclude %j: rejected by allowedPattern and by the script', async (value) => {
       for (const name of ['Include', 'Exclude']) {
@@ -131,11 +142,11 @@ describe.skipIf(!CAN_RUN)('guards', () => {
         expect(result.json.error.message).toContain(name);
       }
       expect(fs.existsSync(path.join(lab.dir, 'PWNED'))).toBe(false);
-      expect(await lab.writable(vol.mountpoint)).toBe(true);
+      expect(await lab.writable(vol.mountpoint, 3_000)).toBe(true);
     });
 
     // The documented pattern admits these characters; the script refuses the components.
-    it.each([
+    it.concurrent.each([
       '/data/../etc',
       '/data/./x',
       '/..',
@@ -146,7 +157,7 @@ describe.skipIf(!CAN_RUN)('guards', () => {
         expect(result.json.error.code).toBe('INVALID_PARAMETER');
         expect(result.json.error.message).toContain('without . or .. components');
       }
-      expect(await lab.writable(vol.mountpoint)).toBe(true);
+      expect(await lab.writable(vol.mountpoint, 3_000)).toBe(true);
     });
 
     const others: [string, string][] = [
@@ -161,7 +172,7 @@ describe.skipIf(!CAN_RUN)('guards', () => {
       ['HookTimeoutSeconds', '0'],
       ['HookTimeoutSeconds', '601'],
     ];
-    it.each(others)('%s %j: rejected by allowedPattern and by the script', async (name, value) => {
+    it.concurrent.each(others)('%s %j: rejected by allowedPattern and by the script', async (name, value) => {
       expect(() =>
         scriptWithParameters(freezeDoc, { ...lab.freezeParams([vol.volumeId]), [name]: value }),
       ).toThrow(ParameterValueError);
@@ -214,7 +225,7 @@ describe.skipIf(!CAN_RUN)('guards', () => {
         expect.objectContaining({ volumeId: 'vol-0123456789abcdef0' }),
       ]);
       expect(preflight.json.protected).toContainEqual({ mountpoint: '/', holds: '/' });
-      expect(await lab.writable(vol.mountpoint)).toBe(true);
+      expect(await lab.writable(vol.mountpoint, 3_000)).toBe(true);
     });
 
     it('reports an instance with a freeze still active as not ready', async () => {

@@ -142,74 +142,6 @@ describe.skipIf(!CAN_RUN)('application hooks', () => {
     expect(await lab.writable(vol.mountpoint)).toBe(true);
   });
 
-  describe('refuses hooks that someone other than root could change, freezing nothing', () => {
-    const cases: [string, (lab: FsLab) => void, string][] = [
-      [
-        'a group-writable hook',
-        (l) => l.addHook('pre-freeze', '10-x', 'true', 0o770),
-        'writable by group or others',
-      ],
-      [
-        'a hook owned by another user',
-        (l) => fs.chownSync(l.addHook('pre-freeze', '10-x', 'true'), 1000, 1000),
-        'owned by uid 1000',
-      ],
-      [
-        'a world-writable hook directory',
-        (l) => {
-          l.addHook('pre-freeze', '10-x', 'true');
-          fs.chmodSync(path.join(l.configDir, 'pre-freeze.d'), 0o777);
-        },
-        'pre-freeze.d is writable by group or others',
-      ],
-      [
-        'a post-thaw directory owned by another user',
-        (l) => {
-          l.addHook('post-thaw', '10-x', 'true');
-          fs.chownSync(path.join(l.configDir, 'post-thaw.d'), 1000, 1000);
-        },
-        'post-thaw.d is owned by uid 1000',
-      ],
-      [
-        'a hook that is not executable',
-        (l) => l.addHook('pre-freeze', '10-x', 'true', 0o600),
-        'not an executable',
-      ],
-      [
-        'a symlink to a hook in a world-writable directory',
-        (l) => {
-          const dir = path.join(l.dir, 'open');
-          fs.mkdirSync(dir, { mode: 0o777 });
-          fs.chmodSync(dir, 0o777);
-          fs.writeFileSync(path.join(dir, 'hook'), '#!/bin/sh\ntrue\n', { mode: 0o700 });
-          l.addHook('pre-freeze', '05-real', 'true');
-          fs.symlinkSync(path.join(dir, 'hook'), path.join(l.configDir, 'pre-freeze.d', '10-link'));
-        },
-        'is a symlink to',
-      ],
-      [
-        'a config directory inside a world-writable, non-sticky directory',
-        (l) => {
-          l.addHook('pre-freeze', '10-x', 'true');
-          fs.chmodSync(l.dir, 0o777);
-        },
-        'every directory above',
-      ],
-    ];
-    it.each(cases)('%s', async (_name, arrange, expected) => {
-      arrange(lab);
-      const freeze = await lab.run('freeze', lab.freezeParams([vol.volumeId]));
-      expect(freeze.code).toBe(1);
-      expect(freeze.json.error.code).toBe('HOOK_INSECURE');
-      expect(freeze.json.error.message).toContain(expected);
-      expect(freeze.json.hooks).toEqual([]);
-      expect(await lab.writable(vol.mountpoint)).toBe(true);
-      const preflight = await lab.run('preflight', { VolumeIds: vol.volumeId });
-      expect(preflight.code).toBe(1);
-      expect(preflight.json.problems.map((p: { code: string }) => p.code)).toContain('HOOK_INSECURE');
-    });
-  });
-
   describe('a hook holding a lock in its own session until post-thaw', () => {
     it('holds the lock while frozen and releases it at the thaw', async () => {
       const lockFile = path.join(lab.dir, 'db.lock');
@@ -263,5 +195,80 @@ describe.skipIf(!CAN_RUN)('application hooks', () => {
       expect(thaw.json.hooks[0].exitCode).toBe(1);
       expect(thaw.json.postThawHooksOk).toBe(false);
     });
+  });
+});
+
+// Each case gets its own lab, so the cases run side by side.
+describe.skipIf(!CAN_RUN)('refuses hooks that someone other than root could change, freezing nothing', () => {
+  const cases: [string, (lab: FsLab) => void, string][] = [
+    [
+      'a group-writable hook',
+      (l) => l.addHook('pre-freeze', '10-x', 'true', 0o770),
+      'writable by group or others',
+    ],
+    [
+      'a hook owned by another user',
+      (l) => fs.chownSync(l.addHook('pre-freeze', '10-x', 'true'), 1000, 1000),
+      'owned by uid 1000',
+    ],
+    [
+      'a world-writable hook directory',
+      (l) => {
+        l.addHook('pre-freeze', '10-x', 'true');
+        fs.chmodSync(path.join(l.configDir, 'pre-freeze.d'), 0o777);
+      },
+      'pre-freeze.d is writable by group or others',
+    ],
+    [
+      'a post-thaw directory owned by another user',
+      (l) => {
+        l.addHook('post-thaw', '10-x', 'true');
+        fs.chownSync(path.join(l.configDir, 'post-thaw.d'), 1000, 1000);
+      },
+      'post-thaw.d is owned by uid 1000',
+    ],
+    [
+      'a hook that is not executable',
+      (l) => l.addHook('pre-freeze', '10-x', 'true', 0o600),
+      'not an executable',
+    ],
+    [
+      'a symlink to a hook in a world-writable directory',
+      (l) => {
+        const dir = path.join(l.dir, 'open');
+        fs.mkdirSync(dir, { mode: 0o777 });
+        fs.chmodSync(dir, 0o777);
+        fs.writeFileSync(path.join(dir, 'hook'), '#!/bin/sh\ntrue\n', { mode: 0o700 });
+        l.addHook('pre-freeze', '05-real', 'true');
+        fs.symlinkSync(path.join(dir, 'hook'), path.join(l.configDir, 'pre-freeze.d', '10-link'));
+      },
+      'is a symlink to',
+    ],
+    [
+      'a config directory inside a world-writable, non-sticky directory',
+      (l) => {
+        l.addHook('pre-freeze', '10-x', 'true');
+        fs.chmodSync(l.dir, 0o777);
+      },
+      'every directory above',
+    ],
+  ];
+  it.concurrent.each(cases)('%s', async (_name, arrange, expected) => {
+    const lab = new FsLab();
+    try {
+      const vol = lab.addFilesystem('ext4');
+      arrange(lab);
+      const freeze = await lab.run('freeze', lab.freezeParams([vol.volumeId]));
+      expect(freeze.code).toBe(1);
+      expect(freeze.json.error.code).toBe('HOOK_INSECURE');
+      expect(freeze.json.error.message).toContain(expected);
+      expect(freeze.json.hooks).toEqual([]);
+      expect(await lab.writable(vol.mountpoint, 3_000)).toBe(true);
+      const preflight = await lab.run('preflight', { VolumeIds: vol.volumeId });
+      expect(preflight.code).toBe(1);
+      expect(preflight.json.problems.map((p: { code: string }) => p.code)).toContain('HOOK_INSECURE');
+    } finally {
+      await lab.cleanup();
+    }
   });
 });
