@@ -29,15 +29,21 @@ async function main(): Promise<number> {
   });
   const n = intArg(args, 'n', 10, 1, 1000);
   const fsList = String(args.get('fs') ?? 'ext4,xfs').split(',');
-  for (const f of fsList) if (f !== 'ext4' && f !== 'xfs') throw new ArgError(`--fs ${f}: allowed are ext4 and xfs, comma separated`);
+  for (const f of fsList)
+    if (f !== 'ext4' && f !== 'xfs')
+      throw new ArgError(`--fs ${f}: allowed are ext4 and xfs, comma separated`);
   const caps = await detectCapabilities();
   if (!caps.real) {
-    console.error(`no root or loop devices (${caps.reason}): the consistency experiment needs real filesystems and cannot be simulated`);
+    console.error(
+      `no root or loop devices (${caps.reason}): the consistency experiment needs real filesystems and cannot be simulated`,
+    );
     return 2;
   }
   let pgN = intArg(args, 'pg-n', 5, 0, 1000);
   if (pgN > 0 && !postgresAvailable()) {
-    console.error('PostgreSQL 15 is not installed (apt-get install postgresql): skipping the PostgreSQL rows');
+    console.error(
+      'PostgreSQL 15 is not installed (apt-get install postgresql): skipping the PostgreSQL rows',
+    );
     pgN = 0;
   }
   const opts = {
@@ -55,10 +61,15 @@ async function main(): Promise<number> {
   const started = Date.now();
   const { samples } = await runExperiment(opts);
   console.log(summarize(samples));
-  console.log(`\nN=${n} (ledger), N=${pgN} (PostgreSQL) per row; ${Math.round((Date.now() - started) / 1000)} s in all.`);
-  if (typeof args.get('json') === 'string') await fs.writeFile(String(args.get('json')), `${JSON.stringify(samples, null, 2)}\n`);
+  console.log(
+    `\nN=${n} (ledger), N=${pgN} (PostgreSQL) per row; ${Math.round((Date.now() - started) / 1000)} s in all.`,
+  );
+  if (typeof args.get('json') === 'string')
+    await fs.writeFile(String(args.get('json')), `${JSON.stringify(samples, null, 2)}\n`);
   if (args.get('assert')) {
-    const bad = samples.filter((s) => s.mode === 'freeze+hooks' && (!s.clean || (s.ledger ? !s.ledger.holds : !s.pg?.invariantHolds)));
+    const bad = samples.filter(
+      (s) => s.mode === 'freeze+hooks' && (!s.clean || (s.ledger ? !s.ledger.holds : !s.pg?.invariantHolds)),
+    );
     if (bad.length > 0) {
       console.error(`${bad.length} freeze+hooks copies were not clean with the invariant holding:`);
       for (const b of bad) console.error(`  ${b.workload} ${b.fstype}: ${b.detail}`);
