@@ -162,6 +162,10 @@ ecb_load_hooks() {
   ECB_PRE_HOOKS=()
   ECB_POST_HOOKS=()
   local dir=$ECB_CONFIG_DIR reason ancestor phase file name target
+  if ! ecb_valid_safe_dir "$dir"; then
+    ecb_error HOOK_INSECURE "hook directory $dir is not an absolute path of [A-Za-z0-9._/-]"
+    return 1
+  fi
   [[ -e $dir ]] || return 0
   ancestor=$dir
   while [[ $ancestor != / && -n $ancestor ]]; do
@@ -462,7 +466,7 @@ ecb_protected_by() {
 
 # The heart of the freeze and of the preflight: which filesystems are frozen, which are not, and why.
 # Sets ECB_TARGET_MPS (freeze order), ECB_TARGETS_JSON, ECB_SKIPPED_JSON, ECB_UNMAPPED_JSON,
-# ECB_VOLUMES_JSON, ECB_WARNINGS; returns 1 with ECB_ERROR_* when Include names something refused.
+# ECB_VOLUMES_JSON, and appends to ECB_WARNINGS; returns 1 with ECB_ERROR_* when Include names something refused.
 ecb_discover() {
   ecb_read_mounts
   ecb_build_protected
@@ -471,7 +475,6 @@ ecb_discover() {
   ECB_SKIPPED_JSON=()
   ECB_UNMAPPED_JSON=()
   ECB_VOLUMES_JSON=()
-  ECB_WARNINGS=()
   local -A cand_vols=() cand_idx=() excluded=() reported=()
   local vol kname dev i ident devs fsdevs bdev p idx by reason vols_json
   local IFS=$' \t\n'

@@ -284,11 +284,14 @@ describe.skipIf(!CAN_RUN)('targets', () => {
     const b = lab.addFilesystem('ext4');
     const freeze = await lab.run(
       'freeze',
-      lab.freezeParams([a.volumeId, b.volumeId], { Exclude: b.mountpoint }),
+      lab.freezeParams([a.volumeId, b.volumeId], { Exclude: `${b.mountpoint},/nonexistent-ecb` }),
     );
     expect(freeze.json.targets.map((t: { mountpoint: string }) => t.mountpoint)).toEqual([a.mountpoint]);
     expect(freeze.json.skipped).toEqual([
       expect.objectContaining({ mountpoint: b.mountpoint, reason: expect.stringContaining('excluded') }),
+    ]);
+    expect(freeze.json.warnings).toEqual([
+      'Exclude path /nonexistent-ecb does not exist; nothing excluded for it',
     ]);
     expect(await lab.writable(b.mountpoint)).toBe(true);
     await lab.run('thaw', { ExecutionId: 'test-exec-1', HookTimeoutSeconds: '5' });
