@@ -75,6 +75,21 @@ describe('renderDocument', () => {
     expect(lines[lines.length - 1]).toBe(`${main} "$@"`);
   });
 
+  it('windowsReadiness pastes InstanceId only into a single-quoted string and checks it again', () => {
+    const doc = renderDocument('windowsReadiness', DEFAULT_CONFIG);
+    expect(doc.mainSteps[0].precondition).toEqual({ StringEquals: ['platformType', 'Windows'] });
+    const lines = doc.mainSteps[0].inputs.runCommand;
+    expect(lines.filter((l) => l.includes('{{'))).toEqual(["$instanceId = '{{ InstanceId }}'"]);
+    const check = lines.findIndex((l) => l.startsWith('if ($instanceId -notmatch'));
+    expect(check).toBe(lines.indexOf("$instanceId = '{{ InstanceId }}'") + 1);
+    const pattern = new RegExp(doc.parameters.InstanceId.allowedPattern);
+    expect(pattern.test('i-0123456789abcdef0')).toBe(true);
+    for (const hostile of ["i-0123456789'; Remove-Item C:\\", 'i-0123$(calc)', 'i-01234567\n']) {
+      expect(pattern.test(hostile)).toBe(false);
+    }
+    expect(lines.join('\n')).toContain('ConvertTo-Json');
+  });
+
   it('takes the watchdog and hook time limits from the config', () => {
     const config = parseConfig({ freezeBudgetSeconds: 30, watchdogSeconds: 45, hookTimeoutSeconds: 12 });
     const freeze = renderDocument('freeze', config);
