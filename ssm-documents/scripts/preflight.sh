@@ -61,6 +61,9 @@ ecb_preflight_main() {
   if [[ $discovered == true ]] && ((${#ECB_UNMAPPED_JSON[@]} > 0)); then
     ECB_WARNINGS+=("some volumes could not be mapped to a device: their filesystems will not be frozen")
   fi
+  if [[ $discovered == true ]] && ((${#ECB_TARGET_MPS[@]} == 0)); then
+    ECB_WARNINGS+=("no data filesystem to freeze on these volumes: backups of this instance are crash-consistent")
+  fi
 
   local status=ready rc=0
   ((${#problems[@]} == 0)) || { status=not-ready; rc=1; }

@@ -120,6 +120,15 @@ describe.skipIf(!CAN_RUN)('device stacks seen through sysfs and mountinfo', () =
     ]);
   });
 
+  it('reports an instance whose only volume holds the operating system as ready but crash-consistent', async () => {
+    const preflight = await lab.run('preflight', { VolumeIds: VOL_ROOT }, { env });
+    expect(preflight.code, preflight.stderr).toBe(0);
+    expect(preflight.json.targets).toEqual([]);
+    expect(preflight.json.warnings).toEqual([
+      'no data filesystem to freeze on these volumes: backups of this instance are crash-consistent',
+    ]);
+  });
+
   it('refuses a volume group that holds /var even when Include names its mount point', async () => {
     const preflight = await lab.run('preflight', { VolumeIds: VOL_ROOT, Include: '/var' }, { env });
     expect(preflight.code).toBe(1);
