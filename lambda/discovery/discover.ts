@@ -117,6 +117,8 @@ export interface DiscoveryResult {
 
 /** A run that keeps handing over without finishing is broken; stop it loudly. */
 export const MAX_INVOCATIONS = 50;
+/** Failures logged one by one; beyond this they are only counted (and listed in the result). */
+export const MAX_FAILURES_LOGGED = 20;
 /** Ids handled out of order beyond the cursor are at most the concurrency; this bounds a forged cursor. */
 const MAX_DONE_BEYOND = 1024;
 
@@ -285,6 +287,17 @@ export async function runDiscovery(
   let startCalls = 0;
   let throttled = 0;
 
+  // A configuration fault fails every instance alike: log the first few, count the rest.
+  const fail = (instanceId: string, message: string, error: string) => {
+    failed.push({ instanceId, error });
+    if (failed.length <= MAX_FAILURES_LOGGED) logger.error(message, { instanceId, error });
+    else if (failed.length === MAX_FAILURES_LOGGED + 1) {
+      logger.error('further failures are counted in the summary, not logged one by one', {
+        after: MAX_FAILURES_LOGGED,
+      });
+    }
+  };
+
   const handle = async (entry: PlanEntry): Promise<boolean> => {
     const instance = entry.instance;
     const parsed = parseInstanceOptions(instance.tags, settings.defaultOnFreezeFailure);
@@ -296,11 +309,7 @@ export async function runDiscovery(
         ssm = await readiness.get(instance.instanceId);
       } catch (err) {
         if (err instanceof ReadinessCancelledError) return false;
-        failed.push({
-          instanceId: instance.instanceId,
-          error: `DescribeInstanceInformation: ${describe(err)}`,
-        });
-        logger.error('readiness lookup failed', { instanceId: instance.instanceId, error: describe(err) });
+        fail(instance.instanceId, 'readiness lookup failed', `DescribeInstanceInformation: ${describe(err)}`);
         return true;
       }
       decision = classify(instance, ssm, settings.defaultOnFreezeFailure, parsed);
@@ -332,11 +341,7 @@ export async function runDiscovery(
         alreadyRunning++;
         return true;
       case 'failed':
-        failed.push({ instanceId: instance.instanceId, error: describe(result.error) });
-        logger.error('StartExecution failed', {
-          instanceId: instance.instanceId,
-          error: describe(result.error),
-        });
+        fail(instance.instanceId, 'StartExecution failed', describe(result.error));
         return true;
       case 'gave-up':
         return false;
@@ -438,6 +443,9 @@ export async function runDiscovery(
     started,
     alreadyRunning,
     failed: failed.length,
+    ...(failed.length > 0
+      ? { failedInstances: failed.slice(0, MAX_FAILURES_LOGGED).map((f) => f.instanceId) }
+      : {}),
     handedOver: handOverError ? 0 : remaining,
     runTotals: totals,
     startCalls,

@@ -122,6 +122,19 @@ describe('discovery: listing and readiness', () => {
     expect(sink.discoveries[0].summary).toMatchObject({ discovered: 4, started: 1, excluded: {} });
     expect(log.summaries()[0]).toMatchObject({ failed: 3 });
   });
+
+  it('logs the first 20 failures one by one and counts the rest, so a fleet-wide fault does not flood the log', async () => {
+    const instances = fleet(30);
+    fake = new FakeAws(instances, { startFailures: new Set(instances.map((i) => i.id)) });
+    const log = new RecordingLog();
+    await expect(runDiscovery(EVENT, plentyOfTime, deps(new RecordingSink(), log))).rejects.toThrow(
+      /30 instance\(s\) could not be started/,
+    );
+    expect(log.lines.filter((l) => l.message === 'StartExecution failed')).toHaveLength(20);
+    expect(log.lines.filter((l) => l.level === 'error')).toHaveLength(21);
+    expect(log.summaries()[0]).toMatchObject({ failed: 30 });
+    expect(log.summaries()[0].failedInstances).toHaveLength(20);
+  });
 });
 
 describe('discovery: a mixed fleet', () => {
