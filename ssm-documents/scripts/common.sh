@@ -236,10 +236,14 @@ ecb_run_hook() {
   ecb_log "running $phase hook $name (limit ${ECB_HOOK_TIMEOUT}s)"
   # timeout signals the hook's whole process group; a lock holder must start its own session.
   # fd 9 is the state lock: a holder that inherited it would block every later thaw.
-  ECB_PHASE=$phase ECB_EXECUTION_ID=$ECB_EXECUTION_ID ECB_HOOK_STATE_DIR=$ECB_STATE_DIR/hook-state/$name \
-    ECB_MAX_HOLD_SECONDS=$((ECB_WATCHDOG_SECONDS + ECB_HOOK_TIMEOUT)) ECB_TRIGGER=${ECB_TRIGGER:-orchestrator} \
-    ECB_TARGETS=$(printf '%s\n' "${ECB_TARGET_MPS[@]+"${ECB_TARGET_MPS[@]}"}") \
-    timeout -k 5 "$ECB_HOOK_TIMEOUT" "$file" </dev/null >"$out" 2>&1 9>&-
+  # SIGPIPE, ignored by the freeze and thaw themselves, gets its default back for the hook.
+  (
+    trap - PIPE
+    ECB_PHASE=$phase ECB_EXECUTION_ID=$ECB_EXECUTION_ID ECB_HOOK_STATE_DIR=$ECB_STATE_DIR/hook-state/$name \
+      ECB_MAX_HOLD_SECONDS=$((ECB_WATCHDOG_SECONDS + ECB_HOOK_TIMEOUT)) ECB_TRIGGER=${ECB_TRIGGER:-orchestrator} \
+      ECB_TARGETS=$(printf '%s\n' "${ECB_TARGET_MPS[@]+"${ECB_TARGET_MPS[@]}"}") \
+      exec timeout -k 5 "$ECB_HOOK_TIMEOUT" "$file" </dev/null >"$out" 2>&1 9>&-
+  )
   rc=$?
   end=$(ecb_now_ms)
   if ((rc == 124 || rc == 137)); then timed_out=true; fi

@@ -110,6 +110,8 @@ ecb_freeze_main() {
   trap 'exit 143' TERM
   trap 'exit 130' INT
   trap 'exit 129' HUP
+  # If the agent goes away, writing to its pipe must fail, not kill this script before its rollback.
+  trap '' PIPE
 
   ecb_valid_execution_id "$ECB_EXECUTION_ID" ||
     { ECB_EXECUTION_ID=invalid; ecb_freeze_fail INVALID_PARAMETER "ExecutionId must be 1-128 characters of A-Z a-z 0-9 _ . : -"; }

@@ -68,8 +68,9 @@ ecb_thaw_main() {
   ECB_HOOK_TIMEOUT=$ECB_P_HookTimeoutSeconds
   ECB_WATCHDOG_SECONDS=0
   trap ecb_thaw_on_exit EXIT
-  # A thaw must finish: an operator's Ctrl-C or the agent's cancel must not leave it half done.
-  trap '' INT HUP
+  # A thaw must finish: an operator's Ctrl-C, a hang-up, or an agent that went away (broken pipe)
+  # must not leave it half done.
+  trap '' INT HUP PIPE
 
   ecb_valid_execution_id "$ECB_EXECUTION_ID" ||
     { ECB_EXECUTION_ID=invalid; ecb_thaw_fail INVALID_PARAMETER "ExecutionId must be 1-128 characters of A-Z a-z 0-9 _ . : -"; }

@@ -57,12 +57,23 @@ describe.skipIf(!CAN_RUN)('application hooks', () => {
     const log = path.join(lab.dir, 'order.log');
     lab.addHook('pre-freeze', '20-second', `echo "pre 20 $ECB_PHASE $ECB_EXECUTION_ID" >> ${log}`);
     lab.addHook('pre-freeze', '10-first', `echo "pre 10" >> ${log}; echo "targets: $ECB_TARGETS"`);
+    // The freeze ignores SIGPIPE for itself; a hook must get the default back (bit 13 of SigIgn).
+    lab.addHook(
+      'pre-freeze',
+      '11-sigpipe',
+      "mask=$(awk '/^SigIgn/ {print $2}' /proc/$$/status); echo $(( (16#$mask >> 12) & 1 ))",
+    );
     lab.addHook('pre-freeze', '15-ignored.disabled', 'exit 1');
     lab.addHook('post-thaw', '10-first', `echo "post 10 $ECB_PHASE" >> ${log}`);
     const freeze = await lab.run('freeze', lab.freezeParams([vol.volumeId]));
     expect(freeze.code, freeze.stderr).toBe(0);
     expect(freeze.json.hooksConfigured).toBe(true);
-    expect(freeze.json.hooks.map((h: { name: string }) => h.name)).toEqual(['10-first', '20-second']);
+    expect(freeze.json.hooks.map((h: { name: string }) => h.name)).toEqual([
+      '10-first',
+      '11-sigpipe',
+      '20-second',
+    ]);
+    expect(freeze.json.hooks[1].output).toBe('0');
     expect(freeze.json.hooks[0]).toMatchObject({ phase: 'pre-freeze', exitCode: 0, timedOut: false });
     expect(freeze.json.hooks[0].output).toBe(`targets: ${vol.mountpoint}`);
     expect(fs.readFileSync(log, 'utf8')).toBe('pre 10\npre 20 pre-freeze test-exec-1\n');
