@@ -316,6 +316,27 @@ describe('discovery: throttling', () => {
     expect(log.summaries()[0]).toMatchObject({ throttled: result.throttled, failed: 0 });
   });
 
+  it('fans out near the quota: 2,000 starts behind a 1,300/300-per-second bucket, close to the minimum', async () => {
+    fake = new FakeAws(fleet(2000), {
+      latency: { start: [20, 60] },
+      throttle: { burst: 1300, ratePerSecond: 300 },
+    });
+    const began = Date.now();
+    const result = await runDiscovery(
+      EVENT,
+      plentyOfTime,
+      deps(new RecordingSink(), new RecordingLog(), testSettings({ startConcurrency: 64 })),
+    );
+    const seconds = (Date.now() - began) / 1000;
+    const minimum = (2000 - 1300) / 300;
+    expect(result.summary.started).toBe(2000);
+    expect(fake.duplicates()).toEqual([]);
+    expect(seconds).toBeGreaterThanOrEqual(minimum * 0.95);
+    // Loose enough for a busy CI machine; the benchmark measures the real ratio.
+    expect(seconds).toBeLessThan(minimum * 1.5);
+    expect(fake.counts.throttled).toBeLessThan(50);
+  });
+
   it('keeps at most the configured number of StartExecution calls in flight', async () => {
     fake = new FakeAws(fleet(60), { latency: { start: [5, 10] } });
     const result = await runDiscovery(
