@@ -143,6 +143,21 @@ describe.skipIf(!CAN_RUN)('application hooks', () => {
     expect(fs.existsSync(path.join(lab.stateDir, 'active'))).toBe(false);
   });
 
+  it('a freeze command terminated by the agent (SIGTERM to its process group) rolls back and says so', async () => {
+    const log = path.join(lab.dir, 'term.log');
+    lab.addHook('pre-freeze', '10-slow', `echo pre >> ${log}; sleep 2`);
+    lab.addHook('post-thaw', '10-slow', `echo "post aborted=$ECB_ABORTED" >> ${log}`);
+    const { child, result } = lab.start('freeze', lab.freezeParams([vol.volumeId]));
+    expect(await waitFor(() => fs.existsSync(log), 5_000)).toBe(true);
+    process.kill(-(child.pid as number), 'SIGTERM');
+    const freeze = await result;
+    expect(freeze.json.status).toBe('error');
+    expect(freeze.json.error.code).toBe('INTERRUPTED');
+    expect(fs.readFileSync(log, 'utf8')).toBe('pre\npost aborted=1\n');
+    expect(await lab.writable(vol.mountpoint)).toBe(true);
+    expect(fs.existsSync(path.join(lab.stateDir, 'active'))).toBe(false);
+  });
+
   it('kills a hook that runs past its time limit and freezes nothing', async () => {
     lab.addHook('pre-freeze', '10-hangs', 'echo started; sleep 30');
     const freeze = await lab.run('freeze', lab.freezeParams([vol.volumeId], { HookTimeoutSeconds: '1' }));
