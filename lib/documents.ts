@@ -34,8 +34,11 @@ export const DOCUMENT_SUFFIXES: Readonly<Record<DocumentKey, string>> = {
 /** SSM's limit on a document's content, which also counts the parameter values given at run time. */
 export const MAX_DOCUMENT_BYTES = 64 * 1024;
 
-/** Room left for parameter values (40 volume ids, 20 include paths, ...). */
-const PARAMETER_HEADROOM_BYTES = 8 * 1024;
+/**
+ * Room left for parameter values, which count against the same limit: the longest the patterns
+ * allow is about 13 KB (20 Include and 20 Exclude paths of 256 characters, 40 volume ids and devices).
+ */
+export const PARAMETER_HEADROOM_BYTES = 14 * 1024;
 
 export interface DocumentParameter {
   readonly type: 'String';

@@ -12,6 +12,7 @@ import {
   DocumentRenderError,
   Documents,
   MAX_DOCUMENT_BYTES,
+  PARAMETER_HEADROOM_BYTES,
   ParameterValueError,
   renderDocument,
   scriptWithParameters,
@@ -52,7 +53,9 @@ describe('renderDocument', () => {
     const step = doc.mainSteps[0];
     expect(step.action).toBe(key === 'windowsReadiness' ? 'aws:runPowerShellScript' : 'aws:runShellScript');
     expect(step.inputs.timeoutSeconds).toBeGreaterThan(0);
-    expect(Buffer.byteLength(JSON.stringify(doc))).toBeLessThan(MAX_DOCUMENT_BYTES - 8 * 1024);
+    expect(Buffer.byteLength(JSON.stringify(doc))).toBeLessThan(
+      MAX_DOCUMENT_BYTES - PARAMETER_HEADROOM_BYTES,
+    );
   });
 
   it.each([
@@ -88,6 +91,32 @@ describe('renderDocument', () => {
       expect(pattern.test(hostile)).toBe(false);
     }
     expect(lines.join('\n')).toContain('ConvertTo-Json');
+  });
+
+  it('leaves room for the longest parameter values the patterns allow', () => {
+    const doc = renderDocument('freeze', DEFAULT_CONFIG);
+    const vol = `vol-${'0'.repeat(17)}`;
+    const longest: Record<string, string> = {
+      Include: Array(20)
+        .fill(`/${'a'.repeat(255)}`)
+        .join(','),
+      Exclude: Array(20)
+        .fill(`/${'a'.repeat(255)}`)
+        .join(','),
+      VolumeIds: Array(40).fill(vol).join(','),
+      VolumeDevices: Array(40)
+        .fill(`${vol}=/dev/${'a'.repeat(16)}`)
+        .join(','),
+      ExecutionId: 'a'.repeat(128),
+      NotAfter: '2026-11-22T02:00:00.000Z',
+    };
+    let total = 0;
+    for (const [name, value] of Object.entries(longest)) {
+      expect(new RegExp(doc.parameters[name].allowedPattern).test(value), name).toBe(true);
+      total += value.length;
+    }
+    expect(total).toBeLessThan(PARAMETER_HEADROOM_BYTES);
+    expect(Buffer.byteLength(JSON.stringify(doc)) + total).toBeLessThan(MAX_DOCUMENT_BYTES);
   });
 
   it('takes the watchdog and hook time limits from the config', () => {
