@@ -30,6 +30,8 @@ export function nagFindings(app: App): string[] {
   const pack = new AwsSolutionsChecks(app);
   const report = pack.validateScope(app);
   return report.violations.flatMap((v) =>
-    v.violatingResources.map((r) => `${v.ruleName} at ${r.constructPath ?? r.resourceLogicalId}: ${v.description}`),
+    v.violatingResources.map(
+      (r) => `${v.ruleName} at ${r.constructPath ?? r.resourceLogicalId}: ${v.description}`,
+    ),
   );
 }

@@ -101,7 +101,8 @@ export function expectValidPublish(input: PublishCommandInput): Notification {
   if (problems.length > 0) throw new Error(`Invalid notification: ${problems.join('; ')}`);
   if (input.TopicArn !== TOPIC) throw new Error(`Published to ${input.TopicArn}`);
   if (input.Subject !== body.subject) throw new Error('SNS subject differs from the body subject');
-  if (!input.Subject || input.Subject.length > 99 || /[\r\n\x00-\x1f]/.test(input.Subject)) {
+  const hasControlCharacter = [...(input.Subject ?? '')].some((c) => c.charCodeAt(0) < 0x20);
+  if (!input.Subject || input.Subject.length > 99 || hasControlCharacter) {
     throw new Error(`Bad subject ${JSON.stringify(input.Subject)}`);
   }
   const attributes = input.MessageAttributes ?? {};
