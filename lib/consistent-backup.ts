@@ -1,5 +1,6 @@
 import { Construct } from 'constructs';
 import type { BackupConfig } from './config';
+import { DeadLetters } from './dead-letters';
 import { Discovery } from './discovery';
 import { Documents } from './documents';
 import { Notifications } from './notifications';
@@ -24,6 +25,7 @@ export class ConsistentBackup extends Construct {
   readonly workflow: Workflow;
   readonly discovery: Discovery;
   readonly schedule: Schedule;
+  readonly deadLetters: DeadLetters;
 
   constructor(scope: Construct, id: string, props: ConsistentBackupProps) {
     super(scope, id);
@@ -43,5 +45,12 @@ export class ConsistentBackup extends Construct {
       notifications: this.notifications,
     });
     this.schedule = new Schedule(this, 'Schedule', { config, discovery: this.discovery.function });
+    // Discovery's failures (never invoked, or an invocation that failed) become notifications.
+    this.deadLetters = new DeadLetters(this, 'DeadLetters', {
+      notifications: this.notifications,
+      discoveryFunction: this.discovery.function,
+      scheduleDeadLetterQueue: this.schedule.deadLetterQueue,
+      discoveryFailures: this.discovery.failedInvocations,
+    });
   }
 }

@@ -34,13 +34,15 @@ export const SEVERITY_CODES: Readonly<Record<Severity, string>> = {
  * The last part of a message key. One open ServiceNow alert per instance and class: repeated
  * failures of the same kind update it, and a Clear with the same key closes it.
  */
-export type ProblemClass = 'thaw' | 'backup' | 'consistency' | 'window' | 'readiness';
+export type ProblemClass = 'thaw' | 'backup' | 'consistency' | 'window' | 'readiness' | 'discovery';
 export const PROBLEM_CLASSES: readonly ProblemClass[] = [
   'thaw',
   'backup',
   'consistency',
   'window',
   'readiness',
+  // Fleet-wide, not per instance: discovery itself failed (key `...:fleet:discovery`).
+  'discovery',
 ];
 /** The run summary is one alert per account and region, updated by every run. */
 export const SUMMARY_CLASS = 'run-summary';
@@ -59,6 +61,8 @@ export type NotificationEventType =
   | 'vss-fallback'
   | 'skipped-active-job'
   | 'instance-not-ready'
+  | 'discovery-not-invoked'
+  | 'discovery-failed'
   | 'problem-cleared'
   | 'run-summary';
 
@@ -101,6 +105,13 @@ export const SEVERITY_RULES: Readonly<Record<NotificationEventType, Rule>> = {
   'vss-fallback': { severities: ['Warning'], problemClass: 'consistency', title: 'Windows VSS fell back' },
   'skipped-active-job': { severities: ['Warning'], problemClass: 'window', title: 'Backup window skipped' },
   'instance-not-ready': { severities: ['Minor'], problemClass: 'readiness', title: 'Instance not ready' },
+  // From the dead-letter queues (lambda/dead-letters): a window, or the rest of it, was not started.
+  'discovery-not-invoked': {
+    severities: ['Major'],
+    problemClass: 'discovery',
+    title: 'Discovery not invoked',
+  },
+  'discovery-failed': { severities: ['Major'], problemClass: 'discovery', title: 'Discovery failed' },
   'problem-cleared': { severities: ['Clear'], title: 'Recovered' },
   'run-summary': { severities: ['OK', 'Warning'], title: 'Run summary' },
 };
@@ -204,6 +215,14 @@ export const ADDITIONAL_INFO_KEYS = [
   'fell_back',
   'skipped',
   'failed',
+  'function_arn',
+  'request_id',
+  'schedule_arn',
+  'invocation',
+  'cursor',
+  'failure_condition',
+  'log_group',
+  'replay_command',
 ] as const;
 export type AdditionalInfoKey = (typeof ADDITIONAL_INFO_KEYS)[number];
 type Info = Partial<Record<AdditionalInfoKey, string | number | undefined>>;
@@ -479,6 +498,27 @@ export function buildOutcomeNotification(o: WorkflowOutcome, now: Date): Notific
         means: 'No new recovery point for this window; the running job will produce one when it completes.',
         todo: 'If this repeats, the backups take longer than the schedule interval: look at the running job in the AWS Backup console and widen the schedule, or check why jobs are slow.',
       });
+    case 'backup-job-failed':
+      // The same notification job-events builds for this job state: published under the same
+      // event id (outcomeEventId), so whichever of the two comes first is the only alert.
+      return buildJobNotification(
+        {
+          accountId: o.accountId,
+          region: o.region,
+          instanceId: o.instanceId,
+          instanceName: o.instanceName,
+          platform: o.platform,
+          executionArn: o.executionArn,
+          runId: o.runId,
+          window: o.window,
+          backupJobId: o.backupJobId ?? 'unknown',
+          recoveryPointArn: o.recoveryPointArn,
+          verdict: o.verdict ?? { consistency: 'crash', reason: 'the backup job failed', freezeMs: 0 },
+        },
+        jobFailureState(o.backupJobState),
+        o.backupJobStatusMessage,
+        now,
+      );
     case 'backed-up': {
       if (o.verdict && o.verdict.consistency !== 'crash') {
         if (o.warnings.length === 0) return undefined;
@@ -512,6 +552,22 @@ export function buildOutcomeNotification(o: WorkflowOutcome, now: Date): Notific
   }
 }
 
+function jobFailureState(state: string | undefined): 'FAILED' | 'EXPIRED' | 'ABORTED' {
+  return state === 'EXPIRED' || state === 'ABORTED' ? state : 'FAILED';
+}
+
+/**
+ * The de-duplication id of an outcome's notification. A job that failed while frozen shares
+ * job-events' id for that job state (`job:<id>:<state>`), so record-outcome and job-events together
+ * publish it once; every other outcome is one event per execution.
+ */
+export function outcomeEventId(o: WorkflowOutcome): string {
+  if (o.outcome === 'backup-job-failed' && o.backupJobId) {
+    return `job:${o.backupJobId}:${jobFailureState(o.backupJobState)}`;
+  }
+  return o.executionArn;
+}
+
 const EXCLUSION_ADVICE: Readonly<Record<ExclusionReason, string>> = {
   'ssm-offline':
     'Start the SSM agent or restore its network path (VPC endpoints or internet access to ssm, ssmmessages, ec2messages).',
@@ -522,6 +578,10 @@ const EXCLUSION_ADVICE: Readonly<Record<ExclusionReason, string>> = {
   'unsupported-state':
     'Instances are backed up only when running or stopped; this clears once the instance settles.',
   'unsupported-platform': 'Only Linux and Windows instances are supported; remove the opt-in tag.',
+  'too-many-volumes':
+    'Detach volumes this backup does not need, or back the instance up with a plain AWS Backup plan (crash-consistent); the freeze document takes at most 40 volumes.',
+  'stagger-limit':
+    'Raise maxFrozenPerGroup or split the group (ConsistentBackup:Group tag) so that every wave starts within the workflow\'s stagger limit.',
 };
 
 /** The Minor notification for one instance discovery left out. */
@@ -795,6 +855,135 @@ export function buildRunSummaryNotification(
       failed: counts.failed,
     },
     now,
+  });
+}
+
+/**
+ * What a dead-letter message says about a discovery invocation that never ran or did not finish
+ * (lambda/dead-letters reads both queue formats into this).
+ */
+export interface DiscoveryFailure {
+  /**
+   * `not-invoked`: EventBridge Scheduler could not invoke discovery (its dead-letter queue).
+   * `failed`: an asynchronous invocation of discovery failed (its on-failure destination).
+   */
+  readonly kind: 'not-invoked' | 'failed';
+  readonly accountId: string;
+  readonly region: string;
+  /** The discovery function (unqualified ARN). */
+  readonly functionArn: string;
+  /** The window, ISO-8601 UTC, when the payload carried a valid scheduled time. */
+  readonly window?: string;
+  readonly runId?: string;
+  readonly scheduleArn?: string;
+  /** Set when the failed invocation was a hand-over: its number and where it was to resume. */
+  readonly handOver?: { readonly invocation: number; readonly afterKey: string };
+  /** Lambda's request id of the failed invocation (`failed` only). */
+  readonly requestId?: string;
+  /** Lambda's condition (RetriesExhausted, EventAgeExceeded) or Scheduler's attempt note. */
+  readonly condition?: string;
+  readonly error: string;
+  readonly cause: string;
+  /** The exact payload to invoke discovery with again, as one line of JSON. */
+  readonly payload: string;
+  /** When the failure was recorded, ISO-8601. */
+  readonly failedAt?: string;
+  /** The discovery function's log group. */
+  readonly logGroupName: string;
+  /** Where the dead-letters function logged the full payload when it is too long to quote. */
+  readonly payloadLog: { readonly logGroupName: string; readonly messageId: string };
+}
+
+/** Payloads longer than this are not quoted in the description (it would crowd out the rest). */
+export const REPLAY_PAYLOAD_INLINE_MAX = 1500;
+
+/** `s` as one single-quoted POSIX shell word. */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The command that re-runs discovery with `payload`. Asynchronous (`--invocation-type Event`), as
+ * Scheduler and the hand-over invoke it: a synchronous call would hold the CLI for up to 15
+ * minutes, and a failure lands in the same queue again and is reported again.
+ */
+export function replayCommand(region: string, functionArn: string, payload: string): string {
+  return `aws lambda invoke --region ${region} --function-name ${functionArn} --invocation-type Event --cli-binary-format raw-in-base64-out --payload ${shellQuote(payload)} /dev/null`;
+}
+
+function logSearchCommand(region: string, logGroupName: string, term: string): string {
+  return `aws logs filter-log-events --region ${region} --log-group-name ${shellQuote(logGroupName)} --filter-pattern ${shellQuote(`"${term}"`)}`;
+}
+
+/** One Major per failed discovery invocation, on the fleet's `discovery` key. */
+export function buildDiscoveryFailureNotification(f: DiscoveryFailure, now: Date): Notification {
+  const windowText = f.window
+    ? `window ${f.window}`
+    : 'an unknown window (the payload had no valid scheduledTime)';
+  const run = f.runId ? `run ${f.runId}, ` : '';
+  const error = `${truncate(oneLine(f.error), 200)}: ${truncate(oneLine(f.cause), 600)}`;
+  const inline = f.payload.length <= REPLAY_PAYLOAD_INLINE_MAX;
+  const command = replayCommand(f.region, f.functionArn, inline ? f.payload : '<payload>');
+  const replay = inline
+    ? `Re-run discovery for the window with the payload of the failed invocation (safe: execution names are fixed per instance and window, so instances already started are found and not started twice): ${command}`
+    : `Re-run discovery for the window with the payload of the failed invocation (safe: instances already started are found and not started twice). The payload is ${f.payload.length} characters, too long to quote here; the dead-letters function logged it under message id ${f.payloadLog.messageId}: ${logSearchCommand(f.region, f.payloadLog.logGroupName, f.payloadLog.messageId)}. Then: ${command}`;
+  const closing =
+    'This alert does not close by itself: resolve it once the re-run reports (its run summary counts the instances started).';
+  const info: Info = {
+    run_id: f.runId,
+    window: f.window,
+    function_arn: f.functionArn,
+    schedule_arn: f.scheduleArn,
+    request_id: f.requestId,
+    invocation: f.handOver ? f.handOver.invocation : f.kind === 'failed' ? 1 : undefined,
+    cursor: f.handOver?.afterKey,
+    failure_condition: f.condition,
+    log_group: f.logGroupName,
+    error: f.error,
+    cause: f.cause,
+    // A cut command would run something else: only a whole one goes in.
+    replay_command: inline && command.length <= LIMITS.additionalInfoValue ? command : undefined,
+  };
+  const base = {
+    severity: 'Major' as const,
+    accountId: f.accountId,
+    region: f.region,
+    node: `${f.accountId}/${f.region}`,
+    problemClass: 'discovery' as const,
+    info,
+    now,
+  };
+  if (f.kind === 'not-invoked') {
+    return assemble({
+      ...base,
+      eventType: 'discovery-not-invoked',
+      subject: `Discovery not invoked for ${f.window ?? 'a window'}: no backups started`,
+      happened: `EventBridge Scheduler could not invoke the discovery function ${f.functionArn} for ${windowText} (${run}schedule ${f.scheduleArn ?? 'unknown'}) after its retries: ${error}.${f.failedAt ? ` Recorded at ${f.failedAt}.` : ''}`,
+      means:
+        'Discovery did not run for this window: no opted-in instance was started, so the backup for every one of them did not happen this window, and no run summary will come for it.',
+      todo: `Read the error code: AccessDenied means the schedule's role lost lambda:InvokeFunction (redeploy the stack); ResourceNotFound means the function is gone (redeploy); throttling (TooManyRequestsException) means the account's Lambda concurrency was exhausted. Then: ${replay} ${closing}`,
+    });
+  }
+  const what = f.handOver
+    ? `Hand-over invocation ${f.handOver.invocation} of discovery for ${windowText} (${run}resuming after cursor ${JSON.stringify(f.handOver.afterKey)})`
+    : `The discovery run for ${windowText} (${run}first invocation)`;
+  const never = f.condition === 'EventAgeExceeded';
+  const logs = f.requestId
+    ? `Look at the discovery function's log for request id ${f.requestId}: ${logSearchCommand(f.region, f.logGroupName, f.requestId)}. Fix what it shows (an IAM or quota error, a timeout, an invalid tag the code rejects).`
+    : `Look at the discovery function's log group ${f.logGroupName} around ${f.failedAt ?? 'the failure time'}.`;
+  return assemble({
+    ...base,
+    eventType: 'discovery-failed',
+    subject: f.handOver
+      ? `Discovery hand-over ${f.handOver.invocation} failed for ${f.window ?? 'a window'}: instances not started`
+      : `Discovery failed for ${f.window ?? 'a window'}: instances not started`,
+    happened: never
+      ? `${what} was dropped by Lambda before it ran (EventAgeExceeded: it waited in the asynchronous queue longer than its maximum event age, usually because the function was throttled). ${error}.`
+      : `${what} failed${f.condition ? ` (${f.condition})` : ''}: ${error}.${f.failedAt ? ` Recorded at ${f.failedAt}.` : ''}`,
+    means: f.handOver
+      ? 'Instances this invocation did not start, and all those later hand-overs would have started, were not started this window: the backup for them did not happen. Instances started by this or earlier invocations run and report as usual.'
+      : 'Instances this invocation did not start (all of them if it failed early, or those its error names) were not started this window: the backup for them did not happen. Instances it did start run and report as usual.',
+    todo: `${logs} Then: ${replay} ${closing}`,
   });
 }
 
