@@ -1,6 +1,6 @@
 // aws-local-stepfunctions 3 calls Promise.withResolvers, which Node 20 lacks. Without it every Task
 // of the local state machine throws a TypeError that a States.ALL catch swallows, and the demo would
-// silently take the error path. Scripts import this first; vitest gets the same from test/setup.ts.
+// silently take the error path. Scripts import this first; test/setup.ts loads it for vitest.
 type Resolvers<T> = {
   promise: Promise<T>;
   resolve: (value: T | PromiseLike<T>) => void;
