@@ -581,7 +581,7 @@ const EXCLUSION_ADVICE: Readonly<Record<ExclusionReason, string>> = {
   'too-many-volumes':
     'Detach volumes this backup does not need, or back the instance up with a plain AWS Backup plan (crash-consistent); the freeze document takes at most 40 volumes.',
   'stagger-limit':
-    'Raise maxFrozenPerGroup or split the group (ConsistentBackup:Group tag) so that every wave starts within the workflow\'s stagger limit.',
+    "Raise maxFrozenPerGroup or split the group (ConsistentBackup:Group tag) so that every wave starts within the workflow's stagger limit.",
 };
 
 /** The Minor notification for one instance discovery left out. */
@@ -921,14 +921,17 @@ export function buildDiscoveryFailureNotification(f: DiscoveryFailure, now: Date
     ? `window ${f.window}`
     : 'an unknown window (the payload had no valid scheduledTime)';
   const run = f.runId ? `run ${f.runId}, ` : '';
-  const error = `${truncate(oneLine(f.error), 200)}: ${truncate(oneLine(f.cause), 600)}`;
+  // Trailing periods dropped: the text goes on after it.
+  const error = `${truncate(oneLine(f.error), 200)}: ${truncate(oneLine(f.cause), 600).replace(/[.\s]+$/, '')}`;
   const inline = f.payload.length <= REPLAY_PAYLOAD_INLINE_MAX;
   const command = replayCommand(f.region, f.functionArn, inline ? f.payload : '<payload>');
-  const replay = inline
-    ? `Re-run discovery for the window with the payload of the failed invocation (safe: execution names are fixed per instance and window, so instances already started are found and not started twice): ${command}`
-    : `Re-run discovery for the window with the payload of the failed invocation (safe: instances already started are found and not started twice). The payload is ${f.payload.length} characters, too long to quote here; the dead-letters function logged it under message id ${f.payloadLog.messageId}: ${logSearchCommand(f.region, f.payloadLog.logGroupName, f.payloadLog.messageId)}. Then: ${command}`;
   const closing =
-    'This alert does not close by itself: resolve it once the re-run reports (its run summary counts the instances started).';
+    'This alert does not close by itself: resolve it once the re-run has reported (its run summary counts the instances started).';
+  const rerun =
+    'Then re-run discovery for the window with the payload of the failed invocation; this is safe, because execution names are fixed per instance and window, so instances already started are found and not started twice.';
+  const replay = inline
+    ? `${rerun} ${closing} The command: ${command}`
+    : `${rerun} The payload is ${f.payload.length} characters, too long to quote here; the dead-letters function logged it under message id ${f.payloadLog.messageId}: ${logSearchCommand(f.region, f.payloadLog.logGroupName, f.payloadLog.messageId)}. ${closing} The command, with that payload in place of <payload>: ${command}`;
   const info: Info = {
     run_id: f.runId,
     window: f.window,
@@ -961,7 +964,7 @@ export function buildDiscoveryFailureNotification(f: DiscoveryFailure, now: Date
       happened: `EventBridge Scheduler could not invoke the discovery function ${f.functionArn} for ${windowText} (${run}schedule ${f.scheduleArn ?? 'unknown'}) after its retries: ${error}.${f.failedAt ? ` Recorded at ${f.failedAt}.` : ''}`,
       means:
         'Discovery did not run for this window: no opted-in instance was started, so the backup for every one of them did not happen this window, and no run summary will come for it.',
-      todo: `Read the error code: AccessDenied means the schedule's role lost lambda:InvokeFunction (redeploy the stack); ResourceNotFound means the function is gone (redeploy); throttling (TooManyRequestsException) means the account's Lambda concurrency was exhausted. Then: ${replay} ${closing}`,
+      todo: `Read the error code: AccessDenied means the schedule's role lost lambda:InvokeFunction (redeploy the stack); ResourceNotFound means the function is gone (redeploy); throttling (TooManyRequestsException) means the account's Lambda concurrency was exhausted. ${replay}`,
     });
   }
   const what = f.handOver
@@ -983,7 +986,7 @@ export function buildDiscoveryFailureNotification(f: DiscoveryFailure, now: Date
     means: f.handOver
       ? 'Instances this invocation did not start, and all those later hand-overs would have started, were not started this window: the backup for them did not happen. Instances started by this or earlier invocations run and report as usual.'
       : 'Instances this invocation did not start (all of them if it failed early, or those its error names) were not started this window: the backup for them did not happen. Instances it did start run and report as usual.',
-    todo: `${logs} Then: ${replay} ${closing}`,
+    todo: `${logs} ${replay}`,
   });
 }
 
