@@ -911,6 +911,8 @@ export function replayCommand(region: string, functionArn: string, payload: stri
   return `aws lambda invoke --region ${region} --function-name ${functionArn} --invocation-type Event --cli-binary-format raw-in-base64-out --payload ${shellQuote(payload)} /dev/null`;
 }
 
+// Commands in the text stand on lines of their own: punctuation glued to a quoted word would
+// become part of it when pasted into a shell.
 function logSearchCommand(region: string, logGroupName: string, term: string): string {
   return `aws logs filter-log-events --region ${region} --log-group-name ${shellQuote(logGroupName)} --filter-pattern ${shellQuote(`"${term}"`)}`;
 }
@@ -930,8 +932,8 @@ export function buildDiscoveryFailureNotification(f: DiscoveryFailure, now: Date
   const rerun =
     'Then re-run discovery for the window with the payload of the failed invocation; this is safe, because execution names are fixed per instance and window, so instances already started are found and not started twice.';
   const replay = inline
-    ? `${rerun} ${closing} The command: ${command}`
-    : `${rerun} The payload is ${f.payload.length} characters, too long to quote here; the dead-letters function logged it under message id ${f.payloadLog.messageId}: ${logSearchCommand(f.region, f.payloadLog.logGroupName, f.payloadLog.messageId)}. ${closing} The command, with that payload in place of <payload>: ${command}`;
+    ? `${rerun} ${closing} The command:\n${command}`
+    : `${rerun} The payload is ${f.payload.length} characters, too long to quote here; the dead-letters function logged it under message id ${f.payloadLog.messageId}:\n${logSearchCommand(f.region, f.payloadLog.logGroupName, f.payloadLog.messageId)}\n${closing} The command, with that payload in place of <payload>:\n${command}`;
   const info: Info = {
     run_id: f.runId,
     window: f.window,
@@ -972,7 +974,7 @@ export function buildDiscoveryFailureNotification(f: DiscoveryFailure, now: Date
     : `The discovery run for ${windowText} (${run}first invocation)`;
   const never = f.condition === 'EventAgeExceeded';
   const logs = f.requestId
-    ? `Look at the discovery function's log for request id ${f.requestId}: ${logSearchCommand(f.region, f.logGroupName, f.requestId)}. Fix what it shows (an IAM or quota error, a timeout, an invalid tag the code rejects).`
+    ? `Look at the discovery function's log for request id ${f.requestId}:\n${logSearchCommand(f.region, f.logGroupName, f.requestId)}\nFix what it shows (an IAM or quota error, a timeout, an invalid tag the code rejects).`
     : `Look at the discovery function's log group ${f.logGroupName} around ${f.failedAt ?? 'the failure time'}.`;
   return assemble({
     ...base,

@@ -160,7 +160,7 @@ describe('the notification', () => {
     });
     const command = n.event.additional_info.replay_command;
     // Last, so it copies cleanly: no sentence punctuation glued to the command's end.
-    expect(todo.endsWith(`The command: ${command}`)).toBe(true);
+    expect(todo.endsWith(`The command:\n${command}`)).toBe(true);
     expect(happened).not.toMatch(/\.\./);
     expect(shellWords(command).slice(0, 9)).toEqual([
       'lambda',
@@ -208,6 +208,11 @@ describe('the notification', () => {
     });
     // The quote in the cursor survives the shell: the command replays exactly what failed.
     expect(payloadOf(n.event.additional_info.replay_command)).toEqual(payload);
+    // Each command is a line of its own, so nothing glued to it changes its words when pasted.
+    const commands = n.event.description.split('\n').filter((line) => line.startsWith('aws '));
+    expect(commands).toHaveLength(2);
+    expect(shellWords(commands[0]).at(-1)).toBe(`"${failure.requestId}"`);
+    expect(commands[1]).toBe(n.event.additional_info.replay_command);
   });
 
   it('first invocation: says the instances it did not start got no backup', () => {
