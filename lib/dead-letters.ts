@@ -77,7 +77,7 @@ export class DeadLetters extends Construct {
       }),
     );
 
-    // The event source grants receive, delete, visibility change and attribute reads on each
+    // The event source grants receive, delete, visibility change, attribute and URL reads on each
     // queue, and nothing else. Two concurrent pollers at most: failures come a few per window.
     for (const queue of [props.scheduleDeadLetterQueue, props.discoveryFailures]) {
       fn.addEventSource(
