@@ -246,8 +246,9 @@ describe('Notifications in the whole app', () => {
     const notifying = Object.entries(functions).filter(
       ([, f]) => f.Properties.Environment?.Variables?.NOTIFICATION_TOPIC_ARN !== undefined,
     );
-    // job-events, run-summary, record-outcome and discovery all notify.
+    // job-events, run-summary, record-outcome, discovery and dead-letters all notify.
     expect(notifying.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'ConsistentBackupDeadLettersFunction',
       'ConsistentBackupDiscoveryFunction',
       'ConsistentBackupNotificationsJobEvents',
       'ConsistentBackupNotificationsRunSummary',
