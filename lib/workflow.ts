@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -13,8 +13,10 @@ import {
   NOTIFICATION_SCHEMA_VERSION,
   SEVERITY_CODES,
 } from '../lambda/shared/notification';
+import { DEFAULT_MAX_STAGGER_SECONDS } from '../lambda/discovery/stagger';
 import { RECOVERY_POINT_TAGS } from '../lambda/shared/tags';
 import type { BackupConfig } from './config';
+import { commandStepSeconds } from './documents';
 import { BackupFunction } from './lambda-function';
 import type { Vault } from './vault';
 
@@ -42,7 +44,8 @@ export interface WorkflowProps {
   /**
    * Longest time between an execution's start and its `startAt` (discovery's blast-radius waves).
    * Part of the execution timeout, so the timeout can never strike while an instance is frozen.
-   * @default Duration.days(14)
+   * Pass the same value to Discovery (its `maxStagger`), which never schedules a wave later.
+   * @default Duration.seconds(DEFAULT_MAX_STAGGER_SECONDS), 14 days
    */
   readonly maxStagger?: Duration;
 }
@@ -53,6 +56,8 @@ export const CONFIGURE_PACKAGE_DOCUMENT = 'AWS-ConfigureAWSPackage';
 export const THAW_MARGIN_SECONDS = 3;
 /** SSM's smallest delivery timeout for SendCommand. */
 const DELIVERY_TIMEOUT_SECONDS = 30;
+/** Time for the agent to report a command's end after the instance ended (or killed) it. */
+export const COMMAND_REPORT_MARGIN_SECONDS = 30;
 
 /** State names, read as sentences; tests and the README diagram refer to them. */
 export const STATE = {
@@ -111,16 +116,19 @@ const LAMBDA_NOT_RUN = [
 
 /** Time budgets derived from config, shared with tests and the execution timeout. */
 export function workflowTimings(config: BackupConfig) {
-  // Pre-freeze hooks run one after another, each bounded by hookTimeoutSeconds. A freeze still
-  // running after this is treated as failed: the thaw is sent (it is idempotent) and the watchdog
-  // covers a freeze that lands later.
-  const commandWaitSeconds = Math.min(config.hookTimeoutSeconds * 2 + 60, 780);
+  // The freeze and thaw documents run at most commandStepSeconds on the instance (SSM kills them
+  // then); delivery takes at most DELIVERY_TIMEOUT_SECONDS before that, and the agent needs a moment
+  // to report. Waiting this long, the probe sees the command's own end instead of giving up while
+  // the instance may still freeze.
+  const commandStepTimeoutSeconds = commandStepSeconds(config);
+  const commandWaitSeconds =
+    DELIVERY_TIMEOUT_SECONDS + commandStepTimeoutSeconds + COMMAND_REPORT_MARGIN_SECONDS;
   const snapshotWaitSeconds = config.freezeBudgetSeconds + 15;
   const probeTimeoutSeconds = Math.min(
     Math.max(commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS, snapshotWaitSeconds) + 30,
     900,
   );
-  return { commandWaitSeconds, snapshotWaitSeconds, probeTimeoutSeconds };
+  return { commandStepTimeoutSeconds, commandWaitSeconds, snapshotWaitSeconds, probeTimeoutSeconds };
 }
 
 /**
@@ -136,6 +144,8 @@ export class Workflow extends Construct {
   readonly logGroup: logs.LogGroup;
   /** The execution timeout, above the worst case of the longest path. */
   readonly timeout: Duration;
+  /** The longest wait before an execution's startAt; discovery must schedule nothing later. */
+  readonly maxStagger: Duration;
 
   constructor(scope: Construct, id: string, props: WorkflowProps) {
     super(scope, id);
@@ -626,7 +636,8 @@ export class Workflow extends Construct {
       retention: logs.RetentionDays.THREE_MONTHS,
       removalPolicy: RemovalPolicy.DESTROY,
     });
-    this.timeout = executionTimeout(config, props.maxStagger ?? Duration.days(14));
+    this.maxStagger = props.maxStagger ?? Duration.seconds(DEFAULT_MAX_STAGGER_SECONDS);
+    this.timeout = executionTimeout(config, this.maxStagger);
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       comment: 'ec2-consistent-backup: freeze, back up, thaw as soon as the snapshots have started',
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
@@ -639,7 +650,11 @@ export class Workflow extends Construct {
     });
     notifications.topic.grantPublish(this.stateMachine);
 
-    const instanceWildcard = `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${stack.region}:${stack.account}:instance/*]`;
+    // cdk-nag names a finding by the rendered ARN: an environment-agnostic stack renders its
+    // region and account as pseudo-parameters, a concrete one as values.
+    const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+    const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+    const instanceWildcard = `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}:${account}:instance/*]`;
     const optInReason = `ssm:SendCommand may target any instance only under the condition ssm:resourceTag/${config.optInTagKey}=${config.optInTagValue}: instances are discovered at run time, so the opt-in tag is what scopes the grant.`;
     Validations.of(this.probe.role!).acknowledge({ id: instanceWildcard, reason: optInReason });
     Validations.of(this.stateMachine.role).acknowledge({ id: instanceWildcard, reason: optInReason });
@@ -649,7 +664,7 @@ export class Workflow extends Construct {
         'ssm:GetCommandInvocation, backup:ListBackupJobs, backup:DescribeBackupJob and ec2:DescribeSnapshots support no resource-level permissions (service authorization reference: no resource type for these actions).',
     });
     Validations.of(this.recorder.role!).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${stack.region}::image/*]`,
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}::image/*]`,
       reason:
         'The AMI of a recovery point is created by AWS Backup at run time; ec2:CreateTags is limited to AMIs already carrying the ConsistentBackup:Consistency tag and to the three label tag keys.',
     });

@@ -15,12 +15,16 @@ export interface SynthResult {
  * Synthesizes the whole app as `bin/app.ts` does, without bundling Lambda code (tests do not need
  * the bundles and esbuild would dominate their time). Config values are raw, as from context.
  */
-export function synthApp(raw: Partial<Record<keyof BackupConfig, unknown>> = {}): SynthResult {
+export function synthApp(
+  raw: Partial<Record<keyof BackupConfig, unknown>> = {},
+  options: { readonly environmentAgnostic?: boolean } = {},
+): SynthResult {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const config = parseConfig(raw);
   const stack = new ConsistentBackupStack(app, 'Ec2ConsistentBackup', {
     config,
-    env: { account: '111122223333', region: 'eu-west-1' },
+    // `cdk synth` without credentials synthesizes environment-agnostic: account and region are tokens.
+    env: options.environmentAgnostic ? undefined : { account: '111122223333', region: 'eu-west-1' },
   });
   return { app, stack, template: Template.fromStack(stack), config };
 }

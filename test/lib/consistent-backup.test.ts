@@ -53,6 +53,12 @@ describe('ConsistentBackup stack', () => {
     result.template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
   });
 
+  it('synthesizes environment-agnostic, as `cdk synth` does without credentials, still nag-clean', () => {
+    const agnostic = synthApp({}, { environmentAgnostic: true });
+    expect(() => agnostic.app.synth()).not.toThrow();
+    expect(nagFindings(agnostic.app)).toEqual([]);
+  });
+
   it('uses an existing vault by name instead of creating one', () => {
     const existing = synthApp({ vaultName: 'prod-vault' });
     existing.template.resourceCountIs('AWS::Backup::BackupVault', 0);
