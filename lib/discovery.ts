@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import {
   DEFAULT_GROUP_SLACK_SECONDS,
   DEFAULT_MARGIN_SECONDS,
+  DEFAULT_MAX_STAGGER_SECONDS,
   DEFAULT_UNGROUPED_SLACK_SECONDS,
 } from '../lambda/discovery/stagger';
 import type { BackupConfig } from './config';
@@ -33,6 +34,13 @@ export interface DiscoveryProps {
    * @default Duration.minutes(15)
    */
   readonly groupStartSlack?: Duration;
+  /**
+   * The workflow's longest allowed wait before an execution's startAt (pass the Workflow's
+   * `maxStagger`): group members whose wave would start later are excluded as `stagger-limit`
+   * instead of being started into an execution that could time out while frozen.
+   * @default Duration.seconds(DEFAULT_MAX_STAGGER_SECONDS), the Workflow's own default (14 days)
+   */
+  readonly maxStagger?: Duration;
 }
 
 /**
@@ -68,6 +76,7 @@ export class Discovery extends Construct {
         GROUP_SLACK_SECONDS: String(props.groupStartSlack?.toSeconds() ?? DEFAULT_GROUP_SLACK_SECONDS),
         UNGROUPED_SLACK_SECONDS: String(DEFAULT_UNGROUPED_SLACK_SECONDS),
         WAVE_MARGIN_SECONDS: String(DEFAULT_MARGIN_SECONDS),
+        MAX_STAGGER_SECONDS: String(props.maxStagger?.toSeconds() ?? DEFAULT_MAX_STAGGER_SECONDS),
         HANDOVER_RESERVE_SECONDS: '60',
         ...(quota
           ? { START_BURST: String(quota.burst), START_RATE_PER_SECOND: String(quota.ratePerSecond) }

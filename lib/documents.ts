@@ -4,6 +4,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
+import { MAX_FREEZE_VOLUMES } from '../lambda/shared/outcome';
 import type { BackupConfig } from './config';
 
 /**
@@ -39,6 +40,42 @@ export const MAX_DOCUMENT_BYTES = 64 * 1024;
  * allow is about 13 KB (20 Include and 20 Exclude paths of 256 characters, 40 volume ids and devices).
  */
 export const PARAMETER_HEADROOM_BYTES = 14 * 1024;
+
+/**
+ * The longest SSM lets the freeze or the thaw script run on the instance before killing it (the
+ * rendered step's `timeoutSeconds`); lib/workflow.ts waits for the command this long plus delivery
+ * and a margin, so the orchestrator never gives up on a command the instance is still running.
+ */
+export const COMMAND_STEP_MAX_SECONDS = 720;
+
+/** Documents whose step timeout is derived from the config rather than taken from the YAML. */
+const DERIVED_STEP_TIMEOUT: readonly DocumentKey[] = ['freeze', 'thaw'];
+
+/**
+ * Seconds the freeze (or thaw) script may run: pre-freeze (or post-thaw) hooks run one after another,
+ * each bounded by hookTimeoutSeconds; two hooks at their limit plus a minute for discovery, sync and
+ * the watchdog's start. A script still running then is killed by SSM, which the freeze survives by
+ * rolling back (nothing stays frozen); capped so that the wait fits in one probe invocation.
+ */
+export function commandStepSeconds(config: Pick<BackupConfig, 'hookTimeoutSeconds'>): number {
+  return Math.min(config.hookTimeoutSeconds * 2 + 60, COMMAND_STEP_MAX_SECONDS);
+}
+
+/**
+ * The VolumeIds (and VolumeDevices) pattern must take exactly MAX_FREEZE_VOLUMES entries, the limit
+ * discovery and the probe enforce; a pattern edited without them would make discovery start
+ * executions whose freeze SSM refuses.
+ */
+function checkVolumeLimit(docName: string, name: string, pattern: string): void {
+  const entry = name === 'VolumeIds' ? `vol-${'0'.repeat(17)}` : `vol-${'0'.repeat(17)}=/dev/xvdf`;
+  const list = (n: number) => Array(n).fill(entry).join(',');
+  const re = new RegExp(pattern);
+  if (!re.test(list(MAX_FREEZE_VOLUMES)) || re.test(list(MAX_FREEZE_VOLUMES + 1))) {
+    throw new DocumentRenderError(
+      `${docName}: the allowedPattern of ${name} must accept at most ${MAX_FREEZE_VOLUMES} entries (MAX_FREEZE_VOLUMES in lambda/shared/outcome.ts)`,
+    );
+  }
+}
 
 export interface DocumentParameter {
   readonly type: 'String';
@@ -166,17 +203,28 @@ export function renderDocument(
         `${docName}: default "${withDefault.default}" of ${name} does not match its allowedPattern ${withDefault.allowedPattern}`,
       );
     }
+    if (name === 'VolumeIds' || name === 'VolumeDevices') checkVolumeLimit(docName, name, p.allowedPattern);
     parameters[name] = withDefault;
   }
-  const mainSteps = raw.mainSteps.map((step) => ({
-    ...step,
-    inputs: {
-      ...step.inputs,
-      runCommand: step.inputs.runCommand.flatMap((line) =>
-        line.startsWith('@script ') ? expandScript(line, docName, parameters, dir) : [line],
-      ),
-    },
-  }));
+  const derivedTimeout = DERIVED_STEP_TIMEOUT.includes(key) ? commandStepSeconds(config) : undefined;
+  const mainSteps = raw.mainSteps.map((step) => {
+    // The YAML's value is the ceiling; the config decides below it.
+    if (derivedTimeout !== undefined && derivedTimeout > step.inputs.timeoutSeconds) {
+      throw new DocumentRenderError(
+        `${docName}: step ${step.name} would run ${derivedTimeout} s, above its timeoutSeconds ${step.inputs.timeoutSeconds}`,
+      );
+    }
+    return {
+      ...step,
+      inputs: {
+        ...step.inputs,
+        timeoutSeconds: derivedTimeout ?? step.inputs.timeoutSeconds,
+        runCommand: step.inputs.runCommand.flatMap((line) =>
+          line.startsWith('@script ') ? expandScript(line, docName, parameters, dir) : [line],
+        ),
+      },
+    };
+  });
   const content: DocumentContent = { ...raw, parameters, mainSteps };
   const size = Buffer.byteLength(JSON.stringify(content), 'utf8');
   if (size > MAX_DOCUMENT_BYTES - PARAMETER_HEADROOM_BYTES) {

@@ -21,6 +21,7 @@ import {
 } from '@aws-sdk/client-backup';
 import { DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { MAX_FREEZE_VOLUMES } from '../shared/outcome';
 import {
   type ActiveJobsResult,
   type CommandResult,
@@ -81,6 +82,38 @@ export async function activeJobs(
   return { active: jobIds.length > 0, jobIds };
 }
 
+/**
+ * When to poll next: every `fastMs` for the first `fastForMs` of a wait (while the answer is most
+ * likely to arrive and every poll shortens a freeze), every `slowMs` after, each delay within
+ * ±`jitter` of its base so that executions started in the same second do not poll in lockstep.
+ */
+export interface PollSchedule {
+  readonly fastMs: number;
+  readonly fastForMs: number;
+  readonly slowMs: number;
+  /** Fraction of the base delay, e.g. 0.2 for ±20 %. */
+  readonly jitter: number;
+}
+
+/** The delay before the next poll, `elapsedMs` into the wait; `slowOnly` after a throttle. */
+export function pollDelayMs(
+  schedule: PollSchedule,
+  elapsedMs: number,
+  random: () => number,
+  slowOnly = false,
+): number {
+  const base = !slowOnly && elapsedMs < schedule.fastForMs ? schedule.fastMs : schedule.slowMs;
+  return Math.round(base * (1 - schedule.jitter + 2 * schedule.jitter * random()));
+}
+
+/**
+ * Command polls. The freeze document takes about 0.8 s and the thaw less, so a 400 ms first wait
+ * cost up to 0.4 s of freeze on each side; 200 ms for the first 2 s halves that, then 400 ms.
+ * GetCommandInvocation is one call per poll: at most 5/s per execution in the fast phase, and only
+ * the executions whose command is in flight poll at all.
+ */
+export const COMMAND_POLL: PollSchedule = { fastMs: 200, fastForMs: 2000, slowMs: 400, jitter: 0.1 };
+
 export interface WaitForCommandRequest {
   /** The SendCommand response as Step Functions stored it. */
   readonly command: unknown;
@@ -107,8 +140,10 @@ export async function waitForCommand(
       detail: 'SendCommand returned no Command.CommandId',
     };
   }
-  const deadline = clock.now() + request.timeoutSeconds * 1000;
+  const startedAt = clock.now();
+  const deadline = startedAt + request.timeoutSeconds * 1000;
   let attempt = 0;
+  let throttled = false;
   let lastStatus = 'NotYetVisible';
   for (;;) {
     try {
@@ -133,9 +168,13 @@ export async function waitForCommand(
         };
       }
     } catch (err) {
-      // Right after SendCommand the invocation may not be visible yet: that is not an error.
-      if (errorName(err) !== 'InvocationDoesNotExist' && !isTransient(err)) throw err;
-      attempt += 1;
+      // Right after SendCommand the invocation may not be visible yet: that is not an error, and
+      // not a reason to slow down either.
+      if (errorName(err) !== 'InvocationDoesNotExist') {
+        if (!isTransient(err)) throw err;
+        attempt += 1;
+        throttled = true;
+      }
     }
     const remaining = deadline - clock.now();
     if (remaining <= 0) {
@@ -148,7 +187,10 @@ export async function waitForCommand(
         detail: `the command was still ${lastStatus} after ${request.timeoutSeconds} s`,
       };
     }
-    const delay = attempt > 0 ? 250 + backoffMs(attempt, 250, 2000, random) : 400;
+    const delay =
+      attempt > 0
+        ? COMMAND_POLL.slowMs + backoffMs(attempt, 250, 2000, random)
+        : pollDelayMs(COMMAND_POLL, clock.now() - startedAt, random, throttled);
     await clock.sleep(Math.min(delay, remaining));
   }
 }
@@ -225,8 +267,28 @@ export interface WaitForSnapshotsRequest {
   readonly thawMarginSeconds: number;
 }
 
-/** Frozen time is what users fear: poll every second, not slower. */
-export const SNAPSHOT_POLL_MS = 1000;
+/**
+ * Snapshot polls while frozen. Frozen time is what users fear, and AWS Backup usually starts the
+ * snapshots 1-3 s after StartBackupJob, so the first 5 s are polled every 250 ms (a snapshot is
+ * noticed ~125 ms after it starts on average, instead of ~500 ms at 1 s), then every second.
+ *
+ * Request rate. Each poll is one DescribeSnapshots (one page: the volume filter returns a few
+ * snapshots per volume); DescribeBackupJob is asked at most once a second (JOB_CHECK_MS), since a
+ * failed job only ends the wait early. One freeze therefore makes at most 20 + 1/s DescribeSnapshots
+ * and 1/s DescribeBackupJob, about 10 DescribeSnapshots for a typical 2 s wait (3 at 1 s polls).
+ * At 1,000 concurrent freezes that is up to 4,000 DescribeSnapshots/s in the fast phase (1,000/s at
+ * 1 s polls) and 1,000 DescribeBackupJob/s: far above EC2's documented default for non-mutating
+ * calls (bucket 100, refill 20/s per API), and no per-instance schedule fits 1,000 concurrent
+ * freezes under it (20/s spread over 1,000 is one poll per 50 s each). What keeps a large fleet
+ * safe is not the schedule but the response to throttling: a RequestLimitExceeded or throttled
+ * DescribeBackupJob backs off with full jitter and drops this wait to the 1 s schedule for good, so
+ * a throttled account sheds load rather than amplifying it, and the freeze budget still ends every
+ * freeze. Concurrency is what discovery's start pacing (StartExecution at <= 300/s) and group waves
+ * make it: about start rate x freeze length, several hundred for an ungrouped fleet.
+ */
+export const SNAPSHOT_POLL: PollSchedule = { fastMs: 250, fastForMs: 5000, slowMs: 1000, jitter: 0.2 };
+/** DescribeBackupJob at most this often: it only detects a failed job. */
+export const JOB_CHECK_MS = 1000;
 
 export async function waitForSnapshots(
   clients: { ec2: Pick<EC2Client, 'send'>; backup: Pick<BackupClient, 'send'> },
@@ -242,11 +304,13 @@ export async function waitForSnapshots(
     status: SnapshotWaitResult['status'],
     snapshots: SnapshotWaitResult['snapshots'],
     jobState?: string,
+    jobStatusMessage?: string,
   ): SnapshotWaitResult => ({
     status,
     snapshots,
     missingVolumeIds: volumeIds.filter((v) => !snapshots.some((s) => s.volumeId === v)),
     ...(jobState ? { jobState } : {}),
+    ...(jobStatusMessage ? { jobStatusMessage: jobStatusMessage.slice(0, 500) } : {}),
     waitedMs: clock.now() - started,
   });
   if (!freeze || (freeze.status === 'frozen' && freeze.frozenAtMs === undefined)) {
@@ -260,23 +324,32 @@ export async function waitForSnapshots(
   let found: SnapshotWaitResult['snapshots'] = [];
   let jobState: string | undefined;
   let attempt = 0;
+  let throttled = false;
+  let jobCheckedAt = -Infinity;
   for (;;) {
     try {
       found = await startedSnapshots(clients.ec2, volumeIds, frozenAtMs);
       if (found.length === volumeIds.length) return result('started', found, jobState);
-      if (typeof backupJobId === 'string') {
+      if (typeof backupJobId === 'string' && clock.now() - jobCheckedAt >= JOB_CHECK_MS) {
+        jobCheckedAt = clock.now();
         const job = await clients.backup.send(new DescribeBackupJobCommand({ BackupJobId: backupJobId }));
         jobState = job.State;
-        if (jobState && FAILED_JOB_STATES.includes(jobState)) return result('job-failed', found, jobState);
+        if (jobState && FAILED_JOB_STATES.includes(jobState)) {
+          return result('job-failed', found, jobState, job.StatusMessage);
+        }
       }
       attempt = 0;
     } catch (err) {
       if (!isTransient(err)) throw err;
       attempt += 1;
+      throttled = true;
     }
     const remaining = deadline - clock.now();
     if (remaining <= 0) return result('budget-exceeded', found, jobState);
-    const delay = attempt > 0 ? SNAPSHOT_POLL_MS + backoffMs(attempt, 500, 4000, random) : SNAPSHOT_POLL_MS;
+    const delay =
+      attempt > 0
+        ? SNAPSHOT_POLL.slowMs + backoffMs(attempt, 500, 4000, random)
+        : pollDelayMs(SNAPSHOT_POLL, clock.now() - started, random, throttled);
     await clock.sleep(Math.min(delay, remaining));
   }
 }
@@ -370,11 +443,11 @@ export function parseProbeRequest(event: unknown): ProbeRequest {
       if (
         !Array.isArray(ids) ||
         ids.length === 0 ||
-        ids.length > 40 ||
+        ids.length > MAX_FREEZE_VOLUMES ||
         !ids.every((v) => typeof v === 'string' && VOLUME_ID.test(v))
       ) {
         throw new ProbeInputError(
-          `Invalid volumeIds: got ${JSON.stringify(ids)}; allowed: 1 to 40 ids of the form vol-<8 to 17 hex digits>.`,
+          `Invalid volumeIds: got ${JSON.stringify(ids)}; allowed: 1 to ${MAX_FREEZE_VOLUMES} ids of the form vol-<8 to 17 hex digits>.`,
         );
       }
       return {

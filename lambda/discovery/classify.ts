@@ -1,9 +1,11 @@
 import { type OptionsResult, parseInstanceOptions } from '../shared/instance-options';
 import type { FreezeFailurePolicy } from '../shared/options';
-import type { ExclusionReason } from '../shared/outcome';
+import { type ExclusionReason, MAX_FREEZE_VOLUMES } from '../shared/outcome';
 import type { InstanceOptions } from '../shared/workflow-input';
+import type { PlanEntry } from './fleet-plan';
 import type { FleetInstance } from './instances';
 import type { SsmReadiness } from './readiness';
+import { DEFAULT_MAX_STAGGER_SECONDS, type StaggerSettings } from './stagger';
 
 /**
  * What discovery does with one instance this window, and why. Pure: the same instance, SSM
@@ -79,6 +81,24 @@ export function decideFromEc2(
   return undefined;
 }
 
+/**
+ * An entry whose group wave would start beyond the workflow's stagger limit is excluded: started,
+ * its execution could time out while the instance is frozen. Undefined for every other entry.
+ */
+export function decideFromPlan(
+  entry: PlanEntry,
+  stagger: StaggerSettings,
+): Extract<Decision, { action: 'excluded' }> | undefined {
+  if (!entry.beyondStagger) return undefined;
+  const days = (stagger.maxStaggerSeconds ?? DEFAULT_MAX_STAGGER_SECONDS) / 86_400;
+  const limit = Number.isInteger(days) ? `${days} days` : `${(days * 24).toFixed(1)} hours`;
+  return {
+    action: 'excluded',
+    reason: 'stagger-limit',
+    detail: `Instance ${entry.instance.instanceId} is in group ${entry.group} of ${entry.beyondStagger.groupMembers} running members; at maxFrozenPerGroup=${stagger.maxFrozenPerGroup} its wave ${entry.wave} would start ${entry.times.startAt.toISOString()}, and waves more than ${limit} after the window are not scheduled. Raise maxFrozenPerGroup or split the group.`,
+  };
+}
+
 export function classify(
   instance: FleetInstance,
   ssm: SsmReadiness | undefined,
@@ -113,6 +133,14 @@ export function classify(
     };
   }
   if (ssm.platformType === 'Windows') platform = 'windows';
+  // Decided after SSM, which knows the platform for sure: Windows takes no volume list (VSS).
+  if (platform === 'linux' && instance.volumeIds.length > MAX_FREEZE_VOLUMES) {
+    return {
+      action: 'excluded',
+      reason: 'too-many-volumes',
+      detail: `Instance ${id} has ${instance.volumeIds.length} attached EBS volumes; the freeze document takes at most ${MAX_FREEZE_VOLUMES}, so it cannot be frozen. Detach volumes it does not need, or back it up with a plain AWS Backup plan.`,
+    };
+  }
   return {
     action: 'freeze',
     platform,

@@ -7,7 +7,7 @@ import { parseInstanceOptions } from '../shared/instance-options';
 import type { DiscoverySummary, ExcludedInstance, ExclusionReason, OutcomeSink } from '../shared/outcome';
 import { NAME_TAG } from '../shared/tags';
 import type { WorkflowInput } from '../shared/workflow-input';
-import { classify, type Decision, decideFromEc2, needsReadiness } from './classify';
+import { classify, type Decision, decideFromEc2, decideFromPlan, needsReadiness } from './classify';
 import { type StartResult, startExecution } from './fan-out';
 import { type PlanEntry, planFleet, type ResumePoint } from './fleet-plan';
 import { listOptedInInstances } from './instances';
@@ -250,7 +250,11 @@ export async function runDiscovery(
         (e) =>
           needsReadiness(e.instance) &&
           !doneEarlier.has(e.instance.instanceId) &&
-          !decideFromEc2(e.instance, parseInstanceOptions(e.instance.tags, settings.defaultOnFreezeFailure)),
+          !decideFromEc2(
+            e.instance,
+            parseInstanceOptions(e.instance.tags, settings.defaultOnFreezeFailure),
+          ) &&
+          !decideFromPlan(e, settings.stagger),
       )
       .map((e) => e.instance.instanceId),
     { ratePerSecond: settings.ssmRatePerSecond, concurrency: settings.ssmConcurrency, clock },
@@ -302,7 +306,8 @@ export async function runDiscovery(
     const instance = entry.instance;
     const parsed = parseInstanceOptions(instance.tags, settings.defaultOnFreezeFailure);
     // Readiness is only worth waiting for when EC2 alone does not already decide.
-    let decision: Decision | undefined = decideFromEc2(instance, parsed);
+    let decision: Decision | undefined =
+      decideFromEc2(instance, parsed) ?? decideFromPlan(entry, settings.stagger);
     if (!decision) {
       let ssm: SsmReadiness | undefined;
       try {

@@ -1,7 +1,14 @@
 import { isValidGroup, tagValue } from '../shared/instance-options';
 import { OPTION_TAGS } from '../shared/tags';
 import type { FleetInstance } from './instances';
-import { groupWaveTimes, type StaggerSettings, type StartWindow, ungroupedTimes, waveOf } from './stagger';
+import {
+  groupWaveTimes,
+  lastWave,
+  type StaggerSettings,
+  type StartWindow,
+  ungroupedTimes,
+  waveOf,
+} from './stagger';
 
 /**
  * The order in which a run handles its instances, and each one's place in its group's waves.
@@ -26,6 +33,11 @@ export interface PlanEntry {
   /** Slots used in this entry's group up to and including this entry (0 without a group). */
   readonly slotsThrough: number;
   readonly times: StartWindow;
+  /**
+   * Set when the entry's wave would start later than the workflow allows (maxStaggerSeconds after
+   * the window): the entry must not be started. `groupMembers` counts the group's slot holders.
+   */
+  readonly beyondStagger?: { readonly groupMembers: number };
 }
 
 /** Where the previous invocation of a run stopped: everything at or before `afterKey` is handled. */
@@ -57,6 +69,15 @@ export function planFleet(
   const keyed = instances.map((instance) => ({ instance, key: sortKey(instance) }));
   keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const boundaryGroup = resume ? groupOfKey(resume.afterKey) : undefined;
+  const last = lastWave(stagger);
+  // Counted over the whole listing, so an invocation resuming mid-group names the same size.
+  const members = new Map<string, number>();
+  for (const { instance } of keyed) {
+    const raw = tagValue(instance.tags, OPTION_TAGS.group);
+    if (raw !== undefined && isValidGroup(raw) && instance.state === 'running') {
+      members.set(raw, (members.get(raw) ?? 0) + 1);
+    }
+  }
   const entries: PlanEntry[] = [];
   let currentGroup: string | undefined;
   let slots = 0;
@@ -78,6 +99,7 @@ export function planFleet(
         wave,
         slotsThrough: slots,
         times: groupWaveTimes(window, wave, stagger),
+        ...(wave > last ? { beyondStagger: { groupMembers: members.get(group) ?? slots } } : {}),
       });
     } else {
       entries.push({

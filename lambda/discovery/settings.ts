@@ -3,6 +3,7 @@ import {
   checkStaggerSettings,
   DEFAULT_GROUP_SLACK_SECONDS,
   DEFAULT_MARGIN_SECONDS,
+  DEFAULT_MAX_STAGGER_SECONDS,
   DEFAULT_UNGROUPED_SLACK_SECONDS,
   type StaggerSettings,
 } from './stagger';
@@ -95,6 +96,8 @@ export function readSettings(env: Env): DiscoverySettings {
     groupSlackSeconds: int(env, 'GROUP_SLACK_SECONDS', 60, 86_400, DEFAULT_GROUP_SLACK_SECONDS),
     ungroupedSlackSeconds: int(env, 'UNGROUPED_SLACK_SECONDS', 60, 86_400, DEFAULT_UNGROUPED_SLACK_SECONDS),
     marginSeconds: int(env, 'WAVE_MARGIN_SECONDS', 0, 3600, DEFAULT_MARGIN_SECONDS),
+    // Step Functions' longest Standard execution is one year.
+    maxStaggerSeconds: int(env, 'MAX_STAGGER_SECONDS', 0, 31_536_000, DEFAULT_MAX_STAGGER_SECONDS),
   };
   const problems = checkStaggerSettings(stagger);
   if (problems.length > 0)

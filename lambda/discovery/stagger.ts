@@ -30,6 +30,13 @@ export interface StaggerSettings {
   readonly ungroupedSlackSeconds: number;
   /** Extra gap between waves for clock skew and the thaw. */
   readonly marginSeconds: number;
+  /**
+   * The latest a wave may start after the window: the workflow's execution timeout allows a
+   * startAt at most this long after the execution starts (lib/workflow.ts maxStagger), and an
+   * execution never starts before its window.
+   * @default DEFAULT_MAX_STAGGER_SECONDS
+   */
+  readonly maxStaggerSeconds?: number;
 }
 
 /** 15 minutes: a whole Lambda run, so every first-invocation start of wave 0 is on time. */
@@ -37,6 +44,11 @@ export const DEFAULT_GROUP_SLACK_SECONDS = 900;
 /** Instances without a group cannot collide with anyone; they only need protection from a stale command. */
 export const DEFAULT_UNGROUPED_SLACK_SECONDS = 3600;
 export const DEFAULT_MARGIN_SECONDS = 60;
+/**
+ * 14 days: the workflow's default maxStagger. The one source of that default: lib/workflow.ts uses
+ * it for the execution timeout and lib/discovery.ts passes it (or the deployment's value) here.
+ */
+export const DEFAULT_MAX_STAGGER_SECONDS = 14 * 86_400;
 
 /** Seconds between the starts of consecutive waves of one group. */
 export function waveSpacingSeconds(s: StaggerSettings): number {
@@ -51,6 +63,11 @@ export function waveOf(slot: number, maxFrozenPerGroup: number): number {
 export interface StartWindow {
   readonly startAt: Date;
   readonly notAfter: Date;
+}
+
+/** The last wave of a group that starts within maxStaggerSeconds of the window. */
+export function lastWave(s: StaggerSettings): number {
+  return Math.floor((s.maxStaggerSeconds ?? DEFAULT_MAX_STAGGER_SECONDS) / waveSpacingSeconds(s));
 }
 
 /** startAt/notAfter of a wave of a group. */
@@ -76,7 +93,7 @@ export function latestFrozenUntil(times: StartWindow, s: StaggerSettings): Date 
 /** Settings problems, as messages naming the value and what is allowed; empty when valid. */
 export function checkStaggerSettings(s: StaggerSettings): string[] {
   const problems: string[] = [];
-  const positive: (keyof StaggerSettings)[] = [
+  const positive: Exclude<keyof StaggerSettings, 'maxStaggerSeconds'>[] = [
     'maxFrozenPerGroup',
     'watchdogSeconds',
     'hookTimeoutSeconds',
@@ -89,6 +106,12 @@ export function checkStaggerSettings(s: StaggerSettings): string[] {
   }
   if (!Number.isInteger(s.marginSeconds) || s.marginSeconds < 0) {
     problems.push(`marginSeconds is ${s.marginSeconds}; allowed: a whole number of at least 0`);
+  }
+  if (
+    s.maxStaggerSeconds !== undefined &&
+    (!Number.isInteger(s.maxStaggerSeconds) || s.maxStaggerSeconds < 0)
+  ) {
+    problems.push(`maxStaggerSeconds is ${s.maxStaggerSeconds}; allowed: a whole number of at least 0`);
   }
   return problems;
 }

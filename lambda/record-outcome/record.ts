@@ -56,7 +56,8 @@ export async function recordOutcome(
   const warnings = [...decision.warnings];
 
   let recoveryPointTagged = false;
-  if (decision.verdict && decision.recoveryPointArn) {
+  // A job that failed leaves no recovery point to label.
+  if (decision.verdict && decision.recoveryPointArn && decision.outcome !== 'backup-job-failed') {
     try {
       await tagRecoveryPoint(deps.clients, decision.recoveryPointArn, decision.verdict);
       recoveryPointTagged = true;
@@ -85,6 +86,8 @@ export async function recordOutcome(
     ...(decision.verdict ? { verdict: decision.verdict } : {}),
     ...(decision.backupJobId ? { backupJobId: decision.backupJobId } : {}),
     ...(decision.recoveryPointArn ? { recoveryPointArn: decision.recoveryPointArn } : {}),
+    ...(decision.backupJobState ? { backupJobState: decision.backupJobState } : {}),
+    ...(decision.backupJobStatusMessage ? { backupJobStatusMessage: decision.backupJobStatusMessage } : {}),
     ...(decision.watchdogThawBy ? { watchdogThawBy: decision.watchdogThawBy } : {}),
     warnings,
     ...(decision.error ? { error: decision.error } : {}),

@@ -39,6 +39,7 @@ import {
   type Notification,
   PENDING_RUNS_INDEX,
   type OpenProblem,
+  outcomeEventId,
   type ProblemClass,
   type RunCounts,
   SEVERITY_RULES,
@@ -142,6 +143,7 @@ export function outcomeCounter(
     case 'skipped-freeze-failed':
       return 'skipped';
     case 'backup-start-failed':
+    case 'backup-job-failed':
     case 'thaw-failed':
       return 'failed';
   }
@@ -264,7 +266,7 @@ export class Notifier implements OutcomeSink {
         now,
       );
       if (notification)
-        await this.notifyProblem(notification, outcome.instanceName, outcome.executionArn, now);
+        await this.notifyProblem(notification, outcome.instanceName, outcomeEventId(outcome), now);
     } catch (err) {
       // Undo the mark and the count so the retry of this call redoes everything.
       await this.clients.dynamodb.send(

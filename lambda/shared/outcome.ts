@@ -15,7 +15,14 @@ export type OutcomeKind =
   /** StartBackupJob failed (after retries): no backup this window. */
   | 'backup-start-failed'
   /** The thaw failed after retries; the on-instance watchdog is the backstop. */
-  | 'thaw-failed';
+  | 'thaw-failed'
+  /**
+   * The backup job ended FAILED, ABORTED or EXPIRED while the filesystems were frozen, so there is
+   * no recovery point. Reported as the job failure it is (the same notification and event id
+   * job-events uses for that job state), not as a crash-consistent fallback: one alert, whichever
+   * of the two arrives first.
+   */
+  | 'backup-job-failed';
 
 export interface WorkflowOutcome {
   readonly schemaVersion: 1;
@@ -32,6 +39,10 @@ export interface WorkflowOutcome {
   readonly verdict?: ConsistencyVerdict;
   readonly backupJobId?: string;
   readonly recoveryPointArn?: string;
+  /** The job state that ended the job early (backup-job-failed), e.g. FAILED. */
+  readonly backupJobState?: string;
+  /** AWS Backup's status message for that state, when DescribeBackupJob gave one. */
+  readonly backupJobStatusMessage?: string;
   /** ISO-8601: when the on-instance watchdog thaws by itself (thaw-failed). */
   readonly watchdogThawBy?: string;
   /** Things that degraded without failing, e.g. the freeze budget ran out. */
@@ -40,6 +51,12 @@ export interface WorkflowOutcome {
   readonly error?: { readonly error: string; readonly cause: string };
 }
 
+/**
+ * The most volume ids the Freeze document accepts (its VolumeIds allowedPattern; lib/documents.ts
+ * refuses to render a pattern that disagrees). A Linux instance with more cannot be frozen.
+ */
+export const MAX_FREEZE_VOLUMES = 40;
+
 /** Why discovery left an instance out of a window. */
 export type ExclusionReason =
   | 'ssm-offline'
@@ -47,7 +64,11 @@ export type ExclusionReason =
   | 'no-ebs-volumes'
   | 'invalid-tag'
   | 'unsupported-state'
-  | 'unsupported-platform';
+  | 'unsupported-platform'
+  /** A running Linux instance with more than MAX_FREEZE_VOLUMES attached volumes. */
+  | 'too-many-volumes'
+  /** Its group's wave would start later than the workflow's longest allowed stagger. */
+  | 'stagger-limit';
 
 export interface ExcludedInstance {
   readonly instanceId: string;

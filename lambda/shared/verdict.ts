@@ -58,6 +58,8 @@ export interface SnapshotWaitResult {
   readonly missingVolumeIds: readonly string[];
   /** The backup job state last seen, when DescribeBackupJob answered. */
   readonly jobState?: string;
+  /** AWS Backup's status message with a failed job state (job-failed), when it gave one. */
+  readonly jobStatusMessage?: string;
   readonly waitedMs: number;
 }
 
@@ -203,6 +205,9 @@ export interface Decision {
   readonly warnings: readonly string[];
   readonly error?: { readonly error: string; readonly cause: string };
   readonly watchdogThawBy?: string;
+  /** backup-job-failed: the job state that ended it, and AWS Backup's status message. */
+  readonly backupJobState?: string;
+  readonly backupJobStatusMessage?: string;
   /** True when the run failed: the execution ends in a Fail state after the outcome is recorded. */
   readonly failed: boolean;
 }
@@ -248,6 +253,7 @@ function snapshotResult(value: unknown): SnapshotWaitResult | undefined {
     snapshots: Array.isArray(o.snapshots) ? (o.snapshots as SnapshotWaitResult['snapshots']) : [],
     missingVolumeIds: Array.isArray(o.missingVolumeIds) ? (o.missingVolumeIds as string[]) : [],
     jobState: str(o.jobState),
+    jobStatusMessage: str(o.jobStatusMessage),
     waitedMs: num(o.waitedMs) ?? 0,
   };
 }
@@ -402,7 +408,27 @@ export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, n
     const snapshotsError = stepError(facts.snapshotsError);
     const wait = snapshotResult(facts.snapshots);
     const targets = freeze?.targets.length ? freeze.targets.join(', ') : 'the data filesystems';
-    if (wait?.status === 'started') {
+    if (wait?.status === 'job-failed') {
+      // No recovery point will exist: this is a failed backup, not a crash-consistent one. The
+      // verdict stays (crash: the point in time was never fixed while frozen) so the notifier stores
+      // the job and job-events can match its final state to this run.
+      const state = wait.jobState ?? 'FAILED';
+      const why = `backup job ${job.backupJobId} ended ${state} while the filesystems were frozen, so there is no recovery point for this window${wait.jobStatusMessage ? ` (AWS Backup: ${wait.jobStatusMessage})` : ''}`;
+      decision = {
+        outcome: 'backup-job-failed',
+        consistency: 'none',
+        reason: `No backup this window: ${why}.`,
+        freezeMs,
+        verdict: { consistency: 'crash', reason: why, freezeMs },
+        backupJobId: job.backupJobId,
+        recoveryPointArn: job.recoveryPointArn,
+        backupJobState: state,
+        ...(wait.jobStatusMessage ? { backupJobStatusMessage: wait.jobStatusMessage } : {}),
+        warnings,
+        error: { error: 'BackupJobFailed', cause: why },
+        failed: true,
+      };
+    } else if (wait?.status === 'started') {
       const hooksOk = freeze?.hooksConfigured === true && freeze.failedHooks.length === 0;
       if (freeze?.failedHooks.length) {
         warnings.push(
@@ -423,8 +449,6 @@ export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, n
       else if (!wait) why = 'the snapshot wait returned no result';
       else if (wait.status === 'budget-exceeded') {
         why = `snapshots of ${wait.missingVolumeIds.join(', ') || 'some volumes'} had not started within the freeze budget of ${settings.freezeBudgetSeconds} s, so the filesystems were thawed first`;
-      } else if (wait.status === 'job-failed') {
-        why = `the backup job ended ${wait.jobState ?? 'FAILED'} before every snapshot started; the final job state is reported when AWS Backup publishes it`;
       } else why = `the freeze time could not be established (${wait.status})`;
       warnings.push(`Backed up crash-consistent: ${why}.`);
       decision = backedUp({ consistency: 'crash', reason: why, freezeMs });

@@ -5,7 +5,13 @@
  * the four promises, and the label must be honest.
  */
 
-import { buildOutcomeNotification, validateNotification } from '../../lambda/shared/notification';
+import {
+  buildOutcomeNotification,
+  outcomeEventId,
+  validateNotification,
+} from '../../lambda/shared/notification';
+import { DEFAULT_CONFIG } from '../../lib/config';
+import { workflowTimings } from '../../lib/workflow';
 import type { Fault, FaultPlan, RunReport, Scenario } from './sim';
 
 export const SCHEDULES = Number(process.env.FAULT_SCHEDULES ?? 2000);
@@ -121,17 +127,19 @@ export function violations(rep: RunReport, scenario: Scenario): string[] {
     if (!rep.thawSentAt.some((t) => t > firstFreeze)) broken.push('freeze sent without a thaw after it');
   }
   // 2. No thaw waits for the backup job: every thaw is sent long before the job completes, and the
-  //    first one within the freeze budget plus the time the freeze step itself may take.
+  //    first one within the freeze budget plus the time the freeze step itself may take: the probe
+  //    waits commandWaitSeconds for a freeze command it cannot see end (the generator keeps the
+  //    default hookTimeoutSeconds), plus 30 s for invocation retries.
   if (rep.jobCompletesAt !== undefined && rep.thawSentAt.some((t) => t >= (rep.jobCompletesAt as number))) {
     broken.push('a thaw waited for backup completion');
   }
   if (rep.frozenAt !== undefined && rep.thawSentAt.length > 0) {
     const firstThawAfterFreeze = rep.thawSentAt.find((t) => t >= (rep.frozenAt as number));
     const budgetMs = (scenario.freezeBudgetSeconds ?? 60) * 1000;
-    // Budget + start-job retries and timeouts + the probe's own timeout path.
+    const freezeStepMs = (workflowTimings(DEFAULT_CONFIG).commandWaitSeconds + 30) * 1000;
     if (
       firstThawAfterFreeze !== undefined &&
-      firstThawAfterFreeze - (rep.frozenAt as number) > budgetMs + 120_000
+      firstThawAfterFreeze - (rep.frozenAt as number) > budgetMs + freezeStepMs
     ) {
       broken.push(`thaw sent ${firstThawAfterFreeze - (rep.frozenAt as number)} ms after the freeze`);
     }
@@ -148,6 +156,17 @@ export function violations(rep: RunReport, scenario: Scenario): string[] {
     const degraded = o.outcome !== 'backed-up' || o.verdict?.consistency === 'crash' || o.warnings.length > 0;
     const n = buildOutcomeNotification(o, new Date(rep.endedAt));
     if (degraded && !n) broken.push(`outcome ${o.outcome} produced no notification`);
+    //    A job that failed while frozen is job-events' Major under job-events' event id, so the
+    //    later job event finds it published: one alert, not a Warning and then a Major.
+    if (o.outcome === 'backup-job-failed') {
+      if (scenario.jobFailsAfterMs === undefined) broken.push('backup-job-failed without a failing job');
+      if (n?.eventType !== 'backup-job-failed' || n.severity !== 'Major') {
+        broken.push(`backup-job-failed notified as ${n?.severity} ${n?.eventType}`);
+      }
+      if (outcomeEventId(o) !== `job:${o.backupJobId}:${o.backupJobState}`) {
+        broken.push(`backup-job-failed under event id ${outcomeEventId(o)}, not job-events' id`);
+      }
+    }
     if (n) {
       const problems = validateNotification(n);
       if (problems.length) broken.push(`invalid notification: ${problems.join('; ')}`);

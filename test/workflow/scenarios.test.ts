@@ -114,11 +114,16 @@ describe('the synthesized workflow, executed locally', () => {
     expect(r.imageTags['ConsistentBackup:Consistency']).toBe('crash');
   });
 
-  it('job FAILED while frozen: thaw at once, labelled crash', async () => {
+  it('job FAILED while frozen: thaw at once, a failed backup rather than a crash-consistent one', async () => {
     const r = await run('job FAILED');
     expectInvariants(r);
-    expect(r.recordOutput?.consistency).toBe('crash');
-    expect(r.recordOutput?.reason).toMatch(/FAILED/);
+    expect(r.outcomes.map((o) => o.outcome)).toEqual(['backup-job-failed']);
+    expect(r.outcomes[0]).toMatchObject({ backupJobState: 'FAILED', verdict: { consistency: 'crash' } });
+    expect(r.recordOutput?.consistency).toBe('none');
+    expect(r.recordOutput?.reason).toMatch(/ended FAILED while the filesystems were frozen/);
+    // No recovery point will exist: nothing to label, and the execution fails visibly.
+    expect(r.calls.filter((c) => c.op === 'ec2.CreateTags')).toEqual([]);
+    expect(r.status).toBe('FAILED');
     expect((r.thawedAt as number) - (r.jobStartedAt as number)).toBeLessThan(4000 + 2500);
   });
 

@@ -70,7 +70,7 @@ describe('workflow scenarios, executed locally, through the notifier', () => {
     ['freeze output unreadable', 'Warning crash-consistent-fallback'],
     ['nothing to freeze', 'Warning crash-consistent-fallback'],
     ['snapshots never start (budget)', 'Warning crash-consistent-fallback'],
-    ['job FAILED', 'Warning crash-consistent-fallback'],
+    ['job FAILED', 'Major backup-job-failed'],
     ['active job skip', 'Warning skipped-active-job'],
   ])('%s → %s', async (name, expected) => {
     const { published } = await scenario(name);
@@ -105,10 +105,11 @@ describe('workflow scenarios, executed locally, through the notifier', () => {
     expect(published[0].event.description).toContain('AwsVssComponents');
   });
 
-  it('job FAILED: when AWS Backup reports the final state, a Major backup-job-failed follows', async () => {
+  it('job FAILED while frozen: the later job event finds its Major already published, so one alert', async () => {
     const { run, h } = await scenario('job FAILED');
     const jobId = run.outcomes[0].backupJobId!;
-    await handleJobEvent(
+    expect(run.outcomes[0].outcome).toBe('backup-job-failed');
+    const result = await handleJobEvent(
       {
         'detail-type': 'Backup Job State Change',
         source: 'aws.backup',
@@ -116,10 +117,10 @@ describe('workflow scenarios, executed locally, through the notifier', () => {
       },
       { notifier: h.notifier, labelRecoveryPoint: async () => undefined, clock: h.now },
     );
-    expect(h.published.map((p) => described(expectValidPublish(p)))).toEqual([
-      'Warning crash-consistent-fallback',
-      'Major backup-job-failed',
-    ]);
+    // job-events handled the job (its final state is claimed) but had nothing new to publish.
+    expect(result).toMatchObject({ action: 'handled', state: 'FAILED', notifications: [] });
+    expect(h.published.map((p) => described(expectValidPublish(p)))).toEqual(['Major backup-job-failed']);
+    expect(expectValidPublish(h.published[0]).event.description).toContain(`Backup job ${jobId}`);
   });
 
   it('windows success, then VSS falls back at completion → recovery point relabelled crash, Warning vss-fallback', async () => {

@@ -96,6 +96,55 @@ describe('recordOutcome', () => {
     expect(s.outcomes[0].warnings.join()).toMatch(/InvalidAMIID.NotFound/);
   });
 
+  it('a job that failed while frozen: no label on the missing recovery point, the job state for the notifier', async () => {
+    ec2.on(CreateTagsCommand).resolves({});
+    const s = sink();
+    const frozenAtMs = Date.parse('2026-11-22T02:00:01Z');
+    const failedWhileFrozen = {
+      ...event,
+      state: {
+        ...event.state,
+        platform: 'linux',
+        freeze: {
+          succeeded: true,
+          status: 'Success',
+          stdout: JSON.stringify({ action: 'freeze', status: 'frozen', frozenAtMs, targets: [] }),
+        },
+        snapshots: {
+          status: 'job-failed',
+          jobState: 'EXPIRED',
+          jobStatusMessage: 'Start window passed',
+          snapshots: [],
+          missingVolumeIds: ['vol-0123456789abcdef0'],
+          waitedMs: 900,
+        },
+        thaw: {
+          result: {
+            succeeded: true,
+            status: 'Success',
+            stdout: JSON.stringify({ action: 'thaw', status: 'thawed', freezeMs: 1200 }),
+          },
+        },
+      },
+    };
+    const out = await recordOutcome(
+      failedWhileFrozen,
+      { sink: s, clients: { ec2: new EC2Client({}), backup: new BackupClient({}) }, settings },
+      new Date(frozenAtMs + 2000),
+    );
+    expect(out).toMatchObject({ outcome: 'backup-job-failed', consistency: 'none', failed: true });
+    expect(out.recoveryPointTagged).toBe(false);
+    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+    expect(s.outcomes[0]).toMatchObject({
+      outcome: 'backup-job-failed',
+      backupJobId: 'job-1',
+      backupJobState: 'EXPIRED',
+      backupJobStatusMessage: 'Start window passed',
+      verdict: { consistency: 'crash', freezeMs: 1200 },
+      warnings: [],
+    });
+  });
+
   it('rejects a state without an instance id, naming it', async () => {
     await expect(
       recordOutcome(

@@ -142,6 +142,36 @@ describe('decideVerdict', () => {
       NOW,
     );
     expect(failed.reason).toMatch(/ABORTED/);
+    // A failed job is a failed backup, not a crash-consistent one: no fallback warning, no label.
+    expect(failed).toMatchObject({
+      outcome: 'backup-job-failed',
+      consistency: 'none',
+      backupJobState: 'ABORTED',
+      verdict: { consistency: 'crash' },
+      error: { error: 'BackupJobFailed' },
+      failed: true,
+      warnings: [],
+    });
+    expect(failed.backupJobId).toBeTruthy();
+    const withMessage = decideVerdict(
+      linux({
+        snapshots: {
+          status: 'job-failed',
+          jobState: 'FAILED',
+          jobStatusMessage: 'Insufficient privileges',
+          snapshots: [],
+          missingVolumeIds: ['vol-1'],
+          waitedMs: 1,
+        },
+      }),
+      settings,
+      NOW,
+    );
+    expect(withMessage).toMatchObject({
+      backupJobState: 'FAILED',
+      backupJobStatusMessage: 'Insufficient privileges',
+    });
+    expect(withMessage.reason).toContain('AWS Backup: Insufficient privileges');
     const lost = decideVerdict(
       linux({ snapshots: undefined, snapshotsError: { Error: 'States.Timeout', Cause: '' } }),
       settings,
