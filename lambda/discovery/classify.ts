@@ -90,8 +90,14 @@ export function decideFromPlan(
   stagger: StaggerSettings,
 ): Extract<Decision, { action: 'excluded' }> | undefined {
   if (!entry.beyondStagger) return undefined;
-  const days = (stagger.maxStaggerSeconds ?? DEFAULT_MAX_STAGGER_SECONDS) / 86_400;
-  const limit = Number.isInteger(days) ? `${days} days` : `${(days * 24).toFixed(1)} hours`;
+  const seconds = stagger.maxStaggerSeconds ?? DEFAULT_MAX_STAGGER_SECONDS;
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
+  const limit =
+    seconds % 86_400 === 0
+      ? plural(seconds / 86_400, 'day')
+      : seconds % 3600 === 0
+        ? plural(seconds / 3600, 'hour')
+        : plural(seconds, 'second');
   return {
     action: 'excluded',
     reason: 'stagger-limit',

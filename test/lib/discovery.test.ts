@@ -2,13 +2,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { App, Stack, Validations } from 'aws-cdk-lib';
+import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readSettings } from '../../lambda/discovery/settings';
+import { DEFAULT_MAX_STAGGER_SECONDS } from '../../lambda/discovery/stagger';
 import { parseConfig } from '../../lib/config';
 import { Discovery } from '../../lib/discovery';
 import { Notifications } from '../../lib/notifications';
@@ -106,6 +107,24 @@ describe('Discovery construct', () => {
     expect(settings.stagger.maxFrozenPerGroup).toBe(2);
     expect(settings.optInTagKey).toBe('Backup');
     expect(settings.startBurst).toBe(1300);
+    // The stagger limit the workflow's execution timeout allows by default.
+    expect(vars.MAX_STAGGER_SECONDS).toBe(String(DEFAULT_MAX_STAGGER_SECONDS));
+    expect(settings.stagger.maxStaggerSeconds).toBe(DEFAULT_MAX_STAGGER_SECONDS);
+  });
+
+  it("passes the workflow's stagger limit to the function", () => {
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const stack = new Stack(app, 'Stagger');
+    const config = parseConfig({});
+    const vault = new Vault(stack, 'Vault', { config });
+    const notifications = new Notifications(stack, 'Notifications', { config, vault });
+    const stateMachine = new sfn.StateMachine(stack, 'Workflow', {
+      definitionBody: sfn.DefinitionBody.fromChainable(new sfn.Pass(stack, 'Stand-in')),
+    });
+    new Discovery(stack, 'Discovery', { config, stateMachine, notifications, maxStagger: Duration.days(3) });
+    Template.fromStack(stack).hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ MAX_STAGGER_SECONDS: String(3 * 86_400) }) },
+    });
   });
 
   it('allows the two list actions on "*", StartExecution only on the workflow, and invoking only itself', () => {

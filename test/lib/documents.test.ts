@@ -4,11 +4,14 @@ import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
+import { MAX_FREEZE_VOLUMES } from '../../lambda/shared/outcome';
 import { DEFAULT_CONFIG, parseConfig } from '../../lib/config';
 import {
   DOCUMENT_FILES,
   DOCUMENTS_DIR,
   type DocumentKey,
+  COMMAND_STEP_MAX_SECONDS,
+  commandStepSeconds,
   DocumentRenderError,
   Documents,
   MAX_DOCUMENT_BYTES,
@@ -146,6 +149,63 @@ describe('renderDocument', () => {
       fs.appendFileSync(path.join(dir, 'scripts', 'thaw.sh'), '# {{ ssm:/secret }}\n');
       expect(() => renderDocument('thaw', DEFAULT_CONFIG, dir)).toThrow(DocumentRenderError);
       expect(() => renderDocument('thaw', DEFAULT_CONFIG, dir)).toThrow(/thaw.sh contains "\{\{"/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('limits shared with the workflow', () => {
+  it('runs the freeze and the thaw at most two hook timeouts plus a minute, capped, per the config', () => {
+    for (const hookTimeoutSeconds of [1, 30, 200, 330, 600]) {
+      const config = parseConfig({ hookTimeoutSeconds });
+      const expected = Math.min(2 * hookTimeoutSeconds + 60, COMMAND_STEP_MAX_SECONDS);
+      expect(commandStepSeconds(config)).toBe(expected);
+      expect(renderDocument('freeze', config).mainSteps[0].inputs.timeoutSeconds).toBe(expected);
+      expect(renderDocument('thaw', config).mainSteps[0].inputs.timeoutSeconds).toBe(expected);
+    }
+    // Preflight and the Windows readiness check keep their own limits from the YAML.
+    expect(renderDocument('preflight', DEFAULT_CONFIG).mainSteps[0].inputs.timeoutSeconds).toBe(120);
+  });
+
+  it('accepts exactly MAX_FREEZE_VOLUMES volume ids, the limit discovery and the probe enforce', () => {
+    const ids = (n: number) =>
+      Array.from({ length: n }, (_, i) => `vol-${String(i).padStart(17, '0')}`).join(',');
+    for (const key of ['freeze', 'preflight'] as const) {
+      const pattern = new RegExp(renderDocument(key, DEFAULT_CONFIG).parameters.VolumeIds.allowedPattern);
+      expect(pattern.test(ids(MAX_FREEZE_VOLUMES)), key).toBe(true);
+      expect(pattern.test(ids(MAX_FREEZE_VOLUMES + 1)), key).toBe(false);
+    }
+  });
+
+  it('refuses a VolumeIds pattern that disagrees with MAX_FREEZE_VOLUMES, naming the limit', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-docs-'));
+    try {
+      fs.cpSync(DOCUMENTS_DIR, dir, { recursive: true });
+      const file = path.join(dir, 'freeze.yml');
+      const yml = fs.readFileSync(file, 'utf8');
+      expect(yml).toContain('(,vol-[0-9a-f]{8,17}){0,39}$');
+      fs.writeFileSync(file, yml.replace('(,vol-[0-9a-f]{8,17}){0,39}$', '(,vol-[0-9a-f]{8,17}){0,49}$'));
+      expect(() => renderDocument('freeze', DEFAULT_CONFIG, dir)).toThrow(
+        `the allowedPattern of VolumeIds must accept at most ${MAX_FREEZE_VOLUMES} entries`,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a config-derived step timeout above the YAML ceiling', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-docs-'));
+    try {
+      fs.cpSync(DOCUMENTS_DIR, dir, { recursive: true });
+      const file = path.join(dir, 'thaw.yml');
+      fs.writeFileSync(
+        file,
+        fs.readFileSync(file, 'utf8').replace('timeoutSeconds: 900', 'timeoutSeconds: 100'),
+      );
+      expect(() => renderDocument('thaw', DEFAULT_CONFIG, dir)).toThrow(
+        'step thaw would run 120 s, above its timeoutSeconds 100',
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -2,7 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { REQUIRED_INPUT, STATE } from '../../lib/workflow';
+import { DEFAULT_MAX_STAGGER_SECONDS } from '../../lambda/discovery/stagger';
+import { commandStepSeconds, renderDocument } from '../../lib/documents';
+import { COMMAND_REPORT_MARGIN_SECONDS, REQUIRED_INPUT, STATE } from '../../lib/workflow';
 import { nagFindings } from '../helpers/app';
 import {
   allStates,
@@ -177,6 +179,35 @@ describe('Workflow construct', () => {
       // …and not absurdly above it.
       expect(w.asl.TimeoutSeconds).toBeLessThan(worst * 2);
     }
+  });
+
+  it('waits for the freeze and the thaw command longer than the instance may run them', () => {
+    for (const w of [
+      s,
+      synthWorkflow({ hookTimeoutSeconds: 1 }),
+      synthWorkflow({ hookTimeoutSeconds: 600 }),
+    ]) {
+      const step = renderDocument('freeze', w.config).mainSteps[0].inputs.timeoutSeconds;
+      expect(step).toBe(commandStepSeconds(w.config));
+      expect(renderDocument('thaw', w.config).mainSteps[0].inputs.timeoutSeconds).toBe(step);
+      const probeTimeout = w.template.toJSON().Resources[
+        w.stack.getLogicalId(w.workflow.probe.node.defaultChild as never)
+      ].Properties.Timeout as number;
+      for (const name of [STATE.freeze, STATE.waitThaw]) {
+        const task = allStates(w.asl).find((x) => x.name === name)?.state;
+        const wait = task?.Parameters?.timeoutSeconds as number;
+        // Delivery (30 s), the document's own limit, then time for the agent to report.
+        expect(wait, name).toBeGreaterThanOrEqual(30 + step + COMMAND_REPORT_MARGIN_SECONDS);
+        // The probe invocation and the task outlast the wait, so the probe reports WaitTimedOut itself.
+        expect(probeTimeout, name).toBeGreaterThan(wait);
+        expect(task?.TimeoutSeconds, name).toBeGreaterThan(wait);
+      }
+      expect(probeTimeout).toBeLessThanOrEqual(900);
+    }
+  });
+
+  it('defaults its stagger limit to the one discovery enforces', () => {
+    expect(s.workflow.maxStagger.toSeconds()).toBe(DEFAULT_MAX_STAGGER_SECONDS);
   });
 
   it('starts with the stagger wait and uses the execution name as the idempotency token', () => {

@@ -5,14 +5,19 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   activeJobs,
+  COMMAND_POLL,
   type Clock,
   freeze,
   isTransient,
+  JOB_CHECK_MS,
   parseProbeRequest,
   ProbeInputError,
+  pollDelayMs,
+  SNAPSHOT_POLL,
   waitForCommand,
   waitForSnapshots,
 } from '../../../lambda/backup-probe/probe';
+import { MAX_FREEZE_VOLUMES } from '../../../lambda/shared/outcome';
 
 const ssm = mockClient(SSMClient);
 const backup = mockClient(BackupClient);
@@ -181,6 +186,77 @@ describe('freeze', () => {
   });
 });
 
+describe('poll schedules', () => {
+  it('polls snapshots every 250 ms for the first 5 s, then every second, each within ±20 %', () => {
+    expect(SNAPSHOT_POLL).toEqual({ fastMs: 250, fastForMs: 5000, slowMs: 1000, jitter: 0.2 });
+    expect(pollDelayMs(SNAPSHOT_POLL, 0, half)).toBe(250);
+    expect(pollDelayMs(SNAPSHOT_POLL, 4999, half)).toBe(250);
+    expect(pollDelayMs(SNAPSHOT_POLL, 5000, half)).toBe(1000);
+    expect(pollDelayMs(SNAPSHOT_POLL, 0, () => 0)).toBe(200);
+    expect(pollDelayMs(SNAPSHOT_POLL, 0, () => 0.999999)).toBe(300);
+    expect(pollDelayMs(SNAPSHOT_POLL, 60_000, () => 0)).toBe(800);
+    expect(pollDelayMs(SNAPSHOT_POLL, 60_000, () => 0.999999)).toBe(1200);
+    // After a throttle the wait never returns to the fast schedule.
+    expect(pollDelayMs(SNAPSHOT_POLL, 0, half, true)).toBe(1000);
+  });
+
+  it('polls commands every 200 ms for the first 2 s, then every 400 ms', () => {
+    expect(pollDelayMs(COMMAND_POLL, 0, half)).toBe(200);
+    expect(pollDelayMs(COMMAND_POLL, 1999, half)).toBe(200);
+    expect(pollDelayMs(COMMAND_POLL, 2000, half)).toBe(400);
+  });
+
+  it('a waiting command is polled at the fast schedule first, InvocationDoesNotExist included', async () => {
+    ssm
+      .on(GetCommandInvocationCommand)
+      .rejectsOnce(sdkError('InvocationDoesNotExist'))
+      .resolves({ Status: 'InProgress' });
+    const clock = fakeClock();
+    await waitForCommand(
+      new SSMClient({}),
+      clock,
+      { command: { Command: { CommandId: 'c1' } }, instanceId: 'i-0123456789abcdef0', timeoutSeconds: 3 },
+      half,
+    );
+    expect(clock.sleeps.slice(0, 10)).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200, 200]);
+    expect(clock.sleeps.slice(10, 12)).toEqual([400, 400]);
+  });
+
+  it('waits for snapshots on the schedule, asks for the job at most once a second, and slows down for good after a throttle', async () => {
+    let snapshotCalls = 0;
+    ec2.on(DescribeSnapshotsCommand).callsFake(() => {
+      snapshotCalls += 1;
+      if (snapshotCalls === 30) throw sdkError('RequestLimitExceeded');
+      return { Snapshots: [] };
+    });
+    backup.on(DescribeBackupJobCommand).resolves({ State: 'RUNNING' });
+    const clock = fakeClock(FROZEN_AT);
+    const r = await waitForSnapshots(
+      { ec2: new EC2Client({}), backup: new BackupClient({}) },
+      clock,
+      {
+        volumeIds: ['vol-0123456789abcdef0'],
+        freeze: freezeResult(),
+        backupJob: { BackupJobId: 'job-1' },
+        freezeBudgetSeconds: 60,
+        thawMarginSeconds: 3,
+      },
+      half,
+    );
+    expect(r.status).toBe('budget-exceeded');
+    // 5 s of 250 ms polls, then 1 s polls.
+    expect(clock.sleeps.slice(0, 20)).toEqual(Array(20).fill(250));
+    expect(clock.sleeps.slice(20, 29)).toEqual(Array(9).fill(1000));
+    // The 30th poll was throttled: a backoff, then 1 s polls only.
+    expect(clock.sleeps[29]).toBeGreaterThan(1000);
+    expect(clock.sleeps.slice(30, -1).every((ms) => ms === 1000)).toBe(true);
+    // DescribeBackupJob: once at the start, then no more than once per JOB_CHECK_MS.
+    const jobCalls = backup.commandCalls(DescribeBackupJobCommand).length;
+    expect(jobCalls).toBeLessThanOrEqual(Math.ceil(r.waitedMs / JOB_CHECK_MS) + 1);
+    expect(jobCalls).toBeLessThan(snapshotCalls - 10);
+  });
+});
+
 describe('waitForSnapshots', () => {
   const clients = () => ({ ec2: new EC2Client({}), backup: new BackupClient({}) });
   const request = {
@@ -303,6 +379,26 @@ describe('parseProbeRequest', () => {
         timeoutSeconds: 60,
       }),
     ).toThrow(/Invalid include: got "\/data;rm -rf \/"/);
+  });
+
+  it('takes as many volume ids as the freeze document does, and no more', () => {
+    const freezeEvent = (n: number) => ({
+      action: 'freeze',
+      documentName: 'Doc',
+      instanceId: 'i-0123456789abcdef0',
+      executionId: 'x',
+      volumeIds: Array.from({ length: n }, (_, i) => `vol-${String(i).padStart(17, '0')}`),
+      notAfter: '2026-11-22T02:15:00Z',
+      watchdogSeconds: 90,
+      hookTimeoutSeconds: 30,
+      include: '',
+      exclude: '',
+      timeoutSeconds: 60,
+    });
+    expect(parseProbeRequest(freezeEvent(MAX_FREEZE_VOLUMES))).toMatchObject({ action: 'freeze' });
+    expect(() => parseProbeRequest(freezeEvent(MAX_FREEZE_VOLUMES + 1))).toThrow(
+      `allowed: 1 to ${MAX_FREEZE_VOLUMES} ids`,
+    );
   });
 
   it('classifies throttling and 5xx as transient, access errors as permanent', () => {

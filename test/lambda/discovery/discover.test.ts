@@ -247,6 +247,49 @@ describe('discovery: a mixed fleet', () => {
     });
   });
 
+  it('excludes a Linux instance with too many volumes and group members past the stagger limit, without starting them', async () => {
+    const volumes = (n: number) => Array.from({ length: n }, (_, i) => `vol-${String(i).padStart(17, '0')}`);
+    const instances: FakeInstance[] = [
+      { id: 'i-00000000000000001', volumes: volumes(41) },
+      { id: 'i-00000000000000002', volumes: volumes(40) },
+      {
+        id: 'i-00000000000000003',
+        platform: 'windows',
+        volumes: volumes(41),
+        ssm: { ping: 'Online', platformType: 'Windows' },
+      },
+      ...['4', '5', '6', '7'].map((n) => ({
+        id: `i-0000000000000000${n}`,
+        tags: { 'ConsistentBackup:Group': 'db' },
+      })),
+    ];
+    fake = new FakeAws(instances.map((f) => ({ ...f, tags: { ConsistentBackup: 'enabled', ...f.tags } })));
+    const sink = new RecordingSink();
+    const log = new RecordingLog();
+    // Waves are 18 min apart: with a 40 min limit, waves 0-2 of group db are scheduled, wave 3 is not.
+    const settings = testSettings({ stagger: { ...testSettings().stagger, maxStaggerSeconds: 2400 } });
+    const result = await runDiscovery(EVENT, plentyOfTime, deps(sink, log, settings));
+
+    expect([...inputs(fake).keys()].sort()).toEqual([
+      'i-00000000000000002',
+      'i-00000000000000003',
+      'i-00000000000000004',
+      'i-00000000000000005',
+      'i-00000000000000006',
+    ]);
+    // The last member started is in wave 2, 36 min after the window: within the 40 min limit.
+    expect(inputs(fake).get('i-00000000000000006')?.startAt).toBe('2026-11-22T02:36:00.000Z');
+    const reasons = Object.fromEntries(result.excluded.map((e) => [e.instanceId, e.reason]));
+    expect(reasons).toEqual({
+      'i-00000000000000001': 'too-many-volumes',
+      'i-00000000000000007': 'stagger-limit',
+    });
+    expect(result.excluded.find((e) => e.reason === 'stagger-limit')?.detail).toContain(
+      'group db of 4 running members; at maxFrozenPerGroup=1 its wave 3 would start 2026-11-22T02:54:00.000Z',
+    );
+    expect(sink.discoveries[0].summary.excluded).toEqual({ 'too-many-volumes': 1, 'stagger-limit': 1 });
+  });
+
   it('names executions <instanceId>-<window> and starts nothing new when the window runs again', async () => {
     fake = new FakeAws(mixed);
     await runDiscovery(EVENT, plentyOfTime, deps(new RecordingSink(), new RecordingLog()));

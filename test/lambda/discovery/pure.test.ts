@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classify } from '../../../lambda/discovery/classify';
+import { classify, decideFromPlan } from '../../../lambda/discovery/classify';
 import { planFleet, sortKey } from '../../../lambda/discovery/fleet-plan';
 import { type FleetInstance, toFleetInstance } from '../../../lambda/discovery/instances';
 import {
@@ -11,7 +11,9 @@ import {
 } from '../../../lambda/discovery/rate';
 import { defaultStartQuota, readSettings, SettingsError } from '../../../lambda/discovery/settings';
 import {
+  DEFAULT_MAX_STAGGER_SECONDS,
   groupWaveTimes,
+  lastWave,
   latestFrozenUntil,
   type StaggerSettings,
   ungroupedTimes,
@@ -24,6 +26,7 @@ import {
   windowStamp,
 } from '../../../lambda/discovery/window';
 import { parseInstanceOptions, parsePaths } from '../../../lambda/shared/instance-options';
+import { MAX_FREEZE_VOLUMES } from '../../../lambda/shared/outcome';
 
 const WINDOW = new Date('2026-11-22T02:00:00Z');
 
@@ -191,6 +194,43 @@ describe('group staggering', () => {
     expect(plan[3].times.startAt.toISOString()).toBe('2026-11-22T02:18:00.000Z');
   });
 
+  it('schedules no wave later than the stagger limit: 1,121 waves fit in 14 days at 18 min apart', () => {
+    expect(DEFAULT_MAX_STAGGER_SECONDS).toBe(14 * 86_400);
+    expect(lastWave(base)).toBe(1120);
+    const members = Array.from({ length: 1125 }, (_, i) =>
+      instance(`i-${String(i).padStart(17, '0')}`, {}, { 'ConsistentBackup:Group': 'web' }),
+    );
+    const plan = planFleet(members, WINDOW, base);
+    const over = plan.filter((e) => e.beyondStagger);
+    expect(over.map((e) => e.wave)).toEqual([1121, 1122, 1123, 1124]);
+    expect(over.every((e) => e.beyondStagger?.groupMembers === 1125)).toBe(true);
+    const lastScheduled = plan.find((e) => e.wave === 1120);
+    expect(lastScheduled?.beyondStagger).toBeUndefined();
+    expect(lastScheduled?.times.startAt.getTime()).toBe(WINDOW.getTime() + 14 * 86_400_000);
+    // Two per wave halves the waves: everyone fits.
+    expect(planFleet(members, WINDOW, { ...base, maxFrozenPerGroup: 2 }).some((e) => e.beyondStagger)).toBe(
+      false,
+    );
+  });
+
+  it('excludes the overflow as stagger-limit, naming the group, its size, the setting and the limit', () => {
+    const small = { ...base, maxStaggerSeconds: 3600 };
+    // 3600 / 1080: waves 0-3 start within the hour.
+    const members = ['i-a', 'i-b', 'i-c', 'i-d', 'i-e', 'i-f'].map((id) =>
+      instance(id, {}, { 'ConsistentBackup:Group': 'db' }),
+    );
+    const plan = planFleet(members, WINDOW, small);
+    const decisions = plan.map((e) => decideFromPlan(e, small));
+    expect(decisions.slice(0, 4)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(decisions[4]).toMatchObject({ action: 'excluded', reason: 'stagger-limit' });
+    expect(decisions[4]?.detail).toBe(
+      'Instance i-e is in group db of 6 running members; at maxFrozenPerGroup=1 its wave 4 would start 2026-11-22T03:12:00.000Z, and waves more than 1 hour after the window are not scheduled. Raise maxFrozenPerGroup or split the group.',
+    );
+    const resumed = planFleet(members, WINDOW, small, { afterKey: plan[3].key, boundarySlots: 4 });
+    expect(resumed.map((e) => decideFromPlan(e, small)?.reason)).toEqual(['stagger-limit', 'stagger-limit']);
+    expect(resumed[0].beyondStagger).toEqual({ groupMembers: 6 });
+  });
+
   it('resumes with the same waves after a cursor that splits a group', () => {
     const members = Array.from({ length: 9 }, (_, i) =>
       instance(`i-${i}`, {}, { 'ConsistentBackup:Group': i < 6 ? 'a' : 'b' }),
@@ -228,6 +268,30 @@ describe('classification', () => {
     expect(stopped).toMatchObject({ action: 'no-freeze', platform: 'windows' });
     const running = classify(instance('i-2'), { pingStatus: 'Online', platformType: 'Windows' }, 'skip');
     expect(running).toMatchObject({ action: 'freeze', platform: 'windows' });
+  });
+
+  it('excludes a running Linux instance with more volumes than the freeze document takes', () => {
+    const volumes = (n: number) => Array.from({ length: n }, (_, i) => `vol-${String(i).padStart(17, '0')}`);
+    const online = { pingStatus: 'Online', platformType: 'Linux' } as const;
+    expect(
+      classify(instance('i-1', { volumeIds: volumes(MAX_FREEZE_VOLUMES) }), online, 'skip'),
+    ).toMatchObject({
+      action: 'freeze',
+    });
+    const tooMany = classify(instance('i-1', { volumeIds: volumes(MAX_FREEZE_VOLUMES + 1) }), online, 'skip');
+    expect(tooMany).toMatchObject({ action: 'excluded', reason: 'too-many-volumes' });
+    expect(tooMany.action === 'excluded' && tooMany.detail).toContain(
+      `has ${MAX_FREEZE_VOLUMES + 1} attached EBS volumes; the freeze document takes at most ${MAX_FREEZE_VOLUMES}`,
+    );
+    // Windows takes no volume list, and a stopped instance is not frozen.
+    const windows = { pingStatus: 'Online', platformType: 'Windows' } as const;
+    expect(classify(instance('i-2', { volumeIds: volumes(60) }), windows, 'skip')).toMatchObject({
+      action: 'freeze',
+      platform: 'windows',
+    });
+    expect(
+      classify(instance('i-3', { state: 'stopped', volumeIds: volumes(60) }), undefined, 'skip'),
+    ).toMatchObject({ action: 'no-freeze' });
   });
 
   it('keeps only attached volumes from the block device mappings', () => {
@@ -314,6 +378,14 @@ describe('settings', () => {
     WATCHDOG_SECONDS: '90',
     HOOK_TIMEOUT_SECONDS: '30',
   };
+
+  it('reads the stagger limit, defaulting to the workflow default, and names a bad value', () => {
+    expect(readSettings(env).stagger.maxStaggerSeconds).toBe(DEFAULT_MAX_STAGGER_SECONDS);
+    expect(readSettings({ ...env, MAX_STAGGER_SECONDS: '86400' }).stagger.maxStaggerSeconds).toBe(86_400);
+    expect(() => readSettings({ ...env, MAX_STAGGER_SECONDS: '2w' })).toThrow(
+      'Invalid environment variable MAX_STAGGER_SECONDS: got "2w"; allowed: a whole number from 0 to 31536000.',
+    );
+  });
 
   it('defaults the StartExecution pace to the documented quota of the region', () => {
     expect(readSettings(env)).toMatchObject({
