@@ -4,9 +4,9 @@
  * - `freeze`: send the freeze document and wait for it (below). It is sent from here rather than by
  *   a Step Functions SendCommand task because the document takes the volume ids as one
  *   comma-separated string and ASL has no intrinsic to join an array.
- * - `waitForCommand`: poll a Run Command invocation to its end at sub-second intervals, absorbing the
- *   InvocationDoesNotExist race, so the freeze is noticed within ~0.5 s instead of a 1 s Wait loop
- *   that costs three state transitions per turn.
+ * - `waitForCommand`: poll a Run Command invocation to its end at sub-second intervals (COMMAND_POLL),
+ *   absorbing the InvocationDoesNotExist race, so the freeze is noticed within ~0.2 s instead of a
+ *   1 s Wait loop that costs three state transitions per turn.
  * - `waitForSnapshots`: while frozen, poll until every attached volume has a snapshot that started
  *   at or after the freeze, the job fails, or the freeze budget runs out.
  * Every result is small, typed and always well-formed, so the state machine never meets a missing
