@@ -11,7 +11,13 @@
  */
 
 import type { Consistency, ConsistencyVerdict } from './consistency';
-import type { DiscoverySummary, ExcludedInstance, ExclusionReason, WorkflowOutcome } from './outcome';
+import {
+  type DiscoverySummary,
+  type ExcludedInstance,
+  type ExclusionReason,
+  MAX_FREEZE_VOLUMES,
+  type WorkflowOutcome,
+} from './outcome';
 
 export const NOTIFICATION_SCHEMA = 'ec2-consistent-backup.notification';
 export const NOTIFICATION_SCHEMA_VERSION = 1;
@@ -578,8 +584,7 @@ const EXCLUSION_ADVICE: Readonly<Record<ExclusionReason, string>> = {
   'unsupported-state':
     'Instances are backed up only when running or stopped; this clears once the instance settles.',
   'unsupported-platform': 'Only Linux and Windows instances are supported; remove the opt-in tag.',
-  'too-many-volumes':
-    'Detach volumes this backup does not need, or back the instance up with a plain AWS Backup plan (crash-consistent); the freeze document takes at most 40 volumes.',
+  'too-many-volumes': `Detach volumes this backup does not need, or back the instance up with a plain AWS Backup plan (crash-consistent); the freeze document takes at most ${MAX_FREEZE_VOLUMES} volumes.`,
   'stagger-limit':
     "Raise maxFrozenPerGroup or split the group (ConsistentBackup:Group tag) so that every wave starts within the workflow's stagger limit.",
 };

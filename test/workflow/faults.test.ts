@@ -17,6 +17,7 @@ describe('fault injection over the synthesized workflow', () => {
       consistent: 0,
       none: 0,
       lastResort: 0,
+      jobFailedWhileFrozen: 0,
       faultsInjected: 0,
     };
     for (let seed = 1; seed <= SCHEDULES; seed += 1) {
@@ -29,6 +30,7 @@ describe('fault injection over the synthesized workflow', () => {
       if (rep.frozenAt !== undefined) tally.frozen += 1;
       if (rep.outcomes[0]?.outcome === 'thaw-failed') tally.thawFailed += 1;
       if (rep.publishes.length) tally.lastResort += 1;
+      if (rep.outcomes[0]?.outcome === 'backup-job-failed') tally.jobFailedWhileFrozen += 1;
       const c = rep.recordOutput?.consistency;
       if (c === 'crash') tally.crash += 1;
       else if (c === 'application' || c === 'filesystem') tally.consistent += 1;
@@ -43,6 +45,7 @@ describe('fault injection over the synthesized workflow', () => {
     expect(tally.crash).toBeGreaterThan(0);
     expect(tally.consistent).toBeGreaterThan(0);
     expect(tally.lastResort).toBeGreaterThan(0);
+    expect(tally.jobFailedWhileFrozen).toBeGreaterThan(0);
     expect(tally.faultsInjected).toBeGreaterThan(SCHEDULES);
   }, 300_000);
 });
