@@ -105,6 +105,25 @@ export function decideFromPlan(
   };
 }
 
+/**
+ * The whole decision for a planned entry, in the order discovery makes it: EC2 alone, then the
+ * entry's place in its group's waves, then SSM readiness. The dry-run plan calls this; the Lambda
+ * makes the same three steps separately so that it only waits for SSM when it must.
+ */
+export function decideEntry(
+  entry: PlanEntry,
+  ssm: SsmReadiness | undefined,
+  defaultOnFreezeFailure: FreezeFailurePolicy,
+  stagger: StaggerSettings,
+): Decision {
+  const parsed = parseInstanceOptions(entry.instance.tags, defaultOnFreezeFailure);
+  return (
+    decideFromEc2(entry.instance, parsed) ??
+    decideFromPlan(entry, stagger) ??
+    classify(entry.instance, ssm, defaultOnFreezeFailure, parsed)
+  );
+}
+
 export function classify(
   instance: FleetInstance,
   ssm: SsmReadiness | undefined,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classify, decideFromPlan } from '../../../lambda/discovery/classify';
+import { classify, decideEntry, decideFromPlan } from '../../../lambda/discovery/classify';
 import { planFleet, sortKey } from '../../../lambda/discovery/fleet-plan';
 import { type FleetInstance, toFleetInstance } from '../../../lambda/discovery/instances';
 import {
@@ -226,6 +226,26 @@ describe('group staggering', () => {
     expect(decisions[4]?.detail).toBe(
       'Instance i-e is in group db of 6 running members; at maxFrozenPerGroup=1 its wave 4 would start 2026-11-22T03:12:00.000Z, and waves more than 1 hour after the window are not scheduled. Raise maxFrozenPerGroup or split the group.',
     );
+    // The dry run decides alike; an EC2 exclusion still comes first.
+    const online = { pingStatus: 'Online', platformType: 'Linux' } as const;
+    expect(plan.map((e) => decideEntry(e, online, 'skip', small).action)).toEqual([
+      'freeze',
+      'freeze',
+      'freeze',
+      'freeze',
+      'excluded',
+      'excluded',
+    ]);
+    const noEbs = planFleet(
+      [
+        ...members.slice(0, 4),
+        instance('i-e', { rootDeviceType: 'instance-store' }, { 'ConsistentBackup:Group': 'db' }),
+      ],
+      WINDOW,
+      small,
+    );
+    expect(noEbs[4].beyondStagger).toBeDefined();
+    expect(decideEntry(noEbs[4], online, 'skip', small)).toMatchObject({ reason: 'no-ebs-volumes' });
     const resumed = planFleet(members, WINDOW, small, { afterKey: plan[3].key, boundarySlots: 4 });
     expect(resumed.map((e) => decideFromPlan(e, small)?.reason)).toEqual(['stagger-limit', 'stagger-limit']);
     expect(resumed[0].beyondStagger).toEqual({ groupMembers: 6 });
