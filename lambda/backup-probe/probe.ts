@@ -274,17 +274,19 @@ export interface WaitForSnapshotsRequest {
  *
  * Request rate. Each poll is one DescribeSnapshots (one page: the volume filter returns a few
  * snapshots per volume); DescribeBackupJob is asked at most once a second (JOB_CHECK_MS), since a
- * failed job only ends the wait early. One freeze therefore makes at most 20 + 1/s DescribeSnapshots
- * and 1/s DescribeBackupJob, about 10 DescribeSnapshots for a typical 2 s wait (3 at 1 s polls).
- * At 1,000 concurrent freezes that is up to 4,000 DescribeSnapshots/s in the fast phase (1,000/s at
- * 1 s polls) and 1,000 DescribeBackupJob/s: far above EC2's documented default for non-mutating
- * calls (bucket 100, refill 20/s per API), and no per-instance schedule fits 1,000 concurrent
- * freezes under it (20/s spread over 1,000 is one poll per 50 s each). What keeps a large fleet
- * safe is not the schedule but the response to throttling: a RequestLimitExceeded or throttled
- * DescribeBackupJob backs off with full jitter and drops this wait to the 1 s schedule for good, so
- * a throttled account sheds load rather than amplifying it, and the freeze budget still ends every
- * freeze. Concurrency is what discovery's start pacing (StartExecution at <= 300/s) and group waves
- * make it: about start rate x freeze length, several hundred for an ungrouped fleet.
+ * failed job only ends the wait early. One freeze therefore makes about 20 DescribeSnapshots in the
+ * fast phase and 1/s after it, plus at most 1 DescribeBackupJob/s: about 9 DescribeSnapshots for a
+ * typical 2 s wait (3 at the earlier 1 s polls). At 1,000 concurrent freezes that is up to 4,000
+ * DescribeSnapshots/s in the fast phase (1,000/s at 1 s polls) and up to 1,000 DescribeBackupJob/s.
+ * Both are far above EC2's documented default for non-mutating calls (bucket 100, refill 20/s per
+ * API), and no per-instance schedule fits 1,000 concurrent freezes under it (20/s over 1,000
+ * freezes is one poll per 50 s each). So at that scale the account's bucket, not this schedule,
+ * sets the pace: a RequestLimitExceeded or a throttled DescribeBackupJob backs off with full jitter
+ * and drops this wait to the 1 s schedule for good, so a throttled account sheds load rather than
+ * amplifying it; freezes then last longer, up to the freeze budget, after which the backup is
+ * labelled crash with the reason. Concurrency is what discovery's start pacing (StartExecution at
+ * <= 300/s) and group waves make it: about start rate x freeze length, several hundred for an
+ * ungrouped fleet. A fleet that large needs one shared snapshot poller rather than one per freeze.
  */
 export const SNAPSHOT_POLL: PollSchedule = { fastMs: 250, fastForMs: 5000, slowMs: 1000, jitter: 0.2 };
 /** DescribeBackupJob at most this often: it only detects a failed job. */
