@@ -43,6 +43,8 @@ export class ConsistentBackup extends Construct {
       config,
       stateMachine: this.workflow.stateMachine,
       notifications: this.notifications,
+      // Discovery never schedules a wave later than the workflow is willing to wait for it.
+      maxStagger: this.workflow.maxStagger,
     });
     this.schedule = new Schedule(this, 'Schedule', { config, discovery: this.discovery.function });
     // Discovery's failures (never invoked, or an invocation that failed) become notifications.

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { classify, type Decision, needsReadiness } from '../lambda/discovery/classify';
+import { type Decision, decideEntry, needsReadiness } from '../lambda/discovery/classify';
 import { planFleet } from '../lambda/discovery/fleet-plan';
 import { listOptedInInstances } from '../lambda/discovery/instances';
 import { ReadinessLookup } from '../lambda/discovery/readiness';
@@ -106,7 +106,7 @@ export async function runPlan(
   let withoutFreeze = 0;
   for (const entry of entries) {
     const i = entry.instance;
-    const decision = classify(i, readiness.get(i.instanceId), config.onFreezeFailure);
+    const decision = decideEntry(entry, readiness.get(i.instanceId), config.onFreezeFailure, stagger);
     const starts = decision.action !== 'excluded';
     if (decision.action === 'excluded') excluded[decision.reason] = (excluded[decision.reason] ?? 0) + 1;
     else toStart++;

@@ -682,7 +682,7 @@ export function buildJobNotification(
     happened: `Backup job ${job.backupJobId} for ${who} (window ${job.window}) ended ${state}.${status}`,
     means: partial
       ? 'A recovery point exists but does not cover every resource of the instance; restore may miss volumes.'
-      : `There is no recovery point for this window. The freeze itself had ended long before (the snapshot point in time was ${job.verdict.consistency}-consistent when it was fixed).`,
+      : 'There is no recovery point for this window. The instance is not left frozen: the thaw never waits for the backup job.',
     todo:
       state === 'EXPIRED'
         ? 'The job did not start within its start window, usually because another job for the instance was running or the account hit its concurrent-job quota. Check the running jobs and the quota.'
