@@ -73,6 +73,12 @@ export interface FreezeOutput {
   readonly failedHooks: readonly string[];
   readonly watchdogDeadline?: string;
   readonly errorMessage?: string;
+  /** Attached volumes the document found no block device for, `vol-id (reason)`: nothing on them was frozen. */
+  readonly unmapped: readonly string[];
+  /** Data filesystems skipped for a reason that is neither `protected` nor the Exclude tag. */
+  readonly unfrozen: readonly string[];
+  /** Data filesystems the instance's Exclude tag removed. */
+  readonly excluded: readonly string[];
 }
 
 /** The thaw document's stdout, only the fields the verdict reads. */
@@ -82,6 +88,12 @@ export interface ThawOutput {
   readonly thawedAtMs?: number;
   readonly watchdogFired: boolean;
   readonly failed: readonly string[];
+  /** `false` when a post-thaw hook failed or was refused; undefined when the output omits it. */
+  readonly postThawHooksOk?: boolean;
+  /** The post-thaw hooks that did not exit 0, `name (exit n[, timed out]: last output line)`. */
+  readonly failedPostThawHooks: readonly string[];
+  /** The thaw's warnings about post-thaw hooks (e.g. hooks refused as insecure). */
+  readonly hookWarnings: readonly string[];
 }
 
 function record(value: unknown): Record<string, unknown> | undefined {
@@ -135,8 +147,24 @@ export function parseFreezeOutput(stdout: unknown): FreezeOutput | undefined {
   const failedHooks = hooks
     .filter((h) => num(h.exitCode) !== 0)
     .map((h) => `${str(h.phase) ?? 'hook'} ${str(h.name) ?? '?'} (exit ${String(h.exitCode)})`);
+  const skipped = Array.isArray(o.skipped) ? o.skipped.map(record).filter((e) => e !== undefined) : [];
+  const skippedText = (e: Record<string, unknown>): string => {
+    const vols = Array.isArray(e.volumeIds) ? e.volumeIds.filter((v) => typeof v === 'string') : [];
+    return `${str(e.mountpoint) ?? '?'}${vols.length ? ` on ${vols.join(', ')}` : ''} (${str(e.reason) ?? 'no reason given'})`;
+  };
+  // Protected filesystems (/, /var, ...) are never frozen by design and documented as crash-consistent.
+  const notProtected = skipped.filter((e) => !str(e.reason)?.startsWith('protected'));
+  const isExcluded = (e: Record<string, unknown>) => str(e.reason)?.startsWith('excluded') === true;
   return {
     status,
+    unmapped: Array.isArray(o.unmapped)
+      ? o.unmapped
+          .map(record)
+          .filter((e) => e !== undefined)
+          .map((e) => `${str(e.volumeId) ?? '?'} (${str(e.reason) ?? 'no reason given'})`)
+      : [],
+    unfrozen: notProtected.filter((e) => !isExcluded(e)).map(skippedText),
+    excluded: notProtected.filter(isExcluded).map(skippedText),
     frozenAtMs: frozenAtMs !== undefined && !Number.isNaN(frozenAtMs) ? frozenAtMs : undefined,
     frozenAt,
     targets,
@@ -152,8 +180,21 @@ export function parseThawOutput(stdout: unknown): ThawOutput | undefined {
   const o = lastJsonObject(stdout);
   if (!o || o.action !== 'thaw') return undefined;
   if (o.status !== 'thawed' && o.status !== 'error') return undefined;
+  const hooks = Array.isArray(o.hooks) ? o.hooks.map(record).filter((h) => h !== undefined) : [];
+  const failedPostThawHooks = hooks
+    .filter((h) => num(h.exitCode) !== 0)
+    .map((h) => {
+      const lines = (str(h.output) ?? '').trim().split('\n');
+      const last = lines[lines.length - 1]?.trim().slice(0, 200) ?? '';
+      const timedOut = h.timedOut === true ? ', timed out' : '';
+      return `${str(h.name) ?? '(hooks not run)'} (exit ${String(h.exitCode)}${timedOut}${last ? `: ${last}` : ''})`;
+    });
+  const warnings = Array.isArray(o.warnings) ? o.warnings.filter((w) => typeof w === 'string') : [];
   return {
     status: o.status,
+    postThawHooksOk: typeof o.postThawHooksOk === 'boolean' ? o.postThawHooksOk : undefined,
+    failedPostThawHooks,
+    hookWarnings: warnings.filter((w) => w.includes('post-thaw')),
     freezeMs: num(o.freezeMs),
     thawedAtMs: num(o.thawedAtMs),
     watchdogFired: o.watchdogFired === true,
@@ -287,6 +328,78 @@ function backupJob(value: unknown): { backupJobId?: string; recoveryPointArn?: s
   return { backupJobId, recoveryPointArn: str(o.RecoveryPointArn) };
 }
 
+/**
+ * The label of a run whose snapshots all started while frozen. It describes the recovery point as a
+ * whole, so it is only as good as its weakest data filesystem:
+ * - a volume the document could not map to a device, or a data filesystem skipped as unsupported,
+ *   was not frozen although it may hold data written during the backup: `crash`, with a warning,
+ *   because calling the whole recovery point filesystem- or application-consistent would overclaim;
+ * - a filesystem the instance's own Exclude tag removed keeps the label (the operator declared its
+ *   content needs no consistency, as protected filesystems like / and /var are by design), and the
+ *   reason names it, without a warning each window for a deliberate setting;
+ * - `application` needs hooks that all succeeded before the freeze and a thaw that reports
+ *   `postThawHooksOk` not false: a false means a lock-holding hook's session ended before the thaw,
+ *   so the application's quiesce did not last until the snapshots started.
+ */
+function frozenVerdict(
+  freeze: FreezeOutput | undefined,
+  thaw: ThawOutput | undefined,
+  targets: string,
+  freezeMs: number,
+  warnings: string[],
+): ConsistencyVerdict {
+  const preFreezeFailed = (freeze?.failedHooks.length ?? 0) > 0;
+  if (freeze && preFreezeFailed) {
+    warnings.push(
+      `Pre-freeze hooks failed: ${freeze.failedHooks.join('; ')}; labelled filesystem-consistent.`,
+    );
+  }
+  let postThaw: string | undefined;
+  if (thaw?.postThawHooksOk === false) {
+    const what = thaw.failedPostThawHooks.length
+      ? `post-thaw hook ${thaw.failedPostThawHooks.join('; ')}`
+      : thaw.hookWarnings.length
+        ? thaw.hookWarnings.join('; ')
+        : 'the thaw reported postThawHooksOk false without naming a hook';
+    postThaw = `the application's quiesce did not last until the thaw (${what})`;
+    warnings.push(
+      `${postThaw[0]?.toUpperCase()}${postThaw.slice(1)}; labelled at most filesystem-consistent.`,
+    );
+  }
+  const excluded = freeze?.excluded.length
+    ? `; not frozen, by the Exclude tag: ${freeze.excluded.join('; ')}`
+    : '';
+  const notFrozen = [...(freeze?.unmapped ?? []), ...(freeze?.unfrozen ?? [])];
+  if (notFrozen.length > 0) {
+    warnings.push(
+      `Data on ${notFrozen.join('; ')} was not frozen: backed up crash-consistent although ${targets} were frozen.`,
+    );
+    return {
+      consistency: 'crash',
+      reason: `not frozen: ${notFrozen.join('; ')}; only ${targets} were frozen until every snapshot started${excluded}`,
+      freezeMs,
+    };
+  }
+  const hooksOk = freeze?.hooksConfigured === true && !preFreezeFailed && postThaw === undefined;
+  if (hooksOk) {
+    return {
+      consistency: 'application',
+      reason: `application hooks ran and ${targets} were frozen until every snapshot started${excluded}`,
+      freezeMs,
+    };
+  }
+  const why = preFreezeFailed
+    ? '; a pre-freeze hook failed'
+    : postThaw
+      ? `; ${postThaw}`
+      : '; no application hooks configured';
+  return {
+    consistency: 'filesystem',
+    reason: `${targets} were frozen until every snapshot started${why}${excluded}`,
+    freezeMs,
+  };
+}
+
 /** Decide the outcome and the consistency label of one run from its facts. */
 export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, nowMs: number): Decision {
   const warnings: string[] = [];
@@ -398,10 +511,15 @@ export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, n
   } else if (!job) {
     decision = startFailed('frozen');
   } else if (freeze?.status === 'nothing-to-freeze') {
-    warnings.push('No data filesystem to freeze on the attached volumes: backed up crash-consistent.');
+    // On Xen instances without device names an unmapped data volume looks like "nothing to freeze":
+    // name it, so the cause is not mistaken for a root-only instance.
+    const unmapped = freeze.unmapped.length ? `; not mapped to a device: ${freeze.unmapped.join('; ')}` : '';
+    warnings.push(
+      `No data filesystem to freeze on the attached volumes${unmapped}: backed up crash-consistent.`,
+    );
     decision = backedUp({
       consistency: 'crash',
-      reason: 'no data filesystem to freeze on the attached volumes (the root filesystem is never frozen)',
+      reason: `no data filesystem to freeze on the attached volumes (the root filesystem is never frozen)${unmapped}`,
       freezeMs: 0,
     });
   } else {
@@ -429,19 +547,7 @@ export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, n
         failed: true,
       };
     } else if (wait?.status === 'started') {
-      const hooksOk = freeze?.hooksConfigured === true && freeze.failedHooks.length === 0;
-      if (freeze?.failedHooks.length) {
-        warnings.push(
-          `Pre-freeze hooks failed: ${freeze.failedHooks.join('; ')}; labelled filesystem-consistent.`,
-        );
-      }
-      decision = backedUp({
-        consistency: hooksOk ? 'application' : 'filesystem',
-        reason: hooksOk
-          ? `application hooks ran and ${targets} were frozen until every snapshot started`
-          : `${targets} were frozen until every snapshot started${freeze?.failedHooks.length ? '; a pre-freeze hook failed' : '; no application hooks configured'}`,
-        freezeMs,
-      });
+      decision = backedUp(frozenVerdict(freeze, thawOutput, targets, freezeMs, warnings));
     } else {
       let why: string;
       if (snapshotsError)

@@ -32,7 +32,7 @@ const frozen = (extra: object = {}) => ({
     ...extra,
   }),
 });
-const thawed = (freezeMs = 2500) => ({
+const thawed = (freezeMs = 2500, extra: object = {}) => ({
   succeeded: true,
   status: 'Success',
   commandId: 'c2',
@@ -45,6 +45,9 @@ const thawed = (freezeMs = 2500) => ({
     freezeMs,
     watchdogFired: false,
     failed: [],
+    hooks: [],
+    postThawHooksOk: true,
+    ...extra,
   }),
 });
 const linux = (facts: Partial<WorkflowFacts>): WorkflowFacts => ({
@@ -110,6 +113,138 @@ describe('decideVerdict', () => {
     );
     expect(d.consistency).toBe('filesystem');
     expect(d.warnings.join()).toMatch(/10-db/);
+  });
+
+  it('a post-thaw hook reporting its lock ended early: filesystem, naming the hook', () => {
+    const lockLost = thawed(2500, {
+      hooks: [
+        {
+          phase: 'post-thaw',
+          name: '10-mysql-read-lock',
+          exitCode: 1,
+          timedOut: false,
+          output: 'the mysql session holding the read lock ended before the thaw\n',
+        },
+      ],
+      postThawHooksOk: false,
+    });
+    const d = decideVerdict(linux({ thaw: { result: lockLost } }), settings, NOW);
+    expect(d).toMatchObject({ outcome: 'backed-up', consistency: 'filesystem', failed: false });
+    expect(d.reason).toContain('10-mysql-read-lock (exit 1: the mysql session holding the read lock');
+    expect(d.reason).toMatch(/quiesce did not last until the thaw/);
+    expect(d.warnings.join()).toMatch(/10-mysql-read-lock/);
+    // Hooks refused at thaw time leave no hook entry; the thaw's warning is what tells why.
+    const refused = thawed(2500, {
+      postThawHooksOk: false,
+      warnings: ['post-thaw hooks not run: /etc/ec2-consistent-backup/post-thaw.d is writable by others'],
+    });
+    const r = decideVerdict(linux({ thaw: { result: refused } }), settings, NOW);
+    expect(r.consistency).toBe('filesystem');
+    expect(r.reason).toContain('writable by others');
+    expect(parseThawOutput(thawed().stdout)).toMatchObject({
+      postThawHooksOk: true,
+      failedPostThawHooks: [],
+    });
+    // A failed thaw still carries the hook verdict it saw.
+    const failedThaw = { ...lockLost, succeeded: false, status: 'Failed' };
+    expect(decideVerdict(linux({ thaw: { result: failedThaw } }), settings, NOW)).toMatchObject({
+      outcome: 'thaw-failed',
+      consistency: 'filesystem',
+    });
+  });
+
+  it('an unmapped volume or an unsupported data filesystem was not frozen: crash, with a warning', () => {
+    const unmapped = decideVerdict(
+      linux({
+        freeze: frozen({
+          unmapped: [{ volumeId: 'vol-0def', reason: 'no block device carries this volume id' }],
+          skipped: [
+            { mountpoint: '/', fstype: 'xfs', volumeIds: ['vol-0123'], reason: 'protected: holds /' },
+          ],
+        }),
+      }),
+      settings,
+      NOW,
+    );
+    expect(unmapped).toMatchObject({ outcome: 'backed-up', consistency: 'crash', failed: false });
+    expect(unmapped.reason).toContain('vol-0def (no block device carries this volume id)');
+    expect(unmapped.reason).toContain('/data');
+    expect(unmapped.reason).not.toContain('vol-0123');
+    expect(unmapped.warnings).toHaveLength(1);
+    expect(unmapped.warnings[0]).toMatch(/vol-0def.*not frozen/);
+    const unsupported = decideVerdict(
+      linux({
+        freeze: frozen({
+          skipped: [
+            {
+              mountpoint: '/zdata',
+              fstype: 'zfs',
+              volumeIds: ['vol-0aaa'],
+              reason: 'unsupported filesystem type zfs',
+            },
+          ],
+        }),
+      }),
+      settings,
+      NOW,
+    );
+    expect(unsupported.consistency).toBe('crash');
+    expect(unsupported.warnings.join()).toContain('/zdata on vol-0aaa (unsupported filesystem type zfs)');
+  });
+
+  it('protected filesystems change nothing; Exclude-tag ones keep the label and are named in the reason', () => {
+    const protectedOnly = decideVerdict(
+      linux({
+        freeze: frozen({
+          skipped: [
+            { mountpoint: '/var', fstype: 'ext4', volumeIds: ['vol-0123'], reason: 'protected: holds /var' },
+          ],
+        }),
+      }),
+      settings,
+      NOW,
+    );
+    expect(protectedOnly).toMatchObject({ consistency: 'application', warnings: [] });
+    expect(protectedOnly.reason).not.toContain('/var');
+    const excluded = decideVerdict(
+      linux({
+        freeze: frozen({
+          skipped: [
+            {
+              mountpoint: '/scratch',
+              fstype: 'xfs',
+              volumeIds: ['vol-0bbb'],
+              reason: 'excluded by the Exclude tag (/scratch)',
+            },
+          ],
+        }),
+      }),
+      settings,
+      NOW,
+    );
+    expect(excluded).toMatchObject({ consistency: 'application', warnings: [] });
+    expect(excluded.reason).toContain('not frozen, by the Exclude tag: /scratch on vol-0bbb');
+  });
+
+  it('nothing to freeze names unmapped volumes', () => {
+    const d = decideVerdict(
+      linux({
+        freeze: {
+          ...frozen(),
+          stdout: stdout({
+            action: 'freeze',
+            status: 'nothing-to-freeze',
+            targets: [],
+            unmapped: [{ volumeId: 'vol-0def', reason: 'no block device carries this volume id' }],
+          }),
+        },
+      }),
+      settings,
+      NOW,
+    );
+    expect(d.consistency).toBe('crash');
+    expect(d.reason).toContain('not mapped to a device: vol-0def');
+    expect(d.warnings.join()).toContain('vol-0def');
   });
 
   it('crash when the budget ran out, the job failed, or the wait itself failed', () => {
