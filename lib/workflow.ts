@@ -65,6 +65,7 @@ export const STATE = {
   checkActiveJobs: 'Check For Active Backup Jobs',
   choosePath: 'Choose Backup Path',
   inputRejected: 'Input Rejected',
+  defaultVolumeDevices: 'Default Volume Devices',
   freeze: 'Freeze Filesystems',
   checkFreeze: 'Check Freeze Result',
   startBackup: 'Start Backup Job',
@@ -506,6 +507,7 @@ export class Workflow extends Construct {
         instanceId: sfn.JsonPath.stringAt('$.instanceId'),
         executionId: sfn.JsonPath.executionName,
         volumeIds: sfn.JsonPath.listAt('$.volumeIds'),
+        volumeDevices: sfn.JsonPath.listAt('$.volumeDevices'),
         notAfter: sfn.JsonPath.stringAt('$.notAfter'),
         watchdogSeconds: config.watchdogSeconds,
         hookTimeoutSeconds: config.hookTimeoutSeconds,
@@ -616,6 +618,15 @@ export class Workflow extends Construct {
       // A stopped instance is consistent by itself: no freeze, and no VSS on Windows either.
       .when(sfn.Condition.stringEquals('$.instanceState', 'stopped'), startUnfrozen)
       .when(sfn.Condition.stringEquals('$.platform', 'windows'), windowsPath)
+      // volumeDevices is optional (input written before it existed lacks it), and reading a missing
+      // path in the freeze's parameters would be an uncatchable States.Runtime: default it to none.
+      .when(
+        sfn.Condition.not(sfn.Condition.isPresent('$.volumeDevices')),
+        new sfn.Pass(this, STATE.defaultVolumeDevices, {
+          result: sfn.Result.fromArray([]),
+          resultPath: '$.volumeDevices',
+        }).next(freeze),
+      )
       .otherwise(freeze);
     const checkActiveJobs = probe(
       STATE.checkActiveJobs,

@@ -22,6 +22,7 @@ import {
 import { DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { MAX_FREEZE_VOLUMES } from '../shared/outcome';
+import { VOLUME_DEVICE_ENTRY } from '../shared/workflow-input';
 import {
   type ActiveJobsResult,
   type CommandResult,
@@ -201,6 +202,8 @@ export interface FreezeRequest {
   /** The execution name: the freeze, the watchdog and the thaw are tied together by it. */
   readonly executionId: string;
   readonly volumeIds: readonly string[];
+  /** `vol-id=/dev/name` pairs, comma separated, or empty: sent as VolumeDevices only when non-empty. */
+  readonly volumeDevices: string;
   readonly notAfter: string;
   readonly watchdogSeconds: number;
   readonly hookTimeoutSeconds: number;
@@ -239,6 +242,8 @@ export async function freeze(
             HookTimeoutSeconds: [String(request.hookTimeoutSeconds)],
             Include: [request.include],
             Exclude: [request.exclude],
+            // Sent only when there is a pair: Nitro instances need none, and the document's default is empty.
+            ...(request.volumeDevices ? { VolumeDevices: [request.volumeDevices] } : {}),
           },
         }),
       );
@@ -418,6 +423,28 @@ function positive(field: string, value: unknown, max: number): number {
   return value;
 }
 
+/**
+ * The freeze's `volumeDevices`, joined for the document: absent or empty means none; otherwise at
+ * most one `vol-id=/dev/name` per volume being frozen, each of the document's form.
+ */
+function volumeDevices(value: unknown, volumeIds: readonly string[]): string {
+  if (value === undefined) return '';
+  const volumeOf = (p: string) => p.slice(0, p.indexOf('='));
+  if (
+    !Array.isArray(value) ||
+    value.length > volumeIds.length ||
+    !value.every(
+      (p) => typeof p === 'string' && VOLUME_DEVICE_ENTRY.test(p) && volumeIds.includes(volumeOf(p)),
+    ) ||
+    new Set(value.map(volumeOf)).size !== value.length
+  ) {
+    throw new ProbeInputError(
+      `Invalid volumeDevices: got ${JSON.stringify(value)}; allowed: a list of vol-id=/dev/name (name: 1-16 of a-z 0-9), at most one per volume in volumeIds.`,
+    );
+  }
+  return value.join(',');
+}
+
 /** Validate the event, naming the bad value and what is allowed. */
 export function parseProbeRequest(event: unknown): ProbeRequest {
   const e = (typeof event === 'object' && event !== null ? event : {}) as Record<string, unknown>;
@@ -458,6 +485,7 @@ export function parseProbeRequest(event: unknown): ProbeRequest {
         instanceId: str('instanceId', INSTANCE_ID, 'i-<8 to 17 hex digits>'),
         executionId: str('executionId', /^[A-Za-z0-9_.:-]{1,128}$/, '1-128 of A-Z a-z 0-9 _ . : -'),
         volumeIds: ids as string[],
+        volumeDevices: volumeDevices(e.volumeDevices, ids as string[]),
         notAfter: str(
           'notAfter',
           /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?Z$/,

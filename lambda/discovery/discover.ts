@@ -209,6 +209,7 @@ export function buildWorkflowInput(
     platform: decision.platform,
     instanceState: decision.action === 'freeze' ? 'running' : 'stopped',
     volumeIds: i.volumeIds,
+    volumeDevices: i.volumeDevices,
     startAt: entry.times.startAt.toISOString(),
     notAfter: entry.times.notAfter.toISOString(),
     ...(decision.group !== undefined ? { group: decision.group } : {}),

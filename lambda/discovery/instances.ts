@@ -1,5 +1,6 @@
 import { DescribeInstancesCommand, type EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import { NAME_TAG, TAG_PREFIX } from '../shared/tags';
+import { VOLUME_DEVICE_ENTRY } from '../shared/workflow-input';
 
 /**
  * The opted-in fleet, from paginated DescribeInstances. Each instance is reduced to the few fields
@@ -20,6 +21,8 @@ export interface FleetInstance {
   readonly rootDeviceType?: string;
   /** Attached EBS volumes from the block device mappings, in mapping order. */
   readonly volumeIds: readonly string[];
+  /** `vol-id=/dev/name` for the attached volumes whose DeviceName fits the freeze document's pattern. */
+  readonly volumeDevices: readonly string[];
   /** Only the Name tag and the ConsistentBackup:* option tags. */
   readonly tags: readonly { readonly Key: string; readonly Value: string }[];
 }
@@ -33,6 +36,7 @@ const PAGE_SIZE = 1000;
 export function toFleetInstance(instance: Instance, ownerId: string): FleetInstance | undefined {
   if (!instance.InstanceId) return undefined;
   const volumeIds: string[] = [];
+  const volumeDevices: string[] = [];
   for (const mapping of instance.BlockDeviceMappings ?? []) {
     const ebs = mapping.Ebs;
     // A volume being detached is no longer part of the instance's data.
@@ -41,6 +45,8 @@ export function toFleetInstance(instance: Instance, ownerId: string): FleetInsta
       (ebs.Status === undefined || ebs.Status === 'attached' || ebs.Status === 'attaching')
     ) {
       volumeIds.push(ebs.VolumeId);
+      const device = `${ebs.VolumeId}=${mapping.DeviceName ?? ''}`;
+      if (VOLUME_DEVICE_ENTRY.test(device)) volumeDevices.push(device);
     }
   }
   const tags: { Key: string; Value: string }[] = [];
@@ -58,6 +64,7 @@ export function toFleetInstance(instance: Instance, ownerId: string): FleetInsta
     ...(instance.PlatformDetails ? { platformDetails: instance.PlatformDetails } : {}),
     ...(instance.RootDeviceType ? { rootDeviceType: instance.RootDeviceType } : {}),
     volumeIds,
+    volumeDevices,
     tags,
   };
 }

@@ -22,6 +22,13 @@ export interface WorkflowInput {
   readonly instanceState: 'running' | 'stopped';
   /** Attached EBS volume ids from the block device mappings. */
   readonly volumeIds: readonly string[];
+  /**
+   * `vol-id=/dev/name`, one per attached volume whose block device mapping's DeviceName fits
+   * {@link VOLUME_DEVICE_ENTRY}; the probe joins them into the freeze's `VolumeDevices`. Xen instances
+   * need them: no device there carries its volume id. Optional so that input written before the
+   * field existed still runs (the workflow then sends none, as before).
+   */
+  readonly volumeDevices?: readonly string[];
   /** ISO-8601 UTC: the execution waits until then before freezing (blast-radius staggering). */
   readonly startAt: string;
   /** ISO-8601 UTC: the instance refuses a freeze command that arrives after this. */
@@ -38,3 +45,10 @@ export interface InstanceOptions {
   readonly exclude: string;
   readonly onFreezeFailure: FreezeFailurePolicy;
 }
+
+/**
+ * One entry of the freeze document's `VolumeDevices` parameter (ssm-documents/freeze.yml allowedPattern,
+ * which also caps the list at MAX_FREEZE_VOLUMES entries). A device name outside this is left out,
+ * never passed raw: the document would refuse the whole command.
+ */
+export const VOLUME_DEVICE_ENTRY = /^vol-[0-9a-f]{8,17}=\/dev\/[a-z0-9]{1,16}$/;

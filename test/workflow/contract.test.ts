@@ -42,6 +42,8 @@ describe('workflow ↔ documents contract', () => {
       instanceId: input.instanceId,
       executionId: 'i-0123456789abcdef0-20261122T0200Z',
       volumeIds: input.volumeIds,
+      // The longest value: a pair for every one of the 40 volumes, 16-character device names.
+      volumeDevices: input.volumeIds.map((v, i) => `${v}=/dev/${`nvme${i}n1p1`.padEnd(16, 'x')}`).join(','),
       notAfter: input.notAfter,
       watchdogSeconds: config.watchdogSeconds,
       hookTimeoutSeconds: config.hookTimeoutSeconds,
@@ -49,10 +51,9 @@ describe('workflow ↔ documents contract', () => {
       exclude: '',
       timeoutSeconds: 60,
     });
-    check(
-      'freeze',
-      ssm.commandCalls(SendCommandCommand)[0].args[0].input.Parameters as Record<string, string[]>,
-    );
+    const sent = ssm.commandCalls(SendCommandCommand)[0].args[0].input.Parameters as Record<string, string[]>;
+    expect(sent.VolumeDevices?.[0]?.split(',')).toHaveLength(40);
+    check('freeze', sent);
     ssm.restore();
   });
 

@@ -4,6 +4,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import { validateNotification } from '../../lambda/shared/notification';
 import { tagRecoveryPoint } from '../../lambda/shared/recovery-point';
 import { type Asl, synthStackAsl, synthWorkflow } from '../helpers/asl';
+import { STATE } from '../../lib/workflow';
 import { SCENARIOS } from './scenarios';
 import { IMAGE_ARN, type RunReport, runScenario, Sim } from './sim';
 
@@ -220,5 +221,24 @@ describe('the synthesized workflow, executed locally', () => {
     expect(r.statesEntered.at(-1)).toBe('Input Rejected');
     expect(r.freezeSentAt).toEqual([]);
     expect(r.error).toMatch(/options.include/);
+  });
+
+  it('passes the device names to the freeze, and runs input written before they existed without them', async () => {
+    const r = await runScenario(aslFor(), { snapshotDelayMs: 2000 });
+    expect(r.freezeParameters).toHaveLength(1);
+    expect(r.freezeParameters[0]?.VolumeDevices).toEqual([
+      'vol-0aaaaaaaaaaaaaaa1=/dev/nvme1n1,vol-0aaaaaaaaaaaaaaa2=/dev/nvme2n1',
+    ]);
+    expect(r.statesEntered).not.toContain(STATE.defaultVolumeDevices);
+    const legacy = await runScenario(aslFor(), {
+      snapshotDelayMs: 2000,
+      mutateInput: ({ volumeDevices: _devices, ...rest }) => rest,
+    });
+    expect(legacy.statesEntered).toContain(STATE.defaultVolumeDevices);
+    expect(legacy.freezeParameters).toHaveLength(1);
+    expect(legacy.freezeParameters[0]).not.toHaveProperty('VolumeDevices');
+    expectInvariants(legacy);
+    expect(legacy.recordOutput).toMatchObject({ outcome: 'backed-up', consistency: 'application' });
+    expect(legacy.status).toBe('SUCCEEDED');
   });
 });

@@ -76,6 +76,8 @@ export interface RunReport {
   readonly statesEntered: readonly string[];
   readonly transitions: number;
   readonly freezeSentAt: readonly number[];
+  /** The Parameters of every freeze SendCommand, as the probe sent them. */
+  readonly freezeParameters: readonly Record<string, unknown>[];
   readonly thawSentAt: readonly number[];
   readonly frozenAt?: number;
   readonly thawedAt?: number;
@@ -352,6 +354,7 @@ export class Sim implements Clock {
   }
 
   // ---- SDK clients for the real probe / record-outcome logic ----
+  readonly freezeParameters: Record<string, unknown>[] = [];
   readonly ssmClient = {
     send: async (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
       const name = command.constructor.name;
@@ -361,6 +364,7 @@ export class Sim implements Clock {
           error: 'InternalServerError',
           timeout: 'TimeoutError',
         });
+        this.freezeParameters.push(command.input.Parameters as Record<string, unknown>);
         return this.sendCommand('freeze');
       }
       if (name === 'GetCommandInvocationCommand') {
@@ -483,6 +487,7 @@ export function workflowInput(s: Sim): WorkflowInput {
     platform: s.s.platform,
     instanceState: s.s.instanceState,
     volumeIds: s.s.volumeIds,
+    volumeDevices: s.s.volumeIds.map((v, i) => `${v}=/dev/nvme${i + 1}n1`),
     startAt: WINDOW,
     notAfter: '2026-11-22T02:15:00Z',
     options: { include: '', exclude: '', onFreezeFailure: s.s.onFreezeFailure },
@@ -673,6 +678,7 @@ export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promi
     statesEntered,
     transitions: statesEntered.length,
     freezeSentAt: sim.freezeSentAt(),
+    freezeParameters: sim.freezeParameters,
     thawSentAt: sim.thawSentAt(),
     frozenAt: sim.frozenAt,
     thawedAt,

@@ -142,6 +142,7 @@ describe('freeze', () => {
     instanceId: 'i-0123456789abcdef0',
     executionId: 'i-0123456789abcdef0-20261122T0200Z',
     volumeIds: VOLS,
+    volumeDevices: '',
     notAfter: '2026-11-22T02:15:00Z',
     watchdogSeconds: 90,
     hookTimeoutSeconds: 30,
@@ -166,6 +167,21 @@ describe('freeze', () => {
       Exclude: [''],
     });
     expect(input.InstanceIds).toEqual(['i-0123456789abcdef0']);
+  });
+
+  it('sends VolumeDevices when there are device names (Xen), and only then', async () => {
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'c9' } });
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{}' });
+    const devices = 'vol-0aaaaaaaaaaaaaaa1=/dev/sdf,vol-0aaaaaaaaaaaaaaa2=/dev/xvdg';
+    await freeze(new SSMClient({}), fakeClock(), { ...request, volumeDevices: devices }, half);
+    expect(ssm.commandCalls(SendCommandCommand)[0].args[0].input.Parameters).toMatchObject({
+      VolumeIds: ['vol-0aaaaaaaaaaaaaaa1,vol-0aaaaaaaaaaaaaaa2'],
+      VolumeDevices: [devices],
+    });
+    await freeze(new SSMClient({}), fakeClock(), request, half);
+    expect(ssm.commandCalls(SendCommandCommand)[1].args[0].input.Parameters).not.toHaveProperty(
+      'VolumeDevices',
+    );
   });
 
   it('retries SendCommand only when it was throttled, never after an ambiguous failure', async () => {
@@ -379,6 +395,42 @@ describe('parseProbeRequest', () => {
         timeoutSeconds: 60,
       }),
     ).toThrow(/Invalid include: got "\/data;rm -rf \/"/);
+  });
+
+  it('joins volumeDevices for the document, each a vol-id=/dev/name of a volume being frozen', () => {
+    const event = (volumeDevices: unknown) => ({
+      action: 'freeze',
+      documentName: 'Doc',
+      instanceId: 'i-0123456789abcdef0',
+      executionId: 'x',
+      volumeIds: VOLS,
+      ...(volumeDevices === undefined ? {} : { volumeDevices }),
+      notAfter: '2026-11-22T02:15:00Z',
+      watchdogSeconds: 90,
+      hookTimeoutSeconds: 30,
+      include: '',
+      exclude: '',
+      timeoutSeconds: 60,
+    });
+    // Absent: input written before the field existed.
+    expect(parseProbeRequest(event(undefined))).toMatchObject({ volumeDevices: '' });
+    expect(parseProbeRequest(event([]))).toMatchObject({ volumeDevices: '' });
+    expect(
+      parseProbeRequest(event(['vol-0aaaaaaaaaaaaaaa2=/dev/sdf', 'vol-0aaaaaaaaaaaaaaa1=/dev/xvda'])),
+    ).toMatchObject({ volumeDevices: 'vol-0aaaaaaaaaaaaaaa2=/dev/sdf,vol-0aaaaaaaaaaaaaaa1=/dev/xvda' });
+    for (const bad of [
+      'vol-0aaaaaaaaaaaaaaa1=/dev/sdf',
+      ['vol-0aaaaaaaaaaaaaaa1=sdf'],
+      ['vol-0aaaaaaaaaaaaaaa1=/dev/sdf;reboot'],
+      ['vol-0aaaaaaaaaaaaaaa1=/dev/sdf,vol-0aaaaaaaaaaaaaaa2=/dev/sdg'],
+      ['vol-0bbbbbbbbbbbbbbb1=/dev/sdf'],
+      ['vol-0aaaaaaaaaaaaaaa1=/dev/sdf', 'vol-0aaaaaaaaaaaaaaa1=/dev/xvdf'],
+      [null],
+    ]) {
+      expect(() => parseProbeRequest(event(bad)), JSON.stringify(bad)).toThrow(
+        `Invalid volumeDevices: got ${JSON.stringify(bad)}; allowed: a list of vol-id=/dev/name`,
+      );
+    }
   });
 
   it('takes as many volume ids as the freeze document does, and no more', () => {

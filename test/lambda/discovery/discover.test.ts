@@ -183,6 +183,7 @@ describe('discovery: a mixed fleet', () => {
       platform: 'linux',
       instanceState: 'running',
       volumeIds: [volumeFor('i-00000000000000001')],
+      volumeDevices: [`${volumeFor('i-00000000000000001')}=/dev/sda`],
       startAt: '2026-11-22T02:00:00.000Z',
       notAfter: '2026-11-22T03:00:00.000Z',
       options: { include: '', exclude: '', onFreezeFailure: 'crash-consistent' },
@@ -197,6 +198,7 @@ describe('discovery: a mixed fleet', () => {
     });
     expect(started.get('i-0000000000000000b')).toMatchObject({
       volumeIds: ['vol-0aaaaaaaaaaaaaaa1', 'vol-0aaaaaaaaaaaaaaa2'],
+      volumeDevices: ['vol-0aaaaaaaaaaaaaaa1=/dev/sda', 'vol-0aaaaaaaaaaaaaaa2=/dev/sdb'],
       options: { include: '/data,/logs', exclude: '', onFreezeFailure: 'skip' },
     });
 

@@ -40,6 +40,7 @@ function instance(
     ownerId: '111122223333',
     state: 'running',
     volumeIds: ['vol-0123456789abcdef0'],
+    volumeDevices: [],
     tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
     ...extra,
   };
@@ -333,6 +334,34 @@ describe('classification', () => {
     );
     expect(fleetInstance?.volumeIds).toEqual(['vol-1', 'vol-3']);
     expect(fleetInstance?.tags).toEqual([{ Key: 'ConsistentBackup:Group', Value: 'g' }]);
+  });
+
+  it('pairs each attached volume with its device name, leaving out names the freeze document refuses', () => {
+    const fleetInstance = toFleetInstance(
+      {
+        InstanceId: 'i-1',
+        State: { Name: 'running' },
+        BlockDeviceMappings: [
+          { DeviceName: '/dev/xvda', Ebs: { VolumeId: 'vol-0aaaaaaaaaaaaaaa1', Status: 'attached' } },
+          { DeviceName: '/dev/sdf', Ebs: { VolumeId: 'vol-0aaaaaaaaaaaaaaa2', Status: 'attached' } },
+          { DeviceName: '/dev/sdg', Ebs: { VolumeId: 'vol-0aaaaaaaaaaaaaaa3', Status: 'detaching' } },
+          // Names the document's pattern (/dev/[a-z0-9]{1,16}) does not take: left out, not passed raw.
+          { DeviceName: 'xvdh', Ebs: { VolumeId: 'vol-0aaaaaaaaaaaaaaa4', Status: 'attached' } },
+          {
+            DeviceName: '/dev/sdi,vol-0bbbbbbbbbbbbbbb1=/dev/sda',
+            Ebs: { VolumeId: 'vol-0aaaaaaaaaaaaaaa5' },
+          },
+          { DeviceName: '/dev/SDJ', Ebs: { VolumeId: 'vol-0aaaaaaaaaaaaaaa6', Status: 'attached' } },
+          { Ebs: { VolumeId: 'vol-0aaaaaaaaaaaaaaa7', Status: 'attached' } },
+        ],
+      },
+      '111122223333',
+    );
+    expect(fleetInstance?.volumeIds).toHaveLength(6);
+    expect(fleetInstance?.volumeDevices).toEqual([
+      'vol-0aaaaaaaaaaaaaaa1=/dev/xvda',
+      'vol-0aaaaaaaaaaaaaaa2=/dev/sdf',
+    ]);
   });
 });
 
