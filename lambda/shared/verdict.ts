@@ -363,7 +363,7 @@ function frozenVerdict(
         : 'the thaw reported postThawHooksOk false without naming a hook';
     postThaw = `the application's quiesce did not last until the thaw (${what})`;
     warnings.push(
-      `${postThaw[0]?.toUpperCase()}${postThaw.slice(1)}; labelled at most filesystem-consistent.`,
+      `The application's quiesce did not last until the thaw (${what}); labelled at most filesystem-consistent.`,
     );
   }
   const excluded = freeze?.excluded.length
