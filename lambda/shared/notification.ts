@@ -542,14 +542,17 @@ export function buildOutcomeNotification(o: WorkflowOutcome, now: Date): Notific
           todo: 'Read the warnings; fix the failing hook or step on the instance before the next window.',
         });
       }
-      const warnings = o.warnings.length > 0 ? ` Warnings: ${o.warnings.join('; ')}.` : '';
+      // A warning that only restates the reason would say the same thing twice in the ticket.
+      const reason = (o.verdict?.reason ?? 'no verdict was recorded').replace(/\.+$/, '');
+      const extra = o.warnings.filter((w) => !w.includes(reason)).map((w) => w.replace(/\.+$/, ''));
+      const warnings = extra.length > 0 ? ` Warnings: ${extra.join('; ')}.` : '';
       return assemble({
         ...base,
         eventType: 'crash-consistent-fallback',
         severity: 'Warning',
         problemClass: 'consistency',
         subject: `Backup of ${who} is only crash-consistent`,
-        happened: `The backup of ${who} in window ${o.window} was made without a consistent freeze: ${o.verdict?.reason ?? 'no verdict was recorded'}.${warnings}`,
+        happened: `The backup of ${who} in window ${o.window} was made without a consistent freeze: ${reason}.${warnings}`,
         means:
           'The recovery point exists but restoring it is like recovering from a power cut: databases run crash recovery and recent writes may be lost. It is tagged ConsistentBackup:Consistency=crash.',
         todo: 'Read the reason: a failed pre-freeze hook, a freeze that failed or exceeded the freeze budget, or an unmapped volume. Fix it before the next window; keep an older application-consistent recovery point until then.',

@@ -180,6 +180,24 @@ describe('outcome notifications follow the severity rules', () => {
       expect(n).toBeUndefined();
     }
   });
+
+  it('a fall-back says its reason once, and keeps the warnings that add something', () => {
+    const reason = 'the freeze command ended Failed (pre-freeze hook 20-broken failed with exit code 3)';
+    const n = buildOutcomeNotification(
+      outcome({
+        outcome: 'backed-up',
+        instanceId: 'i-0aaaaaaaaaaaaaaa1',
+        backupJobId: 'job-1',
+        verdict: { consistency: 'crash', reason, freezeMs: 0 },
+        warnings: [`Backed up crash-consistent: ${reason}.`, 'volume vol-0123456789abcdef0 was not mapped.'],
+      }),
+      NOW,
+    );
+    const description = n?.event.description ?? '';
+    expect(description.split(reason)).toHaveLength(2);
+    expect(description).toContain('Warnings: volume vol-0123456789abcdef0 was not mapped.');
+    expect(description).not.toContain('..');
+  });
 });
 
 describe('discovery, job, Clear and summary notifications', () => {
