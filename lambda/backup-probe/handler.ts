@@ -17,6 +17,15 @@ const backup = new BackupClient({ maxAttempts: 2 });
 const ec2 = new EC2Client({ maxAttempts: 2 });
 const ssm = new SSMClient({ maxAttempts: 2 });
 
+/** Logs how a command ended without its stdout, which can carry anything a hook printed. */
+function logCommandEnd<T extends { status: string; commandId?: string; detail?: string }>(
+  message: string,
+  result: T,
+): T {
+  logger.info(message, { status: result.status, commandId: result.commandId, detail: result.detail });
+  return result;
+}
+
 export const handler = async (event: unknown) => {
   const request = parseProbeRequest(event);
   logger.appendKeys({ action: request.action });
@@ -27,22 +36,10 @@ export const handler = async (event: unknown) => {
       return result;
     }
     case 'freeze': {
-      const result = await freeze(ssm, systemClock, request);
-      logger.info('freeze ended', {
-        status: result.status,
-        commandId: result.commandId,
-        detail: result.detail,
-      });
-      return result;
+      return logCommandEnd('freeze ended', await freeze(ssm, systemClock, request));
     }
     case 'waitForCommand': {
-      const result = await waitForCommand(ssm, systemClock, request);
-      logger.info('command ended', {
-        status: result.status,
-        commandId: result.commandId,
-        detail: result.detail,
-      });
-      return result;
+      return logCommandEnd('command ended', await waitForCommand(ssm, systemClock, request));
     }
     case 'waitForSnapshots': {
       const result = await waitForSnapshots({ ec2, backup }, systemClock, request);
