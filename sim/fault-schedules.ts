@@ -9,10 +9,10 @@ import {
   buildOutcomeNotification,
   outcomeEventId,
   validateNotification,
-} from '../../lambda/shared/notification';
-import { DEFAULT_CONFIG } from '../../lib/config';
-import { workflowTimings } from '../../lib/workflow';
-import type { Fault, FaultPlan, RunReport, Scenario } from './sim';
+} from '../lambda/shared/notification';
+import { DEFAULT_CONFIG } from '../lib/config';
+import { workflowTimings } from '../lib/workflow';
+import type { Fault, FaultPlan, RunReport, Scenario } from './workflow-sim';
 
 export const SCHEDULES = Number(process.env.FAULT_SCHEDULES ?? 2000);
 
