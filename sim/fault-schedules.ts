@@ -5,11 +5,8 @@
  * the four promises, and the label must be honest.
  */
 
-import {
-  buildOutcomeNotification,
-  outcomeEventId,
-  validateNotification,
-} from '../lambda/shared/notification';
+import { validateNotification } from '../lambda/shared/notification';
+import { buildOutcomeNotification, outcomeEventId } from '../lambda/shared/notifications/outcome';
 import { DEFAULT_CONFIG } from '../lib/config';
 import { workflowTimings } from '../lib/workflow';
 import type { Fault, FaultPlan, RunReport, Scenario } from './workflow-sim';
