@@ -9,7 +9,7 @@ import { createNotifier } from '../lambda/shared/notifier';
 import type { OutcomeSink, WorkflowOutcome } from '../lambda/shared/outcome';
 import { OPTION_TAGS } from '../lambda/shared/tags';
 import { type BackupConfig, parseConfig } from '../lib/config';
-import { FakeDynamoDb } from '../test/lambda/notifications/dynamodb-fake';
+import { FakeDynamoDb } from '../sim/dynamodb';
 import { checkCopy, checkSimulatedCopy } from './copy-check';
 import { loadDocuments } from './documents';
 import { sleep } from './exec';

@@ -13,7 +13,7 @@ import { type ExecutionResult, recordOutcome } from '../lambda/record-outcome/re
 import type { OutcomeSink } from '../lambda/shared/outcome';
 import type { BackupConfig } from '../lib/config';
 import { ConsistentBackupStack } from '../lib/stack';
-import { type Asl, aslFromTemplate, resolveIntrinsics } from '../test/helpers/asl';
+import { type Asl, aslFromTemplate, resolveIntrinsics } from '../sim/asl';
 import { LAB_ACCOUNT, LAB_REGION, type SimBackup, type SimEc2, type SimSns } from './sim/aws';
 import { SimServiceError, type SimSsm } from './sim/ssm';
 

@@ -20,7 +20,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { DiscoveryResult } from '../lambda/discovery/discover';
-import { FakeAws, fleet } from '../test/lambda/discovery/fake-aws';
+import { FakeAws, fleet } from '../sim/discovery-aws';
 
 const BURST = 1300;
 const RATE = 300;

@@ -2,18 +2,18 @@
  * npm run bench:workflow [-- --faults N] [-- --update-readme]
  *
  * Executes the synthesized state machine locally (aws-local-stepfunctions) against the simulated AWS
- * of test/workflow/sim.ts for each named scenario, and prints the state transitions (every state
+ * of sim/workflow-sim.ts for each named scenario, and prints the state transitions (every state
  * entered, Parallel branches included) and the simulated freeze window. With --faults N it also runs
  * N generated fault schedules and reports how many broke a promise.
  */
 
-import '../test/setup';
+import '../lab/polyfill';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type Asl, synthWorkflow } from '../test/helpers/asl';
-import { generate, violations } from '../test/workflow/fault-schedules';
-import { SCENARIOS } from '../test/workflow/scenarios';
-import { runScenario } from '../test/workflow/sim';
+import { type Asl, synthWorkflow } from '../sim/asl';
+import { generate, violations } from '../sim/fault-schedules';
+import { SCENARIOS } from '../sim/workflow-scenarios';
+import { runScenario } from '../sim/workflow-sim';
 
 const args = process.argv.slice(2);
 const faultsArg = args.indexOf('--faults');

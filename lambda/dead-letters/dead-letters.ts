@@ -24,11 +24,11 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { runIdFor, windowFromScheduledTime, windowIso } from '../discovery/window';
+import type { Notification } from '../shared/notification';
 import {
   buildDiscoveryFailureNotification,
   type DiscoveryFailure,
-  type Notification,
-} from '../shared/notification';
+} from '../shared/notifications/discovery-failure';
 import { type DeadLetterSettings, FUNCTION_ARN } from './settings';
 
 /** Both queues keep messages 14 days; a mark must outlive any redelivery. */

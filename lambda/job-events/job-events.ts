@@ -7,14 +7,12 @@
  */
 
 import type { ConsistencyVerdict } from '../shared/consistency';
+import { BACKUP_JOB_DETAIL_TYPE, FINAL_JOB_STATES, type Notification } from '../shared/notification';
 import {
-  BACKUP_JOB_DETAIL_TYPE,
   buildCompletedWithIssuesNotification,
   buildJobNotification,
-  FINAL_JOB_STATES,
   buildVssFallbackNotification,
-  type Notification,
-} from '../shared/notification';
+} from '../shared/notifications/backup-job';
 import { type Notifier, provesRecovery, type StoredJob } from '../shared/notifier';
 
 const DETAIL_TYPE = BACKUP_JOB_DETAIL_TYPE;

@@ -1,6 +1,6 @@
 /**
  * The OutcomeSink behind every notification: turns outcomes and discovery results into messages
- * (lambda/shared/notification.ts), publishes them to SNS, and keeps the little state that
+ * (lambda/shared/notifications/), publishes them to SNS, and keeps the little state that
  * de-duplication, Clear and the run summary need in one DynamoDB table.
  *
  * Table items (pk / sk), all with an `expiresAt` TTL (epoch seconds):
@@ -29,21 +29,18 @@ import {
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import type { Consistency } from './consistency';
 import {
-  buildClearNotification,
-  buildExclusionNotification,
-  buildOutcomeNotification,
-  buildRunSummaryNotification,
-  type JobContext,
   messageAttributes,
   NOTIFIER_ENV,
   type Notification,
   PENDING_RUNS_INDEX,
-  type OpenProblem,
-  outcomeEventId,
   type ProblemClass,
-  type RunCounts,
   SEVERITY_RULES,
 } from './notification';
+import { buildClearNotification, type OpenProblem } from './notifications/clear';
+import { buildExclusionNotification } from './notifications/exclusion';
+import { buildOutcomeNotification, outcomeEventId } from './notifications/outcome';
+import { buildRunSummaryNotification, type RunCounts } from './notifications/run-summary';
+import type { JobContext } from './notifications/backup-job';
 import type {
   DiscoverySummary,
   ExcludedInstance,

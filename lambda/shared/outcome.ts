@@ -2,8 +2,9 @@ import type { ConsistencyVerdict } from './consistency';
 
 /**
  * What happened to one instance in one window, as the workflow's record-outcome step and
- * discovery report it. The notifier (lambda/shared/notification.ts) turns outcomes into
- * notifications with severities, de-duplication and Clear; nothing else decides severities.
+ * discovery report it. The notifier (lambda/shared/notifier.ts, with the builders in
+ * lambda/shared/notifications/) turns outcomes into notifications with severities, de-duplication
+ * and Clear; nothing else decides severities.
  */
 export type OutcomeKind =
   /** A backup job was started; `verdict` says how consistent it is. */

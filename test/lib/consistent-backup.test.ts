@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { nagFindings, type SynthResult, synthApp } from '../helpers/app';
+import { nagFindings, type SynthResult, synthApp } from '../../sim/app-synth';
 
 type Statement = {
   Effect: string;

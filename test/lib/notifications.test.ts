@@ -6,7 +6,7 @@ import { parseConfig } from '../../lib/config';
 import { BackupFunction } from '../../lib/lambda-function';
 import { Notifications, type NotificationsProps } from '../../lib/notifications';
 import { Vault } from '../../lib/vault';
-import { nagFindings, synthApp } from '../helpers/app';
+import { nagFindings, synthApp } from '../../sim/app-synth';
 
 const ENDPOINT =
   'https://sn-user:sn-pass@example.service-now.com/api/sn_em_connector/em/inbound_event?source=ec2cb';

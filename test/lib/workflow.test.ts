@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_STAGGER_SECONDS } from '../../lambda/discovery/stagger';
 import { commandStepSeconds, renderDocument } from '../../lib/documents';
 import { COMMAND_REPORT_MARGIN_SECONDS, REQUIRED_INPUT, STATE } from '../../lib/workflow';
-import { nagFindings } from '../helpers/app';
+import { nagFindings } from '../../sim/app-synth';
 import {
   allStates,
   type Asl,
@@ -13,7 +13,7 @@ import {
   toMermaid,
   type WorkflowSynth,
   worstCaseSeconds,
-} from '../helpers/asl';
+} from '../../sim/asl';
 
 // asl-validator ships no types.
 const validator = createRequire(__filename)('asl-validator') as (definition: unknown) => {

@@ -3,7 +3,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../lib/config';
 import { parseArgs, PlanUsageError, runPlan } from '../../scripts/plan';
-import { FakeAws, type FakeInstance, fleet } from '../lambda/discovery/fake-aws';
+import { FakeAws, type FakeInstance, fleet } from '../../sim/discovery-aws';
 
 let fake: FakeAws | undefined;
 afterEach(() => {

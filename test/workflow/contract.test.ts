@@ -11,8 +11,8 @@ import { freeze } from '../../lambda/backup-probe/probe';
 import { parseConfig } from '../../lib/config';
 import { renderDocument } from '../../lib/documents';
 import { STATE } from '../../lib/workflow';
-import { synthWorkflow } from '../helpers/asl';
-import { workflowInput, Sim } from './sim';
+import { synthWorkflow } from '../../sim/asl';
+import { workflowInput, Sim } from '../../sim/workflow-sim';
 
 const config = parseConfig({});
 

@@ -1,9 +1,9 @@
-/** Runs the generated fault schedules (test/workflow/fault-schedules.ts) against the synthesized definition. */
+/** Runs the generated fault schedules (sim/fault-schedules.ts) against the synthesized definition. */
 
 import { describe, expect, it } from 'vitest';
-import { type Asl, synthWorkflow } from '../helpers/asl';
-import { generate, SCHEDULES, violations } from './fault-schedules';
-import { runScenario } from './sim';
+import { type Asl, synthWorkflow } from '../../sim/asl';
+import { generate, SCHEDULES, violations } from '../../sim/fault-schedules';
+import { runScenario } from '../../sim/workflow-sim';
 
 describe('fault injection over the synthesized workflow', () => {
   it(`keeps its promises under ${SCHEDULES} generated fault schedules`, async () => {

@@ -3,10 +3,10 @@ import type { BackupClient } from '@aws-sdk/client-backup';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { validateNotification } from '../../lambda/shared/notification';
 import { tagRecoveryPoint } from '../../lambda/shared/recovery-point';
-import { type Asl, synthStackAsl, synthWorkflow } from '../helpers/asl';
+import { type Asl, synthStackAsl, synthWorkflow } from '../../sim/asl';
 import { STATE } from '../../lib/workflow';
-import { SCENARIOS } from './scenarios';
-import { IMAGE_ARN, type RunReport, runScenario, Sim } from './sim';
+import { SCENARIOS } from '../../sim/workflow-scenarios';
+import { IMAGE_ARN, type RunReport, runScenario, Sim } from '../../sim/workflow-sim';
 
 const asls = new Map<string, Asl>();
 function aslFor(config: Record<string, unknown> = {}): Asl {

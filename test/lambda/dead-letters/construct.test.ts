@@ -6,7 +6,7 @@ import { DeadLetters } from '../../../lib/dead-letters';
 import { BackupFunction } from '../../../lib/lambda-function';
 import { Notifications } from '../../../lib/notifications';
 import { Vault } from '../../../lib/vault';
-import { nagFindings, type SynthResult, synthApp } from '../../helpers/app';
+import { nagFindings, type SynthResult, synthApp } from '../../../sim/app-synth';
 
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
 type Resource = { Type: string; Properties: Record<string, unknown> };

@@ -2,15 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { readDeadLetter } from '../../../lambda/dead-letters/dead-letters';
 import { DeadLetterConfigError, readDeadLetterSettings } from '../../../lambda/dead-letters/settings';
+import { LIMITS, SEVERITY_RULES, validateNotification } from '../../../lambda/shared/notification';
 import {
   buildDiscoveryFailureNotification,
-  LIMITS,
   REPLAY_PAYLOAD_INLINE_MAX,
   replayCommand,
-  SEVERITY_RULES,
   shellQuote,
-  validateNotification,
-} from '../../../lambda/shared/notification';
+} from '../../../lambda/shared/notifications/discovery-failure';
 import {
   FUNCTION_ARN,
   handOverPayload,

@@ -2,11 +2,8 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readDeadLetter } from '../../../lambda/dead-letters/dead-letters';
-import {
-  buildDiscoveryFailureNotification,
-  type Notification,
-  validateNotification,
-} from '../../../lambda/shared/notification';
+import { type Notification, validateNotification } from '../../../lambda/shared/notification';
+import { buildDiscoveryFailureNotification } from '../../../lambda/shared/notifications/discovery-failure';
 import { handOverPayload, invocationRecord, SETTINGS } from './samples';
 
 const doc = readFileSync(path.join(__dirname, '../../../docs/notifications.md'), 'utf8');

@@ -3,7 +3,7 @@ import type { Context, SQSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Notification } from '../../../lambda/shared/notification';
-import { FakeDynamoDb } from '../notifications/dynamodb-fake';
+import { FakeDynamoDb } from '../../../sim/dynamodb';
 import { expectValidPublish, TABLE, TOPIC } from '../notifications/fixtures';
 import { FUNCTION_ARN, handOverPayload, invocationRecord, SETTINGS, schedulerDeadLetter } from './samples';
 

@@ -7,7 +7,7 @@ import {
 } from '../../../lambda/discovery/discover';
 import { InvalidEventError } from '../../../lambda/discovery/window';
 import type { WorkflowInput } from '../../../lambda/shared/workflow-input';
-import { FakeAws, type FakeInstance, fleet, OWNER, volumeFor } from './fake-aws';
+import { FakeAws, type FakeInstance, fleet, OWNER, volumeFor } from '../../../sim/discovery-aws';
 import { deps, FUNCTION_ARN, plentyOfTime, RecordingLog, RecordingSink, testSettings } from './helpers';
 
 const EVENT = {

@@ -3,7 +3,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FakeAws, fleet } from './fake-aws';
+import { FakeAws, fleet } from '../../../sim/discovery-aws';
 import { FUNCTION_ARN, STATE_MACHINE_ARN } from './helpers';
 
 const ENV = {

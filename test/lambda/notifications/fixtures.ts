@@ -3,7 +3,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { type Notification, validateNotification } from '../../../lambda/shared/notification';
 import { Notifier } from '../../../lambda/shared/notifier';
 import type { DiscoverySummary, ExcludedInstance, WorkflowOutcome } from '../../../lambda/shared/outcome';
-import { FakeDynamoDb } from './dynamodb-fake';
+import { FakeDynamoDb } from '../../../sim/dynamodb';
 
 export const ACCOUNT = '111122223333';
 export const REGION = 'eu-west-1';

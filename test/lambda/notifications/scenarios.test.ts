@@ -1,7 +1,7 @@
 /**
  * Every notification the workflow and discovery can emit, produced in its real scenario: the
- * synthesized state machine executed locally (test/workflow/sim.ts, with the real record-outcome
- * logic) or the discovery logic over simulated AWS (test/lambda/discovery/fake-aws.ts), each handing
+ * synthesized state machine executed locally (sim/workflow-sim.ts, with the real record-outcome
+ * logic) or the discovery logic over simulated AWS (sim/discovery-aws.ts), each handing
  * its outcomes to the real notifier over the in-memory table and a mocked SNS.
  */
 
@@ -13,10 +13,10 @@ import { handleJobEvent } from '../../../lambda/job-events/job-events';
 import type { ConsistencyVerdict } from '../../../lambda/shared/consistency';
 import { type Notification, SEVERITY_RULES } from '../../../lambda/shared/notification';
 import { tagRecoveryPoint } from '../../../lambda/shared/recovery-point';
-import { type Asl, synthWorkflow } from '../../helpers/asl';
-import { SCENARIOS } from '../../workflow/scenarios';
-import { IMAGE_ARN, runScenario } from '../../workflow/sim';
-import { FakeAws, type FakeInstance } from '../discovery/fake-aws';
+import { type Asl, synthWorkflow } from '../../../sim/asl';
+import { SCENARIOS } from '../../../sim/workflow-scenarios';
+import { IMAGE_ARN, runScenario } from '../../../sim/workflow-sim';
+import { FakeAws, type FakeInstance } from '../../../sim/discovery-aws';
 import { deps as discoveryDeps, plentyOfTime, RecordingLog, testSettings } from '../discovery/helpers';
 import { expectValidPublish, harness, outcome } from './fixtures';
 

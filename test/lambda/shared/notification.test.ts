@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  buildClearNotification,
-  buildExclusionNotification,
-  buildJobNotification,
-  buildOutcomeNotification,
-  buildRunSummaryNotification,
-  buildVssFallbackNotification,
   glideTime,
-  type JobContext,
   LIMITS,
   messageAttributes,
   type Notification,
@@ -18,6 +11,15 @@ import {
   truncate,
   validateNotification,
 } from '../../../lambda/shared/notification';
+import { buildClearNotification } from '../../../lambda/shared/notifications/clear';
+import { buildExclusionNotification } from '../../../lambda/shared/notifications/exclusion';
+import {
+  buildJobNotification,
+  buildVssFallbackNotification,
+  type JobContext,
+} from '../../../lambda/shared/notifications/backup-job';
+import { buildOutcomeNotification } from '../../../lambda/shared/notifications/outcome';
+import { buildRunSummaryNotification } from '../../../lambda/shared/notifications/run-summary';
 import { excluded, outcome, summary } from '../notifications/fixtures';
 
 const NOW = new Date('2026-11-22T02:03:04.567Z');

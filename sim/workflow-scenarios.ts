@@ -1,6 +1,6 @@
 /** The named scenarios, shared by the tests and `npm run bench:workflow`. */
 
-import type { Scenario } from './sim';
+import type { Scenario } from './workflow-sim';
 
 const always = (op: string, kind: 'throttle' | 'error') => (o: string) => (o === op ? { kind } : undefined);
 

@@ -5,14 +5,11 @@
  * the four promises, and the label must be honest.
  */
 
-import {
-  buildOutcomeNotification,
-  outcomeEventId,
-  validateNotification,
-} from '../../lambda/shared/notification';
-import { DEFAULT_CONFIG } from '../../lib/config';
-import { workflowTimings } from '../../lib/workflow';
-import type { Fault, FaultPlan, RunReport, Scenario } from './sim';
+import { validateNotification } from '../lambda/shared/notification';
+import { buildOutcomeNotification, outcomeEventId } from '../lambda/shared/notifications/outcome';
+import { DEFAULT_CONFIG } from '../lib/config';
+import { workflowTimings } from '../lib/workflow';
+import type { Fault, FaultPlan, RunReport, Scenario } from './workflow-sim';
 
 export const SCHEDULES = Number(process.env.FAULT_SCHEDULES ?? 2000);
 

@@ -11,10 +11,10 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
-import { type BackupConfig, parseConfig } from '../../lib/config';
-import { Vault } from '../../lib/vault';
-import { Workflow, type WorkflowNotifications } from '../../lib/workflow';
-import { synthApp } from './app';
+import { type BackupConfig, parseConfig } from '../lib/config';
+import { Vault } from '../lib/vault';
+import { Workflow, type WorkflowNotifications } from '../lib/workflow';
+import { synthApp } from './app-synth';
 
 export const ACCOUNT = '111122223333';
 export const REGION = 'eu-west-1';

@@ -7,7 +7,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeDynamoDb } from './dynamodb-fake';
+import { FakeDynamoDb } from '../../sim/dynamodb';
 
 const TABLE = 't';
 let restore: () => void = () => undefined;

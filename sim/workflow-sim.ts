@@ -14,11 +14,11 @@ import {
   parseProbeRequest,
   waitForCommand,
   waitForSnapshots,
-} from '../../lambda/backup-probe/probe';
-import { type ExecutionResult, recordOutcome } from '../../lambda/record-outcome/record';
-import type { OutcomeSink, WorkflowOutcome } from '../../lambda/shared/outcome';
-import type { WorkflowInput } from '../../lambda/shared/workflow-input';
-import type { Asl } from '../helpers/asl';
+} from '../lambda/backup-probe/probe';
+import { type ExecutionResult, recordOutcome } from '../lambda/record-outcome/record';
+import type { OutcomeSink, WorkflowOutcome } from '../lambda/shared/outcome';
+import type { WorkflowInput } from '../lambda/shared/workflow-input';
+import type { Asl } from './asl';
 
 export const WINDOW = '2026-11-22T02:00:00Z';
 const WINDOW_MS = Date.parse(WINDOW);

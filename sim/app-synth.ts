@@ -1,8 +1,8 @@
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { type BackupConfig, parseConfig } from '../../lib/config';
-import { ConsistentBackupStack } from '../../lib/stack';
+import { type BackupConfig, parseConfig } from '../lib/config';
+import { ConsistentBackupStack } from '../lib/stack';
 
 export interface SynthResult {
   readonly app: App;
