@@ -8,7 +8,7 @@
  * Needs root, loop devices, xfsprogs and (for the PostgreSQL rows) postgresql-15. --assert exits 1
  * unless every freeze+hooks copy is clean with its invariant holding.
  */
-import '../lab/polyfill';
+import '../sim/local-node';
 import * as fs from 'node:fs/promises';
 import { ArgError, intArg, parseArgs } from '../lab/args';
 import { loadDocuments } from '../lab/documents';

@@ -15,6 +15,7 @@
  *   npm run bench:discovery -- --count 100000
  *   npm run bench:discovery -- --timeout 12 --reserve 2   # a 12 s Lambda: forces hand-overs
  */
+import '../sim/local-node';
 import { ConditionalCheckFailedException, DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';

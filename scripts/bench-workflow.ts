@@ -7,7 +7,7 @@
  * N generated fault schedules and reports how many broke a promise.
  */
 
-import '../lab/polyfill';
+import '../sim/local-node';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Asl, synthWorkflow } from '../sim/asl';

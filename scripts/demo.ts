@@ -7,7 +7,7 @@
  * As root with loop devices it builds real ext4/xfs volumes under write load and runs the real freeze
  * and thaw documents on them; otherwise it says so and runs with simulated filesystems.
  */
-import '../lab/polyfill';
+import '../sim/local-node';
 import { ArgError, intArg, parseArgs } from '../lab/args';
 import { demoTable, expectedConsistency, formatNotifications, runDemo } from '../lab/demo';
 import { cleanupActive, cleanupAll, detectCapabilities } from '../lab/host';

@@ -6,6 +6,7 @@
  *
  *   npm run plan -- --region eu-west-1 [--window 2026-11-22T02:00:00Z] [--json] [-c key=value ...]
  */
+import '../sim/local-node';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EC2Client } from '@aws-sdk/client-ec2';

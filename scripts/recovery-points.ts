@@ -5,7 +5,7 @@
  * (ConsistentBackup:Consistency/Reason/FreezeMs). A point still `pending` lost its verdict: treat it
  * as crash-consistent.
  */
-
+import '../sim/local-node';
 import { BackupClient, ListRecoveryPointsByBackupVaultCommand } from '@aws-sdk/client-backup';
 import { DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { recoveryPointTarget } from '../lambda/shared/recovery-point';

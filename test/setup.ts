@@ -1,3 +1,3 @@
-// aws-local-stepfunctions 3 calls Promise.withResolvers, which Node 20 lacks; the one polyfill the
-// scripts use is loaded for every test file too. test/workflow asserts the happy path really succeeds.
-import '../lab/polyfill';
+// The Node 20 adjustments every local tool loads first (the Promise.withResolvers polyfill
+// aws-local-stepfunctions needs, the AWS SDK's Node-version notice off), loaded for every test file.
+import '../sim/local-node';
