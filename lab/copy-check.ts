@@ -141,9 +141,10 @@ async function fsckNoModify(image: string, fstype: LabFsType): Promise<{ clean: 
 
 /**
  * Check a copy the way a restore meets it. First, on the copy exactly as taken: does the journal need
- * replay, and does a no-modify fsck find anything? Then on a writable reflink clone (so the copy itself
- * stays untouched): mount it, letting the kernel replay the journal as the first boot of a restored
- * volume would, and hand the mounted tree to `inspect` for the application-level check.
+ * replay, and does a no-modify fsck find anything? Then on a writable clone (so the copy itself stays
+ * untouched; a reflink where the copy's filesystem has them): mount it, letting the kernel replay the
+ * journal as the first boot of a restored volume would, and hand the mounted tree to `inspect` for
+ * the application-level check.
  */
 export async function checkCopy<T>(
   copy: string,
@@ -154,7 +155,7 @@ export async function checkCopy<T>(
   const replay = await needsReplay(copy, fstype, mountpoint);
   const fsck = await fsckNoModify(copy, fstype);
   const restore = `${copy}.restore`;
-  await mustRun('cp', ['--reflink=always', copy, restore]);
+  await mustRun('cp', ['--reflink=auto', '--sparse=always', copy, restore]);
   await fs.mkdir(mountpoint, { recursive: true });
   let mounted = false;
   let mountError = '';

@@ -10,7 +10,7 @@ import { checkLedger, type LedgerCheck } from './ledger';
 import { checkPgCopy, PG_BINDIR, type PgCopyCheck, PgServer } from './postgres';
 import { realExecutor, SimSsm } from './sim/ssm';
 import { pct, percentile, table } from './stats';
-import type { LabFsType } from './volume';
+import type { LabFsType, LabPool } from './volume';
 
 export type Mode = 'no-freeze' | 'freeze' | 'freeze+hooks';
 export const MODES: readonly Mode[] = ['no-freeze', 'freeze', 'freeze+hooks'];
@@ -59,7 +59,7 @@ async function backup(
   id: string,
   latencyMs: number,
 ): Promise<{ copies: string[]; freezeMs?: number }> {
-  const copies = instance.volumes.map((v) => `${'image' in v ? v.image : v.mountpoint}.${id}`);
+  const copies = instance.volumes.map((v) => ('image' in v ? v.copyPath(id) : `${v.mountpoint}.${id}`));
   if (mode === 'no-freeze') {
     await sleep(latencyMs);
     for (const [i, v] of instance.volumes.entries()) await v.snapshot(copies[i]);
@@ -90,7 +90,7 @@ async function backup(
 
 interface Env {
   readonly runDir: string;
-  readonly pool: string;
+  readonly pool: LabPool;
   readonly stateRoot: string;
   readonly agent: Agent;
   readonly instances: Map<string, LabInstance>;
@@ -100,7 +100,7 @@ async function ledgerRuns(env: Env, fstype: LabFsType, opts: ExperimentOptions):
   const { runDir, agent, instances } = env;
   const inst = new LabInstance({
     runDir,
-    poolDir: env.pool,
+    pool: env.pool,
     stateRoot: env.stateRoot,
     name: `ledger-${fstype}`,
     volumes: [fstype],
@@ -152,7 +152,7 @@ async function pgRuns(
   const { runDir, agent, instances } = env;
   const inst = new LabInstance({
     runDir,
-    poolDir: env.pool,
+    pool: env.pool,
     stateRoot: env.stateRoot,
     name: `postgresql-${fstype}`,
     volumes: [fstype],

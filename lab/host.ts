@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { mustRun, run, sleep } from './exec';
+import { type LabFsType, LabPool } from './volume';
 
 /** Every lab run lives under this directory (on the root filesystem, never frozen by the lab). */
 export const LAB_ROOT =
@@ -9,24 +10,26 @@ export const LAB_ROOT =
   (process.getuid?.() === 0 ? '/var/tmp/ecb-lab' : `/var/tmp/ecb-lab-${process.getuid?.()}`);
 
 export interface Capabilities {
-  /** Real loop-mounted ext4/xfs volumes, real fsfreeze, real point-in-time copies. */
+  /** Real loop-mounted volumes, real fsfreeze, real point-in-time copies. */
   readonly real: boolean;
   /** Why the lab falls back to simulated filesystems, when it does. */
   readonly reason?: string;
+  /** The filesystems the real lab can make and check here: ext4 always, xfs with xfsprogs. */
+  readonly filesystems: readonly LabFsType[];
+  /** One line: which filesystems run as ext4 here and what to install for them, when some do. */
+  readonly substitutes?: string;
 }
 
-const REQUIRED_TOOLS = [
-  'losetup',
-  'mount',
-  'umount',
-  'fsfreeze',
-  'mkfs.ext4',
-  'mkfs.xfs',
-  'e2fsck',
-  'dumpe2fs',
-  'xfs_repair',
-  'xfs_logprint',
-  'findmnt',
+/** What the real lab cannot do without, by the Debian package that has it. */
+const BASE_TOOLS: Readonly<Record<string, readonly string[]>> = {
+  mount: ['losetup', 'mount', 'umount'],
+  'util-linux': ['fsfreeze', 'findmnt'],
+  e2fsprogs: ['mkfs.ext4', 'e2fsck', 'dumpe2fs'],
+};
+
+/** Filesystems beyond ext4: the tools that make and check one, and their package. */
+const OPTIONAL_FILESYSTEMS: readonly { fstype: LabFsType; tools: readonly string[]; pkg: string }[] = [
+  { fstype: 'xfs', tools: ['mkfs.xfs', 'xfs_repair', 'xfs_logprint'], pkg: 'xfsprogs' },
 ];
 
 async function onPath(tool: string): Promise<boolean> {
@@ -34,30 +37,55 @@ async function onPath(tool: string): Promise<boolean> {
   return r.code === 0;
 }
 
-/** Decide once whether this machine can run the real lab: root, loop devices, and the fs tools. */
-export async function detectCapabilities(): Promise<Capabilities> {
-  if (process.env.ECB_LAB_SIMULATE === '1') return { real: false, reason: 'ECB_LAB_SIMULATE=1' };
-  if (process.getuid?.() !== 0) return { real: false, reason: 'not running as root' };
-  if (!existsSync('/dev/loop-control')) return { real: false, reason: 'no /dev/loop-control' };
+async function missingTools(tools: readonly string[]): Promise<string[]> {
   const missing: string[] = [];
-  for (const tool of REQUIRED_TOOLS) if (!(await onPath(tool))) missing.push(tool);
+  for (const tool of tools) if (!(await onPath(tool))) missing.push(tool);
+  return missing;
+}
+
+/**
+ * Decide once how real this machine's lab can be. Real needs root, loop devices and the ext4 and
+ * util-linux tools; a filesystem whose tools are missing (xfs without xfsprogs) runs as ext4.
+ */
+export async function detectCapabilities(): Promise<Capabilities> {
+  const simulated = (reason: string): Capabilities => ({ real: false, reason, filesystems: [] });
+  if (process.env.ECB_LAB_SIMULATE === '1') return simulated('ECB_LAB_SIMULATE=1');
+  if (process.getuid?.() !== 0) return simulated('not running as root');
+  if (!existsSync('/dev/loop-control')) return simulated('no /dev/loop-control');
+  const missing: string[] = [];
+  const packages: string[] = [];
+  for (const [pkg, tools] of Object.entries(BASE_TOOLS)) {
+    const gone = await missingTools(tools);
+    missing.push(...gone);
+    if (gone.length > 0) packages.push(pkg);
+  }
   if (missing.length > 0)
-    return {
-      real: false,
-      reason: `missing tools: ${missing.join(', ')} (apt-get install xfsprogs e2fsprogs util-linux)`,
-    };
+    return simulated(`missing tools: ${missing.join(', ')} (apt-get install ${packages.join(' ')})`);
   // A container can have the device node but no permission to attach: prove it once.
   const probeDir = await fs.mkdtemp(path.join(await ensureRoot(), 'probe-'));
   try {
     const img = path.join(probeDir, 'probe.img');
     await fs.writeFile(img, Buffer.alloc(1024 * 1024));
     const r = await run('losetup', ['--find', '--show', img]);
-    if (r.code !== 0) return { real: false, reason: `losetup failed: ${r.stderr.trim()}` };
+    if (r.code !== 0) return simulated(`losetup failed: ${r.stderr.trim()}`);
     await run('losetup', ['-d', r.stdout.trim()]);
-    return { real: true };
   } finally {
     await fs.rm(probeDir, { recursive: true, force: true });
   }
+  const filesystems: LabFsType[] = ['ext4'];
+  const substituted: string[] = [];
+  for (const f of OPTIONAL_FILESYSTEMS) {
+    const gone = await missingTools(f.tools);
+    if (gone.length === 0) filesystems.push(f.fstype);
+    else
+      substituted.push(`${f.fstype} volumes are ext4 here (no ${gone.join(', ')}): apt-get install ${f.pkg}`);
+  }
+  return { real: true, filesystems, substitutes: substituted.length ? substituted.join('; ') : undefined };
+}
+
+/** The filesystem a volume that prefers `wanted` gets here: `wanted` when its tools are installed, ext4 otherwise. */
+export function labFilesystem(capabilities: Capabilities, wanted: LabFsType): LabFsType {
+  return !capabilities.real || capabilities.filesystems.includes(wanted) ? wanted : 'ext4';
 }
 
 async function ensureRoot(): Promise<string> {
@@ -179,7 +207,9 @@ async function killRecorded(dir: string): Promise<void> {
 export async function cleanupRunDir(dir: string): Promise<string[]> {
   const log: string[] = [];
   if (!dir.startsWith(`${LAB_ROOT}/`)) throw new Error(`refusing to clean ${dir}: not under ${LAB_ROOT}`);
-  for (const m of await mountsUnder(dir)) {
+  // Shallowest first: a volume's thaw writes through its loop device into the pool, and would wait
+  // forever on a pool left frozen mid-snapshot (LabPool, ext4).
+  for (const m of (await mountsUnder(dir)).reverse()) {
     const r = await run('fsfreeze', ['-u', m.target]);
     if (r.code === 0) log.push(`thawed ${m.target}`);
   }
@@ -256,18 +286,26 @@ export async function createStateTmpfs(runDir: string): Promise<string> {
 }
 
 /**
- * The copy-on-write pool: a sparse XFS image with reflink=1, loop-mounted under the run dir. Every
- * volume image lives here so a snapshot is one FICLONE (`cp --reflink=always`), which XFS performs
- * under the source inode's exclusive I/O lock after flushing its page cache: the copy holds exactly
- * the writes the volume's loop device had completed at that instant, like an EBS snapshot.
+ * The pool every volume image lives on (see LabPool for how each kind takes a snapshot): a sparse
+ * image loop-mounted under the run dir. XFS with reflink=1 where mkfs.xfs is installed, ext4
+ * otherwise; `fstype` chooses explicitly.
  */
-export async function createPool(runDir: string, sizeGiB = 16): Promise<string> {
+export async function createPool(runDir: string, sizeGiB = 16, fstype?: LabFsType): Promise<LabPool> {
+  const kind = fstype ?? ((await onPath('mkfs.xfs')) ? 'xfs' : 'ext4');
   const img = path.join(runDir, 'pool.img');
   const mnt = path.join(runDir, 'pool');
   await fs.mkdir(mnt, { recursive: true });
   await mustRun('truncate', ['-s', `${sizeGiB}G`, img]);
-  await mustRun('mkfs.xfs', ['-q', '-m', 'reflink=1', img]);
-  await mustRun('mount', ['-o', 'loop', img, mnt]);
+  if (kind === 'xfs') {
+    await mustRun('mkfs.xfs', ['-q', '-m', 'reflink=1', img]);
+    await mustRun('mount', ['-o', 'loop', img, mnt]);
+  } else {
+    await mustRun('mkfs.ext4', ['-q', '-F', img]);
+    // noinit_itable: no background zeroing of inode tables writing to the pool while it is frozen.
+    await mustRun('mount', ['-o', 'loop,noinit_itable', img, mnt]);
+  }
   await fs.chmod(mnt, 0o755);
-  return mnt;
+  const pool = new LabPool(mnt, kind, runDir);
+  await fs.mkdir(pool.snapshotDir, { recursive: true });
+  return pool;
 }

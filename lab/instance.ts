@@ -2,15 +2,15 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { type LabFsType, LabVolume, SimulatedVolume } from './volume';
+import { type LabFsType, type LabPool, LabVolume, SimulatedVolume } from './volume';
 
 const LEDGER_WRITER = path.join(__dirname, 'workloads', 'ledger-writer.mjs');
 const LEDGER_HOOKS = path.join(__dirname, 'hooks', 'ledger');
 
 export interface LabInstanceProps {
   readonly runDir: string;
-  /** Reflink pool mount; undefined in the simulated lab. */
-  readonly poolDir?: string;
+  /** The pool the volume images live on; undefined in the simulated lab. */
+  readonly pool?: LabPool;
   /** tmpfs holding the instances' state dirs (the freeze script refuses state on disk). @default <instance dir>/run */
   readonly stateRoot?: string;
   readonly name: string;
@@ -47,8 +47,13 @@ export class LabInstance {
     this.deviceMap = path.join(this.dir, 'device-map');
     this.volumes = props.volumes.map((fstype, i) => {
       const mountpoint = path.join(this.dir, 'mnt', `data${i}`);
-      return props.poolDir
-        ? new LabVolume({ poolDir: path.join(props.poolDir, this.instanceId), mountpoint, fstype })
+      return props.pool
+        ? new LabVolume({
+            pool: props.pool,
+            poolDir: path.join(props.pool.mountpoint, this.instanceId),
+            mountpoint,
+            fstype,
+          })
         : new SimulatedVolume({ mountpoint, fstype });
     });
   }

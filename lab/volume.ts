@@ -5,8 +5,71 @@ import { mustRun, run } from './exec';
 
 export type LabFsType = 'ext4' | 'xfs';
 
+/**
+ * The lab's own filesystem that holds every volume image, and how a snapshot fixes its point in time
+ * on it as an EBS snapshot does: every write the volume's block device completed before the instant
+ * is in the copy, none after, none half.
+ *
+ * - xfs (with xfsprogs): one FICLONE (`cp --reflink=always`), which XFS performs under the image's
+ *   exclusive I/O lock after flushing its page cache. Copies stay on the pool.
+ * - ext4 (without xfsprogs; ext4 has no reflink): the pool is frozen, the image copied, the pool
+ *   thawed. While it is frozen, the loop devices' writes into their images wait, as I/O to an EBS
+ *   volume does for the instant of its snapshot, and reads go on. A frozen filesystem takes no
+ *   writes, so the copies go beside the pool, one snapshot at a time.
+ *
+ * The pool is a loop-mounted image the lab made under its run dir: never an instance's data
+ * filesystem, never one the lab did not create. Cleanup thaws it like every mount under the run dir.
+ */
+export class LabPool {
+  /** Where snapshot copies go. */
+  readonly snapshotDir: string;
+  private turn: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly mountpoint: string,
+    readonly fstype: LabFsType,
+    runDir: string,
+  ) {
+    this.snapshotDir = fstype === 'xfs' ? path.join(mountpoint, 'snapshots') : path.join(runDir, 'snapshots');
+  }
+
+  /** The point-in-time copy of `image` (a file on this pool) at `copyPath`. */
+  async snapshot(image: string, copyPath: string): Promise<void> {
+    if (this.fstype === 'xfs') {
+      await mustRun('cp', ['--reflink=always', image, copyPath]);
+      return;
+    }
+    const rel = path.relative(this.mountpoint, path.resolve(copyPath));
+    if (rel !== '..' && !rel.startsWith(`..${path.sep}`)) {
+      // The copy would be written to the frozen pool and block until a thaw that waits for it.
+      throw new Error(
+        `snapshot copy ${copyPath} is on the ext4 pool, which is frozen while copying: use ${this.snapshotDir}`,
+      );
+    }
+    // One freeze at a time: a second fsfreeze -f would fail with EBUSY, and its thaw end the first.
+    const mine = this.turn.then(() => this.frozenCopy(image, copyPath));
+    this.turn = mine.catch(() => undefined);
+    return mine;
+  }
+
+  private async frozenCopy(image: string, copyPath: string): Promise<void> {
+    await mustRun('fsfreeze', ['-f', this.mountpoint]);
+    // The thaw runs whatever happened to the copy; a copy error is reported after it.
+    const copied = await run('cp', ['--sparse=always', image, copyPath]).catch((err: Error) => ({
+      code: 1,
+      stderr: err.message,
+    }));
+    const thaw = await run('fsfreeze', ['-u', this.mountpoint]);
+    if (thaw.code !== 0)
+      throw new Error(`could not thaw the lab pool ${this.mountpoint}: ${thaw.stderr.trim()}`);
+    if (copied.code !== 0) throw new Error(`snapshot copy of ${image} failed: ${copied.stderr.trim()}`);
+  }
+}
+
 export interface LabVolumeProps {
-  /** Directory on the reflink pool that holds this volume's image and its snapshots. */
+  /** The pool the image lives on; it also takes the volume's snapshots. */
+  readonly pool: LabPool;
+  /** Directory on the pool that holds this volume's image. */
   readonly poolDir: string;
   /** Where the filesystem is mounted. */
   readonly mountpoint: string;
@@ -22,7 +85,7 @@ export function randomVolumeId(): string {
 }
 
 /**
- * One "EBS volume": a sparse image on the reflink pool, attached to a loop device with direct I/O
+ * One "EBS volume": a sparse image on the lab's pool, attached to a loop device with direct I/O
  * and mounted. Direct I/O keeps the host page cache out of the path, so what reaches the image is
  * what the guest filesystem has written to its block device, as with EBS; the guest fs's own dirty
  * pages are not in a snapshot, which is precisely what sync + fsfreeze exist to fix.
@@ -33,6 +96,7 @@ export class LabVolume {
   readonly mountpoint: string;
   readonly image: string;
   device = '';
+  private readonly pool: LabPool;
   private readonly poolDir: string;
   private readonly sizeMiB: number;
 
@@ -40,6 +104,7 @@ export class LabVolume {
     this.volumeId = props.volumeId ?? randomVolumeId();
     this.fstype = props.fstype;
     this.mountpoint = props.mountpoint;
+    this.pool = props.pool;
     this.poolDir = props.poolDir;
     this.sizeMiB = props.sizeMiB ?? 512;
     this.image = path.join(this.poolDir, `${this.volumeId}.img`);
@@ -61,11 +126,16 @@ export class LabVolume {
   }
 
   /**
-   * The snapshot: an atomic point-in-time copy of the image (FICLONE). Returns the copy's path.
-   * Concurrent writes through the loop device either land before the clone or after it, never half.
+   * The snapshot: an atomic point-in-time copy of the image (see LabPool). Concurrent writes through
+   * the loop device either land before the copy's instant or after it, never half.
    */
   async snapshot(copyPath: string): Promise<void> {
-    await mustRun('cp', ['--reflink=always', this.image, copyPath]);
+    await this.pool.snapshot(this.image, copyPath);
+  }
+
+  /** Where a snapshot copy named `label` of this volume goes. */
+  copyPath(label: string): string {
+    return path.join(this.pool.snapshotDir, `${this.volumeId}.${label}.img`);
   }
 
   async destroy(): Promise<void> {
@@ -83,7 +153,7 @@ export class SimulatedVolume {
   readonly mountpoint: string;
   readonly device: string;
 
-  constructor(props: Omit<LabVolumeProps, 'poolDir' | 'sizeMiB'>) {
+  constructor(props: Omit<LabVolumeProps, 'pool' | 'poolDir' | 'sizeMiB'>) {
     this.volumeId = props.volumeId ?? randomVolumeId();
     this.fstype = props.fstype;
     this.mountpoint = props.mountpoint;

@@ -35,10 +35,20 @@ async function main(): Promise<number> {
   const caps = await detectCapabilities();
   if (!caps.real) {
     console.error(
-      `no root or loop devices (${caps.reason}): the consistency experiment needs real filesystems and cannot be simulated`,
+      `no real filesystems here (${caps.reason}): the consistency experiment needs them and cannot be simulated`,
     );
     return 2;
   }
+  // The experiment compares filesystems, so one that is missing is left out rather than stood in for.
+  const unavailable = fsList.filter((f) => !caps.filesystems.includes(f as LabFsType));
+  if (unavailable.length > 0) {
+    if (args.get('fs') !== undefined)
+      throw new ArgError(
+        `--fs ${unavailable.join(',')}: not available here (${caps.substitutes}); available: ${caps.filesystems.join(', ')}`,
+      );
+    console.error(`leaving out ${unavailable.join(', ')}: ${caps.substitutes}`);
+  }
+  const fstypes = fsList.filter((f) => caps.filesystems.includes(f as LabFsType)) as LabFsType[];
   let pgN = intArg(args, 'pg-n', 5, 0, 1000);
   if (pgN > 0 && !postgresAvailable()) {
     console.error(
@@ -49,7 +59,7 @@ async function main(): Promise<number> {
   const opts = {
     n,
     pgN,
-    fstypes: fsList as LabFsType[],
+    fstypes,
     startLatencyMs: intArg(args, 'start-latency-ms', 1000, 0, 60_000),
     intervalMs: intArg(args, 'interval-ms', 1500, 0, 600_000),
     documents: loadDocuments(),

@@ -27,8 +27,10 @@ async function main(): Promise<number> {
   }
   if (args.get('simulate')) process.env.ECB_LAB_SIMULATE = '1';
   const capabilities = await detectCapabilities();
-  if (!capabilities.real)
-    console.log(`no root or loop devices: running with simulated filesystems (${capabilities.reason})`);
+  // Said once here and once at the end: the rows in between do not repeat it.
+  const simulatedNote = `simulated filesystems: no real freeze is possible here (${capabilities.reason})`;
+  if (!capabilities.real) console.log(`${simulatedNote}; directories stand in for the volumes`);
+  else if (capabilities.substitutes) console.log(capabilities.substitutes);
   const instances = intArg(args, 'instances', 3, 1, 12);
   const result = await runDemo({
     instances,
@@ -36,11 +38,10 @@ async function main(): Promise<number> {
     capabilities,
     out: (line) => console.log(line),
   });
-  console.log(
-    `\n${result.simulated ? 'SIMULATED filesystems: no real freeze happened.\n' : ''}${demoTable(result.rows, result.simulated)}`,
-  );
+  console.log(`\n${demoTable(result.rows, result.simulated)}`);
   console.log(`\nNotifications that would have gone to SNS (${result.notifications.length}):`);
   console.log(formatNotifications(result.notifications) || '(none)');
+  if (result.simulated) console.log(`\n${simulatedNote}: the labels above are what the workflow decided`);
   if (args.get('json')) console.log(JSON.stringify(result.rows));
   const unexpected = result.rows.filter((r, i) => r.consistency !== expectedConsistency(i));
   for (const r of unexpected) console.error(`unexpected: ${r.name} is ${r.consistency}: ${r.reason}`);

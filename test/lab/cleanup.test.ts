@@ -3,7 +3,14 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../lab/exec';
-import { cleanupAll, cleanupRunDir, createPool, createRunDir, createStateTmpfs } from '../../lab/host';
+import {
+  cleanupAll,
+  cleanupRunDir,
+  createPool,
+  createRunDir,
+  createStateTmpfs,
+  labFilesystem,
+} from '../../lab/host';
 import { LabVolume } from '../../lab/volume';
 import { capabilities, leftovers } from './lab-helpers';
 
@@ -20,9 +27,10 @@ describe.skipIf(!capabilities.real)('npm run demo -- --cleanup', () => {
     await createStateTmpfs(dir);
     const pool = await createPool(dir, 2);
     const vol = new LabVolume({
-      poolDir: pool,
+      pool,
+      poolDir: path.join(pool.mountpoint, 'i-1'),
       mountpoint: path.join(dir, 'instances', 'i-1', 'mnt', 'data0'),
-      fstype: 'xfs',
+      fstype: labFilesystem(capabilities, 'xfs'),
     });
     await vol.create();
     expect((await run('fsfreeze', ['-f', vol.mountpoint])).code).toBe(0);
@@ -34,6 +42,30 @@ describe.skipIf(!capabilities.real)('npm run demo -- --cleanup', () => {
     expect(log).toContain(`removed ${dir}`);
     expect(await leftovers(dir)).toEqual([]);
     expect((await cleanupAll()).filter((l) => l.includes(dir))).toEqual([]);
+  }, 60_000);
+
+  it('undoes a run killed mid-snapshot on an ext4 pool: the frozen pool is thawed first', async () => {
+    const dir = await createRunDir();
+    const pool = await createPool(dir, 2, 'ext4');
+    const vol = new LabVolume({
+      pool,
+      poolDir: path.join(pool.mountpoint, 'i-1'),
+      mountpoint: path.join(dir, 'instances', 'i-1', 'mnt', 'data0'),
+      fstype: 'ext4',
+    });
+    await vol.create();
+    // As a run leaves it if it dies while LabPool.snapshot copies a frozen volume: both frozen.
+    expect((await run('fsfreeze', ['-f', vol.mountpoint])).code).toBe(0);
+    expect((await run('fsfreeze', ['-f', pool.mountpoint])).code).toBe(0);
+    await fs.writeFile(path.join(dir, 'owner.pid'), `${await deadPid()}\n`);
+
+    const log = await cleanupAll();
+    expect(log.filter((l) => l.startsWith('thawed'))).toEqual([
+      `thawed ${pool.mountpoint}`,
+      `thawed ${vol.mountpoint}`,
+    ]);
+    expect(log).toContain(`removed ${dir}`);
+    expect(await leftovers(dir)).toEqual([]);
   }, 60_000);
 
   it('leaves the run of a live process alone', async () => {
