@@ -17,7 +17,7 @@ export const MODES: readonly Mode[] = ['no-freeze', 'freeze', 'freeze+hooks'];
 export type Workload = 'ledger' | 'postgresql';
 
 export interface ExperimentOptions {
-  /** Backups per mode per filesystem type for the ledger. */
+  /** Backups per mode per filesystem type for the ledger; 0 skips the ledger. */
   readonly n: number;
   /** Backups per mode per filesystem type for PostgreSQL; 0 skips PostgreSQL. */
   readonly pgN: number;
@@ -47,6 +47,8 @@ export interface Sample {
 
 const BACKUP = { watchdogSeconds: 90, hookTimeoutSeconds: 30, budgetMs: 60_000 };
 const PG_PORT_BASE = 55_400;
+/** Each filesystem's PostgreSQL gets ports of its own, so experiments can run side by side. */
+const PG_PORT_OFFSET: Readonly<Record<LabFsType, number>> = { ext4: 0, xfs: 1 };
 
 /**
  * One backup as the workflow takes it: freeze (per mode), wait the snapshot start latency, take the
@@ -143,12 +145,7 @@ async function ledgerRuns(env: Env, fstype: LabFsType, opts: ExperimentOptions):
   return samples;
 }
 
-async function pgRuns(
-  env: Env,
-  fstype: LabFsType,
-  opts: ExperimentOptions,
-  portOffset: number,
-): Promise<Sample[]> {
+async function pgRuns(env: Env, fstype: LabFsType, opts: ExperimentOptions): Promise<Sample[]> {
   const { runDir, agent, instances } = env;
   const inst = new LabInstance({
     runDir,
@@ -160,7 +157,7 @@ async function pgRuns(
   instances.set(inst.instanceId, inst);
   await inst.create();
   const socketDir = path.join(inst.stateDir, 'pgsock');
-  const port = PG_PORT_BASE + portOffset * 2;
+  const port = PG_PORT_BASE + PG_PORT_OFFSET[fstype] * 2;
   const server = new PgServer({
     dataDir: path.join(inst.volumes[0].mountpoint, 'pgdata'),
     socketDir,
@@ -243,9 +240,9 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ samples:
     const pool = await createPool(runDir);
     const stateRoot = await createStateTmpfs(runDir);
     const env: Env = { runDir, pool, stateRoot, agent, instances };
-    for (const [k, fstype] of opts.fstypes.entries()) {
-      samples.push(...(await ledgerRuns(env, fstype, opts)));
-      if (opts.pgN > 0) samples.push(...(await pgRuns(env, fstype, opts, k)));
+    for (const fstype of opts.fstypes) {
+      if (opts.n > 0) samples.push(...(await ledgerRuns(env, fstype, opts)));
+      if (opts.pgN > 0) samples.push(...(await pgRuns(env, fstype, opts)));
     }
   } finally {
     for (const i of instances.values()) i.stopWorkloads();

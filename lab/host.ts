@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -103,12 +104,20 @@ export async function cleanupActive(): Promise<string[]> {
   return log;
 }
 
-/** Create this run's workspace: LAB_ROOT/run-<pid>-<time>, world-traversable so the postgres user can reach its data. */
+/**
+ * Create this run's workspace: LAB_ROOT/run-<pid>-<time><random>, world-traversable so the postgres
+ * user can reach its data. The random part keeps runs started in the same millisecond apart. The
+ * directory appears under its run- name only with its owner.pid in it, so a `--cleanup` running at
+ * the same time never takes a fresh run for an abandoned one.
+ */
 export async function createRunDir(): Promise<string> {
   const root = await ensureRoot();
-  const dir = path.join(root, `run-${process.pid}-${Date.now().toString(36)}`);
-  await fs.mkdir(dir, { mode: 0o755 });
-  await fs.writeFile(path.join(dir, 'owner.pid'), `${process.pid}\n`);
+  const unique = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+  const dir = path.join(root, `run-${process.pid}-${unique}`);
+  const staging = path.join(root, `.new-${process.pid}-${unique}`);
+  await fs.mkdir(staging, { mode: 0o755 });
+  await fs.writeFile(path.join(staging, 'owner.pid'), `${process.pid}\n`);
+  await fs.rename(staging, dir);
   active.add(dir);
   return dir;
 }
