@@ -45,21 +45,34 @@ export function xfsLogNeedsReplay(logprint: string): boolean {
   return headers.some((h) => !h.startsWith('BUF:')) || headers.length > superOnly;
 }
 
-/** Every file's path, size and content hash: what an application sees on a filesystem. */
+const errorCode = (err: NodeJS.ErrnoException) => err.code ?? 'error';
+
+/**
+ * Every file's path, size and content hash: what an application sees on a filesystem. A copy seen
+ * without its log replayed can list an entry whose inode is not there yet: the error a reader gets
+ * is part of what it sees (`e <path> <code>`), not a reason to stop looking.
+ */
 export async function manifest(root: string): Promise<string> {
   const lines: string[] = [];
   const walk = async (dir: string): Promise<void> => {
-    for (const e of (await fs.readdir(dir, { withFileTypes: true })).sort((a, b) =>
-      a.name.localeCompare(b.name),
-    )) {
+    const entries = await fs.readdir(dir, { withFileTypes: true }).catch(errorCode);
+    if (typeof entries === 'string') {
+      lines.push(`e ${path.relative(root, dir)}/ ${entries}`);
+      return;
+    }
+    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       const full = path.join(dir, e.name);
       const rel = path.relative(root, full);
       if (e.isDirectory()) {
         lines.push(`d ${rel}`);
         await walk(full);
       } else if (e.isFile()) {
-        const data = await fs.readFile(full);
-        lines.push(`f ${rel} ${data.length} ${createHash('sha1').update(data).digest('hex')}`);
+        const data = await fs.readFile(full).catch(errorCode);
+        lines.push(
+          typeof data === 'string'
+            ? `e ${rel} ${data}`
+            : `f ${rel} ${data.length} ${createHash('sha1').update(data).digest('hex')}`,
+        );
       } else lines.push(`o ${rel}`);
     }
   };

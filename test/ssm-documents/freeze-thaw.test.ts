@@ -146,9 +146,12 @@ describe.skipIf(!CAN_RUN)('watchdog', () => {
       expect(freeze.json.status).toBe('frozen');
       const writer = lab.writer(path.join(mountpoint, 'waits-for-watchdog'));
       const start = freeze.json.freezeStartedAtMs as number;
-      expect(await waitFor(() => writer.done, 4_000)).toBe(false);
+      // Timed from the freeze's start, not from when the freeze command returned (late under load).
+      expect(await waitFor(() => writer.done, start + 5_000 - Date.now())).toBe(false);
       expect(await waitFor(() => writer.done, 6_000 + 2_000 - (Date.now() - start), 20)).toBe(true);
       const delay = (writer.doneAt as number) - start;
+      // What the instance saw: the write stayed blocked until the watchdog's time.
+      expect(delay).toBeGreaterThanOrEqual(5_500);
       const afterDeadline = (writer.doneAt as number) - Date.parse(freeze.json.watchdog.deadline);
       console.log(
         `[${type}] watchdog thaw observed ${delay} ms after the freeze started, ${afterDeadline} ms after its deadline (watchdog 6000 ms)`,
