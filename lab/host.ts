@@ -156,31 +156,39 @@ async function loopsBackedUnder(dir: string): Promise<string[]> {
     .map((f) => f[0]);
 }
 
+/** Whether `p` is `dir` or lies under it. */
+function under(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(`${dir}/`);
+}
+
 /**
- * Processes started with this run's seams in their environment: the freeze script's watchdogs (which
- * detach with setsid) and hooks' helpers, which no pid file of ours records.
+ * Processes that belong to this run although no pid file of ours records them: those started with
+ * its seams in their environment (the freeze script's watchdogs, which detach with setsid, and
+ * hooks' helpers), and those holding its files open (a database server and its backends logging
+ * into it, left by a run that was killed).
  */
-async function processesWithEnvUnder(dir: string): Promise<number[]> {
+async function processesOfRun(dir: string): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await fs.readdir('/proc')) {
     const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
     const environ = await fs.readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');
-    if (
-      environ
-        .split('\0')
-        .some(
-          (kv) => kv.startsWith('ECB_STATE_DIR=') && kv.slice('ECB_STATE_DIR='.length).startsWith(`${dir}/`),
-        )
-    ) {
-      pids.push(pid);
+    const seams = environ
+      .split('\0')
+      .some((kv) => kv.startsWith('ECB_STATE_DIR=') && under(kv.slice('ECB_STATE_DIR='.length), dir));
+    const fds = await fs.readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    let holdsFile = false;
+    for (const fd of fds) {
+      if (holdsFile) break;
+      holdsFile = under(await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''), dir);
     }
+    if (seams || holdsFile) pids.push(pid);
   }
   return pids;
 }
 
 async function killRecorded(dir: string): Promise<void> {
-  for (const pid of await processesWithEnvUnder(dir)) {
+  for (const pid of await processesOfRun(dir)) {
     try {
       process.kill(pid, 'SIGKILL');
     } catch {

@@ -53,18 +53,35 @@ export class LabPool {
   }
 
   private async frozenCopy(image: string, copyPath: string): Promise<void> {
-    await mustRun('fsfreeze', ['-f', this.mountpoint]);
-    // The thaw runs whatever happened to the copy; a copy error is reported after it.
-    const copied = await run('cp', ['--sparse=always', image, copyPath]).catch((err: Error) => ({
-      code: 1,
-      stderr: err.message,
-    }));
-    const thaw = await run('fsfreeze', ['-u', this.mountpoint]);
-    if (thaw.code !== 0)
-      throw new Error(`could not thaw the lab pool ${this.mountpoint}: ${thaw.stderr.trim()}`);
-    if (copied.code !== 0) throw new Error(`snapshot copy of ${image} failed: ${copied.stderr.trim()}`);
+    // Freeze, copy and thaw in one shell of its own session: whatever happens to this process
+    // (Ctrl-C, SIGKILL, a crash), the shell finishes the copy and thaws the pool by itself.
+    const r = await run('setsid', [
+      '-w',
+      'sh',
+      '-c',
+      FROZEN_COPY,
+      'lab-pool-snapshot',
+      this.mountpoint,
+      image,
+      copyPath,
+    ]);
+    if (r.code !== 0)
+      throw new Error(
+        `snapshot copy of ${image} on the frozen pool failed (exit ${r.code}): ${r.stderr.trim()}`,
+      );
   }
 }
+
+/**
+ * $1 pool mountpoint, $2 image, $3 copy. Once the freeze succeeded the thaw runs on every way out:
+ * the copy's end, its 120 s limit, or a signal.
+ */
+const FROZEN_COPY = [
+  'fsfreeze -f "$1" || exit 90',
+  'trap \'fsfreeze -u "$1"\' EXIT',
+  "trap 'exit 91' HUP INT TERM",
+  'timeout 120 cp --sparse=always "$2" "$3"',
+].join('\n');
 
 export interface LabVolumeProps {
   /** The pool the image lives on; it also takes the volume's snapshots. */
