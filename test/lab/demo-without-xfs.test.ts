@@ -3,7 +3,7 @@
  * The demo must still freeze real filesystems, with ext4 for the volumes that prefer xfs, and say
  * in one line what to install for the rest.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -28,12 +28,19 @@ async function pathWithoutXfs(dir: string): Promise<string> {
 }
 
 let bin = '';
+let child: ChildProcess | undefined;
 beforeAll(async () => {
   bin = await pathWithoutXfs(await fs.mkdtemp(path.join(os.tmpdir(), 'ecb-no-xfs-')));
 });
 afterAll(async () => {
+  // A demo still running (the test timed out) is interrupted, so it thaws and removes its run.
+  if (child && child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise((r) => child?.on('exit', r));
+    child.kill('SIGINT');
+    await exited;
+  }
   if (bin) await fs.rm(bin, { recursive: true, force: true });
-});
+}, 120_000);
 
 describe.skipIf(!capabilities.real)('npm run demo on a machine without xfsprogs', () => {
   it('detects ext4 only, and names the package for xfs', async () => {
@@ -51,19 +58,20 @@ describe.skipIf(!capabilities.real)('npm run demo on a machine without xfsprogs'
   });
 
   it('freezes real ext4 filesystems, says once what to install, and leaves nothing behind', async () => {
-    const child = spawn(
+    const demo = spawn(
       process.execPath,
       ['--import', 'tsx', path.join(REPO, 'scripts', 'demo.ts'), '--start-latency-ms', '500'],
       { cwd: REPO, env: { ...process.env, PATH: bin }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    child = demo;
     let out = '';
-    child.stdout.on('data', (d: Buffer) => {
+    demo.stdout.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    child.stderr.on('data', (d: Buffer) => {
+    demo.stderr.on('data', (d: Buffer) => {
       out += d.toString();
     });
-    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    const code = await new Promise<number | null>((r) => demo.on('exit', (c) => r(c)));
     expect(code, out).toBe(0);
     const lines = out.split('\n');
     // One line, first, naming the package; nothing says "simulated".

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sleep } from '../../lab/exec';
 import { type DemoResult, demoTable, runDemo } from '../../lab/demo';
 import { DEFAULT_CONFIG } from '../../lib/config';
@@ -12,9 +12,15 @@ describe.skipIf(!capabilities.real)('npm run demo on real loop-mounted filesyste
   // One run of the three kinds of instance serves the first two tests: a demo run is the expensive part.
   const lines: string[] = [];
   let result: DemoResult;
+  let demo: Promise<DemoResult> | undefined;
   beforeAll(async () => {
-    result = await runDemo({ instances: 3, startLatencyMs: 500, capabilities, out: (l) => lines.push(l) });
+    demo = runDemo({ instances: 3, startLatencyMs: 500, capabilities, out: (l) => lines.push(l) });
+    result = await demo;
     console.log(demoTable(result.rows, result.simulated));
+  }, 180_000);
+  // Should beforeAll time out, the run still ends (and cleans up) before the worker goes away.
+  afterAll(async () => {
+    await demo?.catch(() => undefined);
   }, 180_000);
 
   it('backs up the instances through discovery and the synthesized workflow, labels them honestly, and leaves nothing behind', async () => {
@@ -53,6 +59,16 @@ describe.skipIf(!capabilities.real)('npm run demo on real loop-mounted filesyste
     expect(alarm?.Message).toMatch(/20-broken/);
   });
 
+  let interrupted: ChildProcess | undefined;
+  afterAll(async () => {
+    // Should the test time out before its Ctrl-C, the demo still gets one, and cleans up.
+    if (interrupted && interrupted.exitCode === null && interrupted.signalCode === null) {
+      const exited = new Promise((r) => interrupted?.on('exit', r));
+      process.kill(-(interrupted.pid as number), 'SIGINT');
+      await exited;
+    }
+  }, 120_000);
+
   it('Ctrl-C mid-run thaws, stops the workloads and removes everything', async () => {
     const child = spawn(
       process.execPath,
@@ -71,6 +87,7 @@ describe.skipIf(!capabilities.real)('npm run demo on real loop-mounted filesyste
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
+    interrupted = child;
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadDocuments } from '../../lab/documents';
 import { type Mode, runExperiment, type Sample, summarize } from '../../lab/experiment';
 import { postgresAvailable } from '../../lab/postgres';
@@ -18,14 +18,22 @@ const of = (samples: readonly Sample[], workload: Sample['workload'], mode: Mode
  * filesystem runs in a lab run of its own, all at once: the experiment waits on snapshot latencies,
  * freezes and copy checks far more than it computes, so side by side takes the time of the longest.
  */
+let running: Promise<unknown> | undefined;
+// Should the test time out, its runs still end (and clean up) before the worker goes away.
+afterAll(async () => {
+  await running;
+}, 300_000);
+
 async function runSideBySide(): Promise<{ samples: Sample[]; runDirs: string[] }> {
   const common = { startLatencyMs: 300, intervalMs: 300, documents: loadDocuments(), log: () => undefined };
-  const settled = await Promise.allSettled(
+  const all = Promise.allSettled(
     capabilities.filesystems.flatMap((fstype) => [
       runExperiment({ ...common, n: 3, pgN: 0, fstypes: [fstype] }),
       ...(pg ? [runExperiment({ ...common, n: 0, pgN: 2, fstypes: [fstype] })] : []),
     ]),
   );
+  running = all;
+  const settled = await all;
   // Every run has cleaned up (each does in a finally) before a failure is reported.
   const failed = settled.find((r) => r.status === 'rejected');
   if (failed) throw failed.reason;
