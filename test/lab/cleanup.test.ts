@@ -17,6 +17,16 @@ import { capabilities, leftovers } from './lab-helpers';
 
 const REPO = path.join(__dirname, '..', '..');
 
+/** Whether a cp writing `copy` is running. */
+async function copying(copy: string): Promise<boolean> {
+  for (const entry of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const args = (await fs.readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (args[0] === 'cp' && args.includes(copy)) return true;
+  }
+  return false;
+}
+
 /** A pid that is certainly not running: a child that has exited. */
 async function deadPid(): Promise<number> {
   const c = spawn('true');
@@ -110,6 +120,8 @@ describe.skipIf(!capabilities.real)('npm run demo -- --cleanup', () => {
       expect(existsSync(copy)).toBe(true);
       child.kill('SIGKILL');
       await exited;
+      // The copy was under way when its caller died (else this would test an ordinary snapshot).
+      expect(await copying(copy)).toBe(true);
       // What the pool's users experience: a write (from a background process) completes once the
       // copy is done, without anyone else thawing it.
       const writer = spawn('sh', ['-c', 'printf x > "$1" && sync "$1"', 'writer', path.join(pool, 'after')]);
