@@ -4,8 +4,10 @@
  *   npm run demo -- [--instances 3] [--start-latency-ms 2000] [--simulate]
  *   npm run demo -- --cleanup        # undo what a run killed with SIGKILL left behind
  *
- * As root with loop devices it builds real ext4/xfs volumes under write load and runs the real freeze
- * and thaw documents on them; otherwise it says so and runs with simulated filesystems.
+ * As root with loop devices and the ext4 tools it builds real volumes under write load (xfs where
+ * xfsprogs is installed, ext4 in its place otherwise, said in one line) and runs the real freeze and
+ * thaw documents on them; otherwise it says so, first and last, and runs with simulated filesystems.
+ * docs/local-tools.md has the cases.
  */
 import '../sim/local-node';
 import { ArgError, intArg, parseArgs } from '../lab/args';

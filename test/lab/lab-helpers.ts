@@ -2,7 +2,10 @@ import { existsSync } from 'node:fs';
 import { run } from '../../lab/exec';
 import { detectCapabilities } from '../../lab/host';
 
-/** Whether this machine runs the real lab (root, loop devices, xfsprogs); tests that need it skip otherwise. */
+/**
+ * Whether this machine runs the real lab (root, loop devices, the ext4 tools; xfs too with xfsprogs,
+ * see `capabilities.filesystems`); tests that need it skip otherwise.
+ */
 export const capabilities = await detectCapabilities();
 if (!capabilities.real) console.warn(`test/lab: real-filesystem tests skipped: ${capabilities.reason}`);
 
