@@ -10,6 +10,29 @@ import { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy } from '../lambda/sha
 
 export { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy };
 
+/** Vault Lock: none, governance (removable with IAM permission) or compliance (immutable after its grace time). */
+export const VAULT_LOCK_MODES = ['none', 'governance', 'compliance'] as const;
+export type VaultLockMode = (typeof VAULT_LOCK_MODES)[number];
+/** The exact value `vaultLockComplianceConfirm` must have before a compliance-mode lock is synthesized. */
+export const COMPLIANCE_CONFIRMATION = 'I-understand-this-is-irreversible';
+
+/** A vault recovery points are copied to: another Region of this account, or a vault in another account. */
+export interface CopyDestination {
+  readonly vaultArn: string;
+  readonly partition: string;
+  readonly region: string;
+  readonly accountId: string;
+  readonly vaultName: string;
+  /** Days the copy is kept (its own retention, independent of the source's). */
+  readonly retentionDays: number;
+}
+
+/** A Region of this account where the app creates a destination vault (a small stack of its own). */
+export interface CopyRegion {
+  readonly region: string;
+  readonly retentionDays: number;
+}
+
 export interface BackupConfig {
   /** EventBridge Scheduler expression: `cron(...)`, `rate(...)` or `at(...)`. @default 'cron(0 2 * * ? *)' */
   readonly scheduleExpression: string;
@@ -45,6 +68,32 @@ export interface BackupConfig {
   readonly notificationCriticalEmails: readonly string[];
   /** Minutes without any report from discovery or an execution after which a run's summary goes out unfinished. @default 240 */
   readonly summaryDeadlineMinutes: number;
+  /** Existing vaults (another Region and/or another account) every completed backup is copied to, each with its retention. @default [] */
+  readonly copyDestinations: readonly CopyDestination[];
+  /** Regions of this account where the app creates a destination vault and copies to it. @default [] */
+  readonly copyRegions: readonly CopyRegion[];
+  /** Vault Lock on the vaults the app creates. Compliance mode cannot be undone after its grace time. @default 'none' */
+  readonly vaultLockMode: VaultLockMode;
+  /** Vault Lock minimum retention; required with a lock. @default undefined */
+  readonly vaultLockMinRetentionDays?: number;
+  /** Vault Lock maximum retention; none when undefined. @default undefined */
+  readonly vaultLockMaxRetentionDays?: number;
+  /** Compliance mode: days until the lock becomes immutable (at least 3). @default 3 */
+  readonly vaultLockChangeableForDays: number;
+  /** Must be `I-understand-this-is-irreversible` for vaultLockMode=compliance. @default undefined */
+  readonly vaultLockComplianceConfirm?: string;
+  /** Subnet restore tests launch into; restore testing is off while empty. @default undefined */
+  readonly restoreTestSubnetId?: string;
+  /** Security groups of the restored test instances (required with a subnet). @default [] */
+  readonly restoreTestSecurityGroupIds: readonly string[];
+  /** AWS Backup cron expression of the restore testing plan, in scheduleTimeZone. @default 'cron(0 5 ? * SUN *)' */
+  readonly restoreTestSchedule: string;
+  /** Instance type of restored test instances; undefined keeps the backed-up type. @default undefined */
+  readonly restoreTestInstanceType?: string;
+  /** IAM role names behind the instance profiles of opted-in instances, which the restore may pass to the test instance. @default [] */
+  readonly restoreTestInstanceRoles: readonly string[];
+  /** Hours AWS Backup keeps a restored test instance for validation before deleting it (1-168). @default 4 */
+  readonly restoreTestValidationHours: number;
 }
 
 export const DEFAULT_CONFIG: BackupConfig = {
@@ -65,6 +114,19 @@ export const DEFAULT_CONFIG: BackupConfig = {
   notificationHttpsEndpoints: [],
   notificationCriticalEmails: [],
   summaryDeadlineMinutes: 240,
+  copyDestinations: [],
+  copyRegions: [],
+  vaultLockMode: 'none',
+  vaultLockMinRetentionDays: undefined,
+  vaultLockMaxRetentionDays: undefined,
+  vaultLockChangeableForDays: 3,
+  vaultLockComplianceConfirm: undefined,
+  restoreTestSubnetId: undefined,
+  restoreTestSecurityGroupIds: [],
+  restoreTestSchedule: 'cron(0 5 ? * SUN *)',
+  restoreTestInstanceType: undefined,
+  restoreTestInstanceRoles: [],
+  restoreTestValidationHours: 4,
 };
 
 /** The context keys this app reads, in the order the README documents them. */
@@ -145,6 +207,16 @@ const VAULT_NAME = /^[a-zA-Z0-9\-_]{2,50}$/;
 const TIME_ZONE = /^(UTC|[A-Za-z]+(\/[A-Za-z0-9_+-]+){1,2})$/;
 const EMAIL = /^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/;
 const HTTPS_URL = /^https:\/\/[^\s,]+$/;
+const REGION = '[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\\d';
+const COPY_DESTINATION = new RegExp(
+  `^(arn:(aws|aws-cn|aws-us-gov):backup:(${REGION}):(\\d{12}):backup-vault:([A-Za-z0-9_-]{2,50}))=(\\d{1,5})$`,
+);
+const COPY_REGION = new RegExp(`^(${REGION})=(\\d{1,5})$`);
+const BACKUP_CRON = /^cron\([^()]+\)$/;
+const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
+const SECURITY_GROUP_ID = /^sg-[0-9a-f]{8,17}$/;
+const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
 
 /** Validate raw values (from context or a test) into the config object. */
 export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): BackupConfig {
@@ -242,6 +314,10 @@ export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): 
   );
   const summaryDeadlineMinutes = integer('summaryDeadlineMinutes', get('summaryDeadlineMinutes'), 5, 2880);
 
+  const copies = parseCopies(raw);
+  const lock = parseVaultLock(raw, retentionDays, vaultName, copies.copyRegions);
+  const restore = parseRestoreTesting(raw);
+
   return {
     scheduleExpression,
     scheduleTimeZone,
@@ -260,6 +336,232 @@ export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): 
     notificationHttpsEndpoints,
     notificationCriticalEmails,
     summaryDeadlineMinutes,
+    ...copies,
+    ...lock,
+    ...restore,
+  };
+}
+
+type Raw = Partial<Record<keyof BackupConfig, unknown>>;
+
+function parseCopies(raw: Raw): Pick<BackupConfig, 'copyDestinations' | 'copyRegions'> {
+  const destinationAllowed =
+    'a comma-separated list of <backup vault ARN>=<retention days>, e.g. arn:aws:backup:eu-central-1:111122223333:backup-vault:dr=90, retention 1-36500';
+  const copyDestinations = list(
+    'copyDestinations',
+    raw.copyDestinations,
+    COPY_DESTINATION,
+    destinationAllowed,
+  ).map((item): CopyDestination => {
+    const m = COPY_DESTINATION.exec(item)!;
+    const retentionDays = Number(m[6]);
+    if (retentionDays < 1 || retentionDays > 36500)
+      throw new ConfigError('copyDestinations', item, destinationAllowed);
+    return { vaultArn: m[1], partition: m[2], region: m[3], accountId: m[4], vaultName: m[5], retentionDays };
+  });
+  const regionAllowed =
+    'a comma-separated list of <region>=<retention days>, e.g. eu-central-1=90, retention 1-36500';
+  const copyRegions = list('copyRegions', raw.copyRegions, COPY_REGION, regionAllowed).map(
+    (item): CopyRegion => {
+      const m = COPY_REGION.exec(item)!;
+      const retentionDays = Number(m[2]);
+      if (retentionDays < 1 || retentionDays > 36500)
+        throw new ConfigError('copyRegions', item, regionAllowed);
+      return { region: m[1], retentionDays };
+    },
+  );
+  const seen = new Set<string>();
+  for (const d of copyDestinations) {
+    if (seen.has(d.vaultArn))
+      throw new ConfigError('copyDestinations', d.vaultArn, 'each destination vault once');
+    seen.add(d.vaultArn);
+  }
+  const regions = new Set<string>();
+  for (const r of copyRegions) {
+    if (regions.has(r.region)) throw new ConfigError('copyRegions', r.region, 'each Region once');
+    regions.add(r.region);
+  }
+  return { copyDestinations, copyRegions };
+}
+
+type LockKeys =
+  | 'vaultLockMode'
+  | 'vaultLockMinRetentionDays'
+  | 'vaultLockMaxRetentionDays'
+  | 'vaultLockChangeableForDays'
+  | 'vaultLockComplianceConfirm';
+
+/**
+ * A lock rejects every backup or copy job whose retention lies outside [min, max], so the retention
+ * settings of the vaults the app creates (its own and the copyRegions vaults) are checked here,
+ * before anything is deployed, rather than failing each job later.
+ */
+function parseVaultLock(
+  raw: Raw,
+  retentionDays: number,
+  vaultName: string | undefined,
+  copyRegions: readonly CopyRegion[],
+): Pick<BackupConfig, LockKeys> {
+  const mode = present(raw.vaultLockMode) ? raw.vaultLockMode : DEFAULT_CONFIG.vaultLockMode;
+  if (!VAULT_LOCK_MODES.includes(mode as VaultLockMode)) {
+    throw new ConfigError('vaultLockMode', mode, VAULT_LOCK_MODES.join(', '));
+  }
+  const vaultLockMode = mode as VaultLockMode;
+  const changeableRaw = present(raw.vaultLockChangeableForDays)
+    ? raw.vaultLockChangeableForDays
+    : DEFAULT_CONFIG.vaultLockChangeableForDays;
+  // AWS Backup enforces a 72-hour cooling-off period before a compliance lock becomes immutable.
+  const vaultLockChangeableForDays = integer('vaultLockChangeableForDays', changeableRaw, 3, 36500);
+  if (vaultLockMode === 'none') {
+    for (const key of [
+      'vaultLockMinRetentionDays',
+      'vaultLockMaxRetentionDays',
+      'vaultLockComplianceConfirm',
+    ] as const) {
+      if (present(raw[key]))
+        throw new ConfigError(key, raw[key], 'empty unless vaultLockMode is governance or compliance');
+    }
+    return { vaultLockMode, vaultLockChangeableForDays };
+  }
+  if (vaultName) {
+    throw new ConfigError(
+      'vaultLockMode',
+      vaultLockMode,
+      `none while vaultName is set (the app locks only the vault it creates; lock ${vaultName} with PutBackupVaultLockConfiguration yourself)`,
+    );
+  }
+  if (!present(raw.vaultLockMinRetentionDays)) {
+    throw new ConfigError(
+      'vaultLockMinRetentionDays',
+      raw.vaultLockMinRetentionDays,
+      `a whole number from 1 to 36500 when vaultLockMode is ${vaultLockMode}`,
+    );
+  }
+  const min = integer('vaultLockMinRetentionDays', raw.vaultLockMinRetentionDays, 1, 36500);
+  const max = present(raw.vaultLockMaxRetentionDays)
+    ? integer('vaultLockMaxRetentionDays', raw.vaultLockMaxRetentionDays, min, 36500)
+    : undefined;
+  const range =
+    max === undefined
+      ? `at least vaultLockMinRetentionDays (${min})`
+      : `from ${min} to ${max} (the vault lock's range)`;
+  if (retentionDays < min || (max !== undefined && retentionDays > max)) {
+    throw new ConfigError(
+      'retentionDays',
+      retentionDays,
+      `${range}: the lock rejects every backup job outside it`,
+    );
+  }
+  for (const r of copyRegions) {
+    if (r.retentionDays < min || (max !== undefined && r.retentionDays > max)) {
+      throw new ConfigError(
+        'copyRegions',
+        `${r.region}=${r.retentionDays}`,
+        `a retention ${range}: the destination vault carries the same lock and would reject the copy`,
+      );
+    }
+  }
+  let vaultLockComplianceConfirm: string | undefined;
+  if (vaultLockMode === 'compliance') {
+    if (raw.vaultLockComplianceConfirm !== COMPLIANCE_CONFIRMATION) {
+      throw new ConfigError(
+        'vaultLockComplianceConfirm',
+        raw.vaultLockComplianceConfirm,
+        `exactly ${COMPLIANCE_CONFIRMATION}: a compliance-mode lock can never be changed or removed once its ${vaultLockChangeableForDays}-day grace time ends, not even by the account root, and the vault cannot be deleted while it holds recovery points`,
+      );
+    }
+    vaultLockComplianceConfirm = COMPLIANCE_CONFIRMATION;
+  } else if (present(raw.vaultLockComplianceConfirm)) {
+    throw new ConfigError(
+      'vaultLockComplianceConfirm',
+      raw.vaultLockComplianceConfirm,
+      'empty unless vaultLockMode is compliance',
+    );
+  }
+  return {
+    vaultLockMode,
+    vaultLockMinRetentionDays: min,
+    vaultLockMaxRetentionDays: max,
+    vaultLockChangeableForDays,
+    vaultLockComplianceConfirm,
+  };
+}
+
+type RestoreKeys =
+  | 'restoreTestSubnetId'
+  | 'restoreTestSecurityGroupIds'
+  | 'restoreTestSchedule'
+  | 'restoreTestInstanceType'
+  | 'restoreTestInstanceRoles'
+  | 'restoreTestValidationHours';
+
+function parseRestoreTesting(raw: Raw): Pick<BackupConfig, RestoreKeys> {
+  const restoreTestSubnetId = present(raw.restoreTestSubnetId)
+    ? text(
+        'restoreTestSubnetId',
+        raw.restoreTestSubnetId,
+        SUBNET_ID,
+        'empty (no restore testing) or a subnet id such as subnet-0123456789abcdef0',
+      )
+    : undefined;
+  const restoreTestSecurityGroupIds = list(
+    'restoreTestSecurityGroupIds',
+    raw.restoreTestSecurityGroupIds,
+    SECURITY_GROUP_ID,
+    'a comma-separated list of security group ids such as sg-0123456789abcdef0',
+  );
+  if (
+    restoreTestSubnetId &&
+    (restoreTestSecurityGroupIds.length < 1 || restoreTestSecurityGroupIds.length > 5)
+  ) {
+    throw new ConfigError(
+      'restoreTestSecurityGroupIds',
+      restoreTestSecurityGroupIds.join(','),
+      "1 to 5 security group ids of the subnet's VPC when restoreTestSubnetId is set (the restored copy of a production instance must not get the default group)",
+    );
+  }
+  if (!restoreTestSubnetId && restoreTestSecurityGroupIds.length > 0) {
+    throw new ConfigError(
+      'restoreTestSecurityGroupIds',
+      restoreTestSecurityGroupIds.join(','),
+      'empty unless restoreTestSubnetId is set',
+    );
+  }
+  const restoreTestSchedule = text(
+    'restoreTestSchedule',
+    present(raw.restoreTestSchedule) ? raw.restoreTestSchedule : DEFAULT_CONFIG.restoreTestSchedule,
+    BACKUP_CRON,
+    'an AWS Backup cron expression such as cron(0 5 ? * SUN *)',
+  );
+  const restoreTestInstanceType = present(raw.restoreTestInstanceType)
+    ? text(
+        'restoreTestInstanceType',
+        raw.restoreTestInstanceType,
+        INSTANCE_TYPE,
+        'empty (the backed-up type) or an instance type such as t3.small',
+      )
+    : undefined;
+  const restoreTestInstanceRoles = list(
+    'restoreTestInstanceRoles',
+    raw.restoreTestInstanceRoles,
+    ROLE_NAME,
+    'a comma-separated list of IAM role names (1-64 of letters, digits and + = , . @ _ -)',
+  );
+  const restoreTestValidationHours = integer(
+    'restoreTestValidationHours',
+    present(raw.restoreTestValidationHours)
+      ? raw.restoreTestValidationHours
+      : DEFAULT_CONFIG.restoreTestValidationHours,
+    1,
+    168,
+  );
+  return {
+    restoreTestSubnetId,
+    restoreTestSecurityGroupIds,
+    restoreTestSchedule,
+    restoreTestInstanceType,
+    restoreTestInstanceRoles,
+    restoreTestValidationHours,
   };
 }
 

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { CONFIG_KEYS, ConfigError, DEFAULT_CONFIG, parseConfig, readConfig } from '../../lib/config';
+import {
+  COMPLIANCE_CONFIRMATION,
+  CONFIG_KEYS,
+  ConfigError,
+  DEFAULT_CONFIG,
+  parseConfig,
+  readConfig,
+} from '../../lib/config';
 import cdkJson from '../../cdk.json';
 
 describe('config', () => {
@@ -99,5 +106,129 @@ describe('config', () => {
 
   it('names the offending list item, not the whole list', () => {
     expect(() => parseConfig({ notificationEmails: 'ops@example.com,bad' })).toThrow(/got "bad"/);
+  });
+});
+
+describe('config: copies, vault lock and restore testing', () => {
+  const vault = 'arn:aws:backup:eu-central-1:111122223333:backup-vault:dr-vault';
+
+  it('parses copy destinations and copy Regions with their own retention', () => {
+    const config = parseConfig({
+      copyDestinations: `${vault}=90, arn:aws-us-gov:backup:us-gov-west-1:444455556666:backup-vault:central=365`,
+      copyRegions: 'us-east-1=40',
+    });
+    expect(config.copyDestinations).toEqual([
+      {
+        vaultArn: vault,
+        partition: 'aws',
+        region: 'eu-central-1',
+        accountId: '111122223333',
+        vaultName: 'dr-vault',
+        retentionDays: 90,
+      },
+      {
+        vaultArn: 'arn:aws-us-gov:backup:us-gov-west-1:444455556666:backup-vault:central',
+        partition: 'aws-us-gov',
+        region: 'us-gov-west-1',
+        accountId: '444455556666',
+        vaultName: 'central',
+        retentionDays: 365,
+      },
+    ]);
+    expect(config.copyRegions).toEqual([{ region: 'us-east-1', retentionDays: 40 }]);
+  });
+
+  it('accepts a governance lock whose range holds the retention of every vault the app creates', () => {
+    const config = parseConfig({
+      vaultLockMode: 'governance',
+      vaultLockMinRetentionDays: '7',
+      vaultLockMaxRetentionDays: '400',
+      copyRegions: 'us-east-1=90',
+    });
+    expect(config.vaultLockMode).toBe('governance');
+    expect(config.vaultLockMinRetentionDays).toBe(7);
+    expect(config.vaultLockMaxRetentionDays).toBe(400);
+    expect(config.vaultLockComplianceConfirm).toBeUndefined();
+  });
+
+  it('accepts a compliance lock only with the exact confirmation', () => {
+    const config = parseConfig({
+      vaultLockMode: 'compliance',
+      vaultLockMinRetentionDays: 30,
+      vaultLockChangeableForDays: 7,
+      vaultLockComplianceConfirm: COMPLIANCE_CONFIRMATION,
+    });
+    expect(config.vaultLockMode).toBe('compliance');
+    expect(config.vaultLockChangeableForDays).toBe(7);
+  });
+
+  it('turns restore testing on with a subnet and security groups', () => {
+    const config = parseConfig({
+      restoreTestSubnetId: 'subnet-0123456789abcdef0',
+      restoreTestSecurityGroupIds: 'sg-0123456789abcdef0,sg-11111111',
+      restoreTestInstanceType: 't3.small',
+      restoreTestInstanceRoles: 'AppServerRole,DbServerRole',
+      restoreTestSchedule: 'cron(30 3 ? * MON *)',
+      restoreTestValidationHours: '6',
+    });
+    expect(config.restoreTestSubnetId).toBe('subnet-0123456789abcdef0');
+    expect(config.restoreTestSecurityGroupIds).toEqual(['sg-0123456789abcdef0', 'sg-11111111']);
+    expect(config.restoreTestInstanceRoles).toEqual(['AppServerRole', 'DbServerRole']);
+    expect(config.restoreTestValidationHours).toBe(6);
+  });
+
+  const lock = { vaultLockMode: 'governance', vaultLockMinRetentionDays: 30 };
+  const rejected: [string, Record<string, unknown>, RegExp][] = [
+    ['copyDestinations', { copyDestinations: `${vault}` }, /<backup vault ARN>=<retention days>/],
+    ['copyDestinations', { copyDestinations: `${vault}=0` }, /retention 1-36500/],
+    ['copyDestinations', { copyDestinations: 'arn:aws:backup:eu-central-1:1111:backup-vault:x=5' }, /ARN/],
+    ['copyDestinations', { copyDestinations: 'arn:aws:s3:::bucket=5' }, /backup vault ARN/],
+    ['copyDestinations', { copyDestinations: `${vault}=9,${vault}=10` }, /each destination vault once/],
+    ['copyRegions', { copyRegions: 'Europe=30' }, /<region>=<retention days>/],
+    ['copyRegions', { copyRegions: 'us-east-1=30,us-east-1=40' }, /each Region once/],
+    ['vaultLockMode', { vaultLockMode: 'strict' }, /none, governance, compliance/],
+    ['vaultLockMinRetentionDays', { vaultLockMinRetentionDays: 7 }, /empty unless vaultLockMode/],
+    ['vaultLockMinRetentionDays', { vaultLockMode: 'governance' }, /when vaultLockMode is governance/],
+    ['vaultLockMode', { ...lock, vaultName: 'prod-vault' }, /none while vaultName is set/],
+    ['retentionDays', { ...lock, retentionDays: 10 }, /at least vaultLockMinRetentionDays \(30\)/],
+    [
+      'retentionDays',
+      { ...lock, vaultLockMaxRetentionDays: 31, retentionDays: 35 },
+      /from 30 to 31 \(the vault lock's range\)/,
+    ],
+    ['vaultLockMaxRetentionDays', { ...lock, vaultLockMaxRetentionDays: 20 }, /from 30 to 36500/],
+    ['copyRegions', { ...lock, copyRegions: 'us-east-1=14' }, /destination vault carries the same lock/],
+    ['vaultLockComplianceConfirm', { ...lock, vaultLockMode: 'compliance' }, /never be changed or removed/],
+    [
+      'vaultLockComplianceConfirm',
+      { ...lock, vaultLockMode: 'compliance', vaultLockComplianceConfirm: 'yes' },
+      /exactly I-understand-this-is-irreversible/,
+    ],
+    ['vaultLockComplianceConfirm', { ...lock, vaultLockComplianceConfirm: 'x' }, /empty unless .*compliance/],
+    ['vaultLockChangeableForDays', { vaultLockChangeableForDays: 2 }, /from 3 to 36500/],
+    ['restoreTestSubnetId', { restoreTestSubnetId: 'subnet-xyz' }, /subnet id/],
+    ['restoreTestSecurityGroupIds', { restoreTestSubnetId: 'subnet-01234567' }, /1 to 5 security group ids/],
+    [
+      'restoreTestSecurityGroupIds',
+      { restoreTestSecurityGroupIds: 'sg-01234567' },
+      /unless restoreTestSubnetId/,
+    ],
+    ['restoreTestSchedule', { restoreTestSchedule: 'rate(7 days)' }, /AWS Backup cron expression/],
+    ['restoreTestInstanceType', { restoreTestInstanceType: 'large' }, /instance type such as t3.small/],
+    ['restoreTestInstanceRoles', { restoreTestInstanceRoles: 'a role' }, /IAM role names/],
+    ['restoreTestValidationHours', { restoreTestValidationHours: 169 }, /from 1 to 168/],
+  ];
+
+  it.each(rejected)('rejects a bad %s with the key, the value and what is allowed', (key, raw, allowed) => {
+    let error: unknown;
+    try {
+      parseConfig(raw);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).key).toBe(key);
+    expect((error as ConfigError).message).toMatch(/got .+; allowed: /);
+    expect((error as ConfigError).message).toMatch(allowed);
   });
 });
