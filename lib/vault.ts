@@ -10,6 +10,30 @@ export interface VaultProps {
 }
 
 /**
+ * The Vault Lock of a vault the app creates, in CDK's shape; undefined when `vaultLockMode` is none.
+ * Governance mode has no lock date, so users with backup:DeleteBackupVaultLockConfiguration can still
+ * remove it. Compliance mode sets `changeableFor`: after that many days the lock can never be changed
+ * or deleted by anyone (AWS::Backup::BackupVault LockConfiguration, ChangeableForDays).
+ */
+export function lockConfiguration(
+  config: Pick<
+    BackupConfig,
+    'vaultLockMode' | 'vaultLockMinRetentionDays' | 'vaultLockMaxRetentionDays' | 'vaultLockChangeableForDays'
+  >,
+): backup.LockConfiguration | undefined {
+  if (config.vaultLockMode === 'none' || config.vaultLockMinRetentionDays === undefined) return undefined;
+  return {
+    minRetention: Duration.days(config.vaultLockMinRetentionDays),
+    ...(config.vaultLockMaxRetentionDays !== undefined
+      ? { maxRetention: Duration.days(config.vaultLockMaxRetentionDays) }
+      : {}),
+    ...(config.vaultLockMode === 'compliance'
+      ? { changeableFor: Duration.days(config.vaultLockChangeableForDays) }
+      : {}),
+  };
+}
+
+/**
  * Where recovery points go and the role AWS Backup uses to make them: a KMS-encrypted vault
  * created by the app, or an existing vault by name (config `vaultName`).
  */
@@ -36,6 +60,7 @@ export class Vault extends Construct {
         encryptionKey: key,
         // Recovery points outlive a stack deletion.
         removalPolicy: RemovalPolicy.RETAIN,
+        lockConfiguration: lockConfiguration(config),
       });
     }
     this.backupRole = new iam.Role(this, 'BackupRole', {

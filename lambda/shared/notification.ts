@@ -35,7 +35,15 @@ export const SEVERITY_CODES: Readonly<Record<Severity, string>> = {
  * The last part of a message key. One open ServiceNow alert per instance and class: repeated
  * failures of the same kind update it, and a Clear with the same key closes it.
  */
-export type ProblemClass = 'thaw' | 'backup' | 'consistency' | 'window' | 'readiness' | 'discovery';
+export type ProblemClass =
+  | 'thaw'
+  | 'backup'
+  | 'consistency'
+  | 'window'
+  | 'readiness'
+  | 'discovery'
+  | 'copy'
+  | 'verification';
 export const PROBLEM_CLASSES: readonly ProblemClass[] = [
   'thaw',
   'backup',
@@ -44,6 +52,9 @@ export const PROBLEM_CLASSES: readonly ProblemClass[] = [
   'readiness',
   // Fleet-wide, not per instance: discovery itself failed (key `...:fleet:discovery`).
   'discovery',
+  // Copies to other Regions or accounts, and restore verification (notifications/protection.ts).
+  'copy',
+  'verification',
 ];
 /** The run summary is one alert per account and region, updated by every run. */
 export const SUMMARY_CLASS = 'run-summary';
@@ -65,7 +76,11 @@ export type NotificationEventType =
   | 'discovery-not-invoked'
   | 'discovery-failed'
   | 'problem-cleared'
-  | 'run-summary';
+  | 'run-summary'
+  | 'copy-failed'
+  | 'copy-not-started'
+  | 'restore-verification-failed'
+  | 'restore-verification-inconclusive';
 
 interface Rule {
   /** Severities this event type may carry. */
@@ -115,6 +130,19 @@ export const SEVERITY_RULES: Readonly<Record<NotificationEventType, Rule>> = {
   'discovery-failed': { severities: ['Major'], problemClass: 'discovery', title: 'Discovery failed' },
   'problem-cleared': { severities: ['Clear'], title: 'Recovered' },
   'run-summary': { severities: ['OK', 'Warning'], title: 'Run summary' },
+  // Built in notifications/protection.ts (lambda/copy-jobs, lambda/restore-validation).
+  'copy-failed': { severities: ['Major'], problemClass: 'copy', title: 'Backup copy failed' },
+  'copy-not-started': { severities: ['Major'], problemClass: 'copy', title: 'Backup copy not started' },
+  'restore-verification-failed': {
+    severities: ['Major'],
+    problemClass: 'verification',
+    title: 'Restore verification failed',
+  },
+  'restore-verification-inconclusive': {
+    severities: ['Warning'],
+    problemClass: 'verification',
+    title: 'Restore verification could not run',
+  },
 };
 
 /**
@@ -224,6 +252,17 @@ export const ADDITIONAL_INFO_KEYS = [
   'failure_condition',
   'log_group',
   'replay_command',
+  'copy_job_id',
+  'copy_job_state',
+  'destination_vault_arn',
+  'destination_recovery_point_arn',
+  'copies_started',
+  'copies_completed',
+  'copies_failed',
+  'restore_job_id',
+  'restored_instance_id',
+  'verification_result',
+  'verification_detail',
 ] as const;
 export type AdditionalInfoKey = (typeof ADDITIONAL_INFO_KEYS)[number];
 /** additional_info before assembly: values may be numbers or missing; assemble() turns them into strings. */

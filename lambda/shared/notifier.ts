@@ -12,6 +12,8 @@
  *   neither counts nor notifies twice. TTL 7 days.
  * - `RUN#<runId>` / `RUN`: the run's counters and, until its summary is sent, `pending` and
  *   `deadline`, which put it in the sparse `PendingRuns` index the deadline sweep reads. TTL 30 days.
+ * - `COUNTED#<key>` / `COUNTED`: marks one copy counter update as done (countCopy), so a repeated
+ *   event never counts twice. TTL 30 days, as long as the run it counts for.
  */
 
 import type { Logger } from '@aws-lambda-powertools/logger';
@@ -53,6 +55,8 @@ import type {
 const ENV = NOTIFIER_ENV;
 const DAY_S = 24 * 3600;
 export const TTL_DAYS = { problem: 90, job: 7, execution: 7, run: 30 } as const;
+/** The run-summary counters lambda/copy-jobs updates. */
+export type CopyCounter = 'copiesStarted' | 'copiesCompleted' | 'copiesFailed';
 export const DEFAULT_SUMMARY_DEADLINE_MINUTES = 240;
 /** Parallel publishes when discovery reports many excluded instances at once. */
 const PUBLISH_CONCURRENCY = 16;
@@ -456,6 +460,48 @@ export class Notifier implements OutcomeSink {
     return sent;
   }
 
+  /**
+   * Closes one open problem of an instance (copy and verification problems close on their own
+   * success, not on a backup's): deletes it and publishes the Clear `build` makes from it. Returns
+   * the Clear, or undefined when no such problem was open.
+   */
+  async clearProblem(
+    instanceId: string,
+    problemClass: ProblemClass,
+    build: (problem: OpenProblem) => Notification,
+  ): Promise<Notification | undefined> {
+    const key = { pk: S(`INSTANCE#${instanceId}`), sk: S(`PROBLEM#${problemClass}`) };
+    const found = await this.clients.dynamodb.send(
+      new GetItemCommand({ TableName: this.settings.tableName, Key: key, ConsistentRead: true }),
+    );
+    const item = found.Item;
+    if (!item) return undefined;
+    try {
+      // Only the problem as read: one refreshed meanwhile is newer than the success that clears it.
+      await this.clients.dynamodb.send(
+        new DeleteItemCommand({
+          TableName: this.settings.tableName,
+          Key: key,
+          ConditionExpression: 'lastSeenAt = :seen',
+          ExpressionAttributeValues: { ':seen': S(str(item, 'lastSeenAt') ?? '') },
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+    const clear = build({
+      accountId: str(item, 'accountId') ?? '',
+      region: str(item, 'region') ?? '',
+      instanceId,
+      instanceName: str(item, 'instanceName') || undefined,
+      problemClass,
+      eventType: str(item, 'eventType') as OpenProblem['eventType'],
+    });
+    await this.publish(clear);
+    return clear;
+  }
+
   // -------------------------------------------------------------------------------------------
   // Backup jobs
 
@@ -578,6 +624,46 @@ export class Notifier implements OutcomeSink {
         ':delta': N(delta),
       },
     };
+  }
+
+  /**
+   * The run summary's copy counters (lambda/copy-jobs): adds one to `counter` of run `runId`, once per
+   * `onceKey` however often the event that causes it is delivered. Returns false for a repeat.
+   */
+  async countCopy(runId: string, counter: CopyCounter, onceKey: string): Promise<boolean> {
+    const now = this.clock();
+    try {
+      await this.clients.dynamodb.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              Put: {
+                TableName: this.settings.tableName,
+                Item: {
+                  pk: S(`COUNTED#${onceKey}`),
+                  sk: S('COUNTED'),
+                  expiresAt: N(this.ttl(now, TTL_DAYS.run)),
+                },
+                ConditionExpression: 'attribute_not_exists(pk)',
+              },
+            },
+            {
+              Update: {
+                TableName: this.settings.tableName,
+                Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
+                UpdateExpression: 'SET expiresAt = if_not_exists(expiresAt, :ttl) ADD #counter :one',
+                ExpressionAttributeNames: { '#counter': counter },
+                ExpressionAttributeValues: { ':ttl': N(this.ttl(now, TTL_DAYS.run)), ':one': N(1) },
+              },
+            },
+          ],
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
   }
 
   /** Sends the summary once every expected execution has reported. True when this call sent it. */
@@ -737,5 +823,14 @@ function runCounts(runId: string, item: Item | undefined): RunCounts {
     fellBack: num(item, 'fellBack') ?? 0,
     skipped: num(item, 'skipped') ?? 0,
     failed: num(item, 'failed') ?? 0,
+    ...(['copiesStarted', 'copiesCompleted', 'copiesFailed'].some((k) => num(item, k) !== undefined)
+      ? {
+          copies: {
+            started: num(item, 'copiesStarted') ?? 0,
+            completed: num(item, 'copiesCompleted') ?? 0,
+            failed: num(item, 'copiesFailed') ?? 0,
+          },
+        }
+      : {}),
   };
 }

@@ -19,6 +19,8 @@ export const OPTION_TAGS = {
   exclude: `${TAG_PREFIX}:Exclude`,
   /** Per-instance override of onFreezeFailure: `crash-consistent` or `skip`. */
   onFreezeFailure: `${TAG_PREFIX}:OnFreezeFailure`,
+  /** `skip` leaves the instance out of restore testing (read from its latest recovery point's copy of the tag). */
+  restoreTest: `${TAG_PREFIX}:RestoreTest`,
 } as const;
 
 /** Tags every recovery point carries. A user lists recovery points by consistency with these. */
@@ -29,7 +31,12 @@ export const RECOVERY_POINT_TAGS = {
   execution: `${TAG_PREFIX}:Execution`,
   window: `${TAG_PREFIX}:Window`,
   instance: `${TAG_PREFIX}:Instance`,
+  /** `<verified|failed|inconclusive> <yyyy-mm-ddThh:mmZ>`: the last restore test of this recovery point (lambda/restore-validation). */
+  verified: `${TAG_PREFIX}:Verified`,
 } as const;
+
+/** AWS Backup tags every resource a restore test creates with this key (restore testing guide, "Data deletion"). */
+export const RESTORE_TEST_TAG = 'awsbackup-restore-test';
 
 /** Instance Name tag, shown in notifications. */
 export const NAME_TAG = 'Name';

@@ -36,7 +36,8 @@ export function partitionOf(arn: string | undefined): string {
   return arn?.split(':')[1] || 'aws';
 }
 
-function consoleHost(region: string, partition: string): string {
+/** The AWS console's host name for a Region and partition. */
+export function consoleHost(region: string, partition: string): string {
   if (partition === 'aws-cn') return `${region}.console.amazonaws.cn`;
   if (partition === 'aws-us-gov') return `${region}.console.amazonaws-us-gov.com`;
   return `${region}.console.aws.amazon.com`;

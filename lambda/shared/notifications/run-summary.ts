@@ -23,6 +23,8 @@ export interface RunCounts {
   readonly fellBack: number;
   readonly skipped: number;
   readonly failed: number;
+  /** Copies to other Regions or accounts counted so far (lambda/copy-jobs); absent when none were counted. */
+  readonly copies?: { readonly started: number; readonly completed: number; readonly failed: number };
 }
 
 /** One message per run: OK when every started instance got a consistent backup, Warning otherwise. */
@@ -41,16 +43,24 @@ export function buildRunSummaryNotification(
           .join(', ')})`;
   const unfinished = counts.started === undefined ? undefined : Math.max(0, counts.started - counts.finished);
   // A summary sent by the deadline is never OK: something did not report in time.
-  const clean =
+  const backupsClean =
     reason === 'finished' &&
     counts.failed === 0 &&
     counts.fellBack === 0 &&
     counts.skipped === 0 &&
     (unfinished ?? 1) === 0 &&
     counts.discovered !== undefined;
+  const copiesFailed = counts.copies?.failed ?? 0;
+  const clean = backupsClean && copiesFailed === 0;
+  const copiesOnly = backupsClean && copiesFailed > 0;
   const severity: Severity = clean ? 'OK' : 'Warning';
   const started = counts.started ?? 'unknown (discovery did not report)';
   const line = `discovered ${counts.discovered ?? 'unknown'}, excluded ${excludedText}, started ${started}, application-consistent ${counts.application}, filesystem-consistent ${counts.filesystem}, fell back ${counts.fellBack}, skipped ${counts.skipped}, failed ${counts.failed}`;
+  // Copies finish after the backup jobs, usually after this summary: these are the counts so far,
+  // and every failed copy has its own notification.
+  const copies = counts.copies
+    ? ` Copies so far: started ${counts.copies.started}, completed ${counts.copies.completed}, failed ${counts.copies.failed}.`
+    : '';
   const deadline =
     reason === 'deadline'
       ? ` The summary deadline passed with ${unfinished ?? 'an unknown number of'} execution(s) unfinished.`
@@ -63,10 +73,12 @@ export function buildRunSummaryNotification(
     node: `${counts.accountId}/${counts.region}`,
     problemClass: SUMMARY_CLASS,
     subject: `Run ${counts.window}: ${counts.application + counts.filesystem}/${started} consistent, ${counts.failed} failed, ${counts.fellBack} fell back`,
-    happened: `Backup run for window ${counts.window}: ${line}.${deadline}`,
+    happened: `Backup run for window ${counts.window}: ${line}.${copies}${deadline}`,
     means: clean
       ? 'Every started instance has a consistent recovery point for this window.'
-      : 'Some instances have no consistent recovery point for this window; each has its own notification with the reason.',
+      : copiesOnly
+        ? `Every started instance has a consistent recovery point for this window, but ${copiesFailed} copy job(s) to another Region or account failed; each has its own notification.`
+        : 'Some instances have no consistent recovery point for this window; each has its own notification with the reason.',
     todo: clean
       ? 'Nothing.'
       : 'Work through the per-instance alerts (Critical first). Unfinished executions are visible in the Step Functions console.',
@@ -84,6 +96,9 @@ export function buildRunSummaryNotification(
       fell_back: counts.fellBack,
       skipped: counts.skipped,
       failed: counts.failed,
+      copies_started: counts.copies?.started,
+      copies_completed: counts.copies?.completed,
+      copies_failed: counts.copies?.failed,
     },
     now,
   });

@@ -1,0 +1,68 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { BackupClient } from '@aws-sdk/client-backup';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SNSClient } from '@aws-sdk/client-sns';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { processQueue } from '../shared/deferred-queue';
+import { Notifier, notifierSettings } from '../shared/notifier';
+import {
+  type BackupEvent,
+  COPY_JOB_DETAIL_TYPE,
+  type CopyDeps,
+  handleCopyJobEvent,
+  reportLastAttempt,
+  startCopies,
+} from './copies';
+import { readCopySettings } from './settings';
+
+const logger = new Logger();
+// Checked at cold start: a misconfigured function fails on its first message, loudly.
+const settings = readCopySettings(process.env);
+const notifier = new Notifier(
+  { sns: new SNSClient({}), dynamodb: new DynamoDBClient({}) },
+  notifierSettings(process.env),
+  logger,
+);
+const regional = new Map<string, EC2Client>();
+const deps: CopyDeps = {
+  backup: new BackupClient({}),
+  ec2: new EC2Client({}),
+  ec2In: (region) => {
+    const client = regional.get(region) ?? new EC2Client({ region });
+    regional.set(region, client);
+    return client;
+  },
+  notifier,
+  settings,
+};
+
+/** One queue carries both event kinds: backup jobs that completed, and copy jobs that ended. */
+export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
+  return processQueue(
+    event,
+    async (body) => {
+      const e = body as BackupEvent;
+      if (e['detail-type'] === COPY_JOB_DETAIL_TYPE) {
+        const result = await handleCopyJobEvent(e, deps);
+        logger.info('Copy job event handled', { copyJobId: e.detail?.copyJobId, ...result });
+        return { kind: 'done' };
+      }
+      const result = await startCopies(e, deps);
+      logger.info('Backup job event handled', { backupJobId: e.detail?.backupJobId, ...result });
+      return result.action === 'waiting' ? { kind: 'retry', reason: result.reason } : { kind: 'done' };
+    },
+    {
+      maxReceives: settings.maxReceives,
+      onLastAttemptError: async (body, err) => {
+        logger.error('Last delivery failed; reporting it', { error: String(err) });
+        if ((body as BackupEvent)['detail-type'] !== COPY_JOB_DETAIL_TYPE) {
+          await reportLastAttempt(body, err, deps);
+        } else {
+          throw err;
+        }
+      },
+      log: (message, fields) => logger.warn(message, fields),
+    },
+  );
+}
