@@ -1,5 +1,6 @@
 import { Construct } from 'constructs';
 import type { BackupConfig } from './config';
+import { Copies } from './copies';
 import { DeadLetters } from './dead-letters';
 import { Discovery } from './discovery';
 import { Documents } from './documents';
@@ -26,6 +27,8 @@ export class ConsistentBackup extends Construct {
   readonly discovery: Discovery;
   readonly schedule: Schedule;
   readonly deadLetters: DeadLetters;
+  /** Present when copyDestinations or copyRegions name a destination. */
+  readonly copies?: Copies;
 
   constructor(scope: Construct, id: string, props: ConsistentBackupProps) {
     super(scope, id);
@@ -54,5 +57,12 @@ export class ConsistentBackup extends Construct {
       scheduleDeadLetterQueue: this.schedule.deadLetterQueue,
       discoveryFailures: this.discovery.failedInvocations,
     });
+    if (config.copyDestinations.length > 0 || config.copyRegions.length > 0) {
+      this.copies = new Copies(this, 'Copies', {
+        config,
+        vault: this.vault,
+        notifications: this.notifications,
+      });
+    }
   }
 }

@@ -248,7 +248,7 @@ export class Notifications extends Construct {
 }
 
 /** How cdk-nag writes an ARN in a finding: pseudo parameters as <AWS::Name>, concrete values as is. */
-function nagText(stack: Stack, arn: string): string {
+export function nagText(stack: Stack, arn: string): string {
   const pseudo = (value: string, name: string) => (Token.isUnresolved(value) ? `<AWS::${name}>` : value);
   return arn
     .replace(stack.partition, '<AWS::Partition>')
