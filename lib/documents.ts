@@ -15,13 +15,14 @@ import type { BackupConfig } from './config';
 
 export const DOCUMENTS_DIR = path.join(__dirname, '..', 'ssm-documents');
 
-export type DocumentKey = 'freeze' | 'thaw' | 'preflight' | 'windowsReadiness';
+export type DocumentKey = 'freeze' | 'thaw' | 'preflight' | 'windowsReadiness' | 'verifyRestore';
 
 export const DOCUMENT_FILES: Readonly<Record<DocumentKey, string>> = {
   freeze: 'freeze.yml',
   thaw: 'thaw.yml',
   preflight: 'preflight.yml',
   windowsReadiness: 'windows-readiness.yml',
+  verifyRestore: 'verify-restore.yml',
 };
 
 /** Name suffixes: each document is named `<stackName>-<suffix>`. */
@@ -30,6 +31,7 @@ export const DOCUMENT_SUFFIXES: Readonly<Record<DocumentKey, string>> = {
   thaw: 'Thaw',
   preflight: 'Preflight',
   windowsReadiness: 'WindowsReadiness',
+  verifyRestore: 'VerifyRestore',
 };
 
 /** SSM's limit on a document's content, which also counts the parameter values given at run time. */
@@ -107,6 +109,8 @@ const SCRIPT_BUNDLES: Readonly<Record<string, readonly string[]>> = {
   'freeze.sh': ['common.sh', 'watchdog.sh', 'freeze.sh'],
   'thaw.sh': ['common.sh', 'thaw.sh'],
   'preflight.sh': ['common.sh', 'preflight.sh'],
+  // Restore testing (lib/restore-testing.ts) sends it to restored test instances only.
+  'verify-restore.sh': ['common.sh', 'verify-restore.sh'],
 };
 
 const PARAMETER_DELIMITER = 'ECB_PARAMETER_END';
@@ -287,6 +291,7 @@ export class Documents extends Construct {
   readonly thaw: ssm.CfnDocument;
   readonly preflight: ssm.CfnDocument;
   readonly windowsReadiness: ssm.CfnDocument;
+  readonly verifyRestore: ssm.CfnDocument;
   readonly names: Readonly<Record<DocumentKey, string>>;
   /** Set when config.installVssComponents is true: the workflow runs it before a Windows backup. */
   readonly vssInstall?: VssInstallCommand;
@@ -311,6 +316,7 @@ export class Documents extends Construct {
     this.thaw = make('thaw', 'Thaw');
     this.preflight = make('preflight', 'Preflight');
     this.windowsReadiness = make('windowsReadiness', 'WindowsReadiness');
+    this.verifyRestore = make('verifyRestore', 'VerifyRestore');
     this.names = names;
     if (props.config.installVssComponents) {
       this.vssInstall = {
@@ -330,6 +336,7 @@ export class Documents extends Construct {
       thaw: arn(this.names.thaw),
       preflight: arn(this.names.preflight),
       windowsReadiness: arn(this.names.windowsReadiness),
+      verifyRestore: arn(this.names.verifyRestore),
     };
   }
 }

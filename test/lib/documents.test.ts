@@ -38,6 +38,14 @@ const CONTRACT: Record<DocumentKey, string[]> = {
   thaw: ['ExecutionId', 'HookTimeoutSeconds'],
   preflight: ['VolumeIds', 'VolumeDevices', 'Include', 'Exclude'],
   windowsReadiness: ['InstanceId'],
+  verifyRestore: [
+    'RestoreJobId',
+    'ExpectedInstanceId',
+    'Filesystems',
+    'MountRoot',
+    'HooksDir',
+    'HookTimeoutSeconds',
+  ],
 };
 
 describe('renderDocument', () => {
@@ -241,14 +249,15 @@ describe('Documents construct', () => {
     return { stack, documents, template: Template.fromStack(stack) };
   };
 
-  it('creates four versioned command documents with stable names', () => {
+  it('creates five versioned command documents with stable names', () => {
     const { template, documents } = synth();
-    template.resourceCountIs('AWS::SSM::Document', 4);
+    template.resourceCountIs('AWS::SSM::Document', 5);
     for (const [key, suffix] of [
       ['freeze', 'Freeze'],
       ['thaw', 'Thaw'],
       ['preflight', 'Preflight'],
       ['windowsReadiness', 'WindowsReadiness'],
+      ['verifyRestore', 'VerifyRestore'],
     ] as const) {
       template.hasResourceProperties('AWS::SSM::Document', {
         Name: `EcbDocs-${suffix}`,
