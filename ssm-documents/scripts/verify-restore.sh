@@ -246,6 +246,8 @@ ecb_verify_main() {
     ecb_verify_report inconclusive 'could not create a working directory'
     return 0
   }
+  # Traversable, not listable: a hook may hand a part of its scratch to a service user (postgres).
+  chmod 0711 "$ECB_V_RUN"
   trap ecb_verify_cleanup EXIT
 
   local i dev mp fstype target pair IFS_SAVE
