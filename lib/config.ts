@@ -92,7 +92,7 @@ export interface BackupConfig {
   readonly restoreTestInstanceType?: string;
   /** IAM role names behind the instance profiles of opted-in instances, which the restore may pass to the test instance. @default [] */
   readonly restoreTestInstanceRoles: readonly string[];
-  /** Hours AWS Backup keeps a restored test instance for validation before deleting it (1-168). @default 4 */
+  /** Hours AWS Backup keeps a restored test instance for validation before deleting it (2-168). @default 4 */
   readonly restoreTestValidationHours: number;
 }
 
@@ -552,7 +552,8 @@ function parseRestoreTesting(raw: Raw): Pick<BackupConfig, RestoreKeys> {
     present(raw.restoreTestValidationHours)
       ? raw.restoreTestValidationHours
       : DEFAULT_CONFIG.restoreTestValidationHours,
-    1,
+    // The check may run an hour (the document's step timeout) after up to 20 minutes of boot.
+    2,
     168,
   );
   return {

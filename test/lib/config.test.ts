@@ -216,7 +216,8 @@ describe('config: copies, vault lock and restore testing', () => {
     ['restoreTestSchedule', { restoreTestSchedule: 'rate(7 days)' }, /AWS Backup cron expression/],
     ['restoreTestInstanceType', { restoreTestInstanceType: 'large' }, /instance type such as t3.small/],
     ['restoreTestInstanceRoles', { restoreTestInstanceRoles: 'a role' }, /IAM role names/],
-    ['restoreTestValidationHours', { restoreTestValidationHours: 169 }, /from 1 to 168/],
+    ['restoreTestValidationHours', { restoreTestValidationHours: 169 }, /from 2 to 168/],
+    ['restoreTestValidationHours', { restoreTestValidationHours: 1 }, /from 2 to 168/],
   ];
 
   it.each(rejected)('rejects a bad %s with the key, the value and what is allowed', (key, raw, allowed) => {

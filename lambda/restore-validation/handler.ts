@@ -1,0 +1,53 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { BackupClient } from '@aws-sdk/client-backup';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { processQueue } from '../shared/deferred-queue';
+import { Notifier, notifierSettings } from '../shared/notifier';
+import { readRestoreSettings } from './settings';
+import { handleRestoreEvent, type RestoreDeps, type RestoreJobEvent, reportLastAttempt } from './validation';
+
+const logger = new Logger();
+// Checked at cold start: a misconfigured function fails on its first message, loudly.
+const settings = readRestoreSettings(process.env);
+const deps: RestoreDeps = {
+  backup: new BackupClient({}),
+  ssm: new SSMClient({}),
+  ec2: new EC2Client({}),
+  notifier: new Notifier(
+    { sns: new SNSClient({}), dynamodb: new DynamoDBClient({}) },
+    notifierSettings(process.env),
+    logger,
+  ),
+  settings,
+};
+
+export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
+  return processQueue(
+    event,
+    async (body) => {
+      const e = body as RestoreJobEvent;
+      const outcome = await handleRestoreEvent(e, deps);
+      if (outcome.kind === 'done' && outcome.action === 'reported') {
+        logger.info('Restore test reported', {
+          restoreJobId: e.detail?.restoreJobId,
+          result: outcome.verdict.result,
+          summary: outcome.verdict.summary,
+          tagged: outcome.tagged,
+          notifications: outcome.notifications.map((n) => `${n.severity} ${n.eventType}`),
+        });
+      } else if (outcome.kind === 'done') {
+        logger.info('Restore job event ignored', { reason: outcome.reason });
+      }
+      return outcome.kind === 'retry' ? { kind: 'retry', reason: outcome.reason } : { kind: 'done' };
+    },
+    {
+      maxReceives: settings.maxReceives,
+      onLastAttemptError: (body, err) => reportLastAttempt(body, err, deps),
+      log: (message, fields) => logger.warn(message, fields),
+    },
+  );
+}
