@@ -5,6 +5,7 @@ import { DeadLetters } from './dead-letters';
 import { Discovery } from './discovery';
 import { Documents } from './documents';
 import { Notifications } from './notifications';
+import { RestoreTesting } from './restore-testing';
 import { Schedule } from './schedule';
 import { Vault } from './vault';
 import { Workflow } from './workflow';
@@ -29,6 +30,8 @@ export class ConsistentBackup extends Construct {
   readonly deadLetters: DeadLetters;
   /** Present when copyDestinations or copyRegions name a destination. */
   readonly copies?: Copies;
+  /** Present when restoreTestSubnetId is set. */
+  readonly restoreTesting?: RestoreTesting;
 
   constructor(scope: Construct, id: string, props: ConsistentBackupProps) {
     super(scope, id);
@@ -61,6 +64,14 @@ export class ConsistentBackup extends Construct {
       this.copies = new Copies(this, 'Copies', {
         config,
         vault: this.vault,
+        notifications: this.notifications,
+      });
+    }
+    if (config.restoreTestSubnetId) {
+      this.restoreTesting = new RestoreTesting(this, 'RestoreTesting', {
+        config,
+        vault: this.vault,
+        documents: this.documents,
         notifications: this.notifications,
       });
     }

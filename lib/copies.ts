@@ -4,6 +4,7 @@ import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct } from 'constructs';
 import { COPY_JOB_DETAIL_TYPE, FINAL_COPY_STATES } from '../lambda/copy-jobs/copies';
 import { COPY_ENV, type CopyTarget } from '../lambda/copy-jobs/settings';
@@ -246,11 +247,12 @@ export function resolveDestinations(stack: Stack, config: BackupConfig): Resolve
   const known = (v: string) => !Token.isUnresolved(v);
   const out: ResolvedDestination[] = [];
   for (const d of config.copyDestinations) {
-    if (known(stack.partition) && d.partition !== stack.partition) {
+    const partition = known(stack.region) ? RegionInfo.get(stack.region).partition : undefined;
+    if (partition && d.partition !== partition) {
       throw new ConfigError(
         'copyDestinations',
         d.vaultArn,
-        `a vault in this stack's partition ${stack.partition} (AWS Backup copies within a partition)`,
+        `a vault in this stack's partition ${partition} (AWS Backup copies within a partition)`,
       );
     }
     const sameAccount = known(stack.account) && d.accountId === stack.account;

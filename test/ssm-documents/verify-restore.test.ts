@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../lib/config';
+import { type CheckReport, verdictOf } from '../../lambda/restore-validation/validation';
 import { renderDocument, scriptWithParameters } from '../../lib/documents';
 import { CAN_RUN, HAS_SHELLCHECK, HAS_XFS, processGone, SKIP_REASON, waitFor } from './fs-lab';
 
@@ -198,6 +199,11 @@ describe.skipIf(!CAN_RUN)('Verify Restore on real filesystems', () => {
     expect(fs.existsSync(path.join(lab.root, 'data'))).toBe(false);
     // Read-only: fsck, mount and the hook left every restored volume byte for byte as it was.
     expect(sha()).toEqual(before);
+    // The restore-validation function reads this very output.
+    expect(verdictOf(r.json as unknown as CheckReport)).toMatchObject({
+      result: 'verified',
+      validationStatus: 'SUCCESSFUL',
+    });
   });
 
   it('fails a corrupted ext4 (an inode cleared under a directory entry) and does not run the hooks on it', async () => {
@@ -214,6 +220,11 @@ describe.skipIf(!CAN_RUN)('Verify Restore on real filesystems', () => {
     expect(fsInfo.detail).toMatch(/^exit 4: /);
     expect(r.json.hooks).toEqual([]);
     expect(lab.mounted()).toEqual([]);
+    expect(verdictOf(r.json as unknown as CheckReport)).toMatchObject({
+      result: 'failed',
+      validationStatus: 'FAILED',
+      detail: expect.stringMatching(/^\/data ext4: fsck errors \(exit 4: /),
+    });
   });
 
   it.skipIf(!HAS_XFS)('fails a corrupted xfs (a wrong link count) with xfs_repair -n', async () => {
