@@ -23,6 +23,7 @@ import {
 } from './host';
 import { LabInstance } from './instance';
 import { checkLedger } from './ledger';
+import { type LabCopy, verifiedCell, verifyRestoredCopies } from './restore-verify';
 import { LAB_ACCOUNT, LAB_REGION, SimBackup, SimEc2, SimSns } from './sim/aws';
 import { simulatedExecutor } from './sim/simulated-agent';
 import { realExecutor, SimSsm } from './sim/ssm';
@@ -52,6 +53,8 @@ export interface DemoRow {
   readonly copyCheck: string;
   readonly copiesClean: boolean;
   readonly ledgerHolds: boolean | undefined;
+  /** The restore verification of the copies (lab/restore-verify.ts); not run on directories. */
+  readonly verified: string;
 }
 
 export interface DemoResult {
@@ -250,9 +253,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       let copiesClean = true;
       let ledgerHolds: boolean | undefined;
       const checks: string[] = [];
+      const restored: LabCopy[] = [];
       for (const s of snaps) {
         const vol = inst.volumes.find((v) => v.volumeId === s.VolumeId);
         if (!vol) continue;
+        restored.push({ copy: s.copy, fstype: vol.fstype, mountpoint: vol.mountpoint });
         const isLedger = vol === inst.volumes[0];
         const inspect = async (root: string) =>
           isLedger
@@ -271,6 +276,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
           `${vol.fstype}:${simulated ? 'copied' : c.clean ? 'clean' : c.needsReplay ? 'journal replay' : 'fsck errors'}${isLedger ? `/ledger ${c.inspected?.holds ? 'ok' : 'torn'}` : ''}`,
         );
       }
+      let verified = 'not run (directories, no filesystem)';
+      if (!simulated && restored.length > 0) {
+        const v = await verifyRestoredCopies(restored, {
+          workDir: runDir,
+          restoreJobId: `LAB-${inst.instanceId.slice(2, 10).toUpperCase()}`,
+          instanceId: inst.instanceId,
+        });
+        verified = verifiedCell(v);
+        opts.out(`${t()} ${inst.name}: restore test ${v.result}: ${v.summary}`);
+      }
       rows.push({
         name: inst.name,
         instanceId: inst.instanceId,
@@ -281,6 +296,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         copyCheck: checks.join(' ') || 'no snapshot',
         copiesClean,
         ledgerHolds,
+        verified,
       });
     }
     if (ec2.snapshots.some((s) => s.instanceId === bystander.instanceId))
@@ -301,8 +317,16 @@ export function demoTable(rows: readonly DemoRow[], simulated: boolean): string 
       'freeze ms',
       'outcome',
       simulated ? 'snapshot copies (directories)' : 'snapshot copies checked',
+      'restore verified',
     ],
-    rows.map((r) => [`${r.name} ${r.instanceId}`, r.consistency, String(r.freezeMs), r.outcome, r.copyCheck]),
+    rows.map((r) => [
+      `${r.name} ${r.instanceId}`,
+      r.consistency,
+      String(r.freezeMs),
+      r.outcome,
+      r.copyCheck,
+      r.verified,
+    ]),
   );
 }
 
