@@ -6,7 +6,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { RegionInfo } from 'aws-cdk-lib/region-info';
 import { Construct } from 'constructs';
-import { COPY_JOB_DETAIL_TYPE, FINAL_COPY_STATES } from '../lambda/copy-jobs/copies';
+import { COPY_JOB_DETAIL_TYPE, COPY_SWEEP, FINAL_COPY_STATES } from '../lambda/copy-jobs/copies';
 import { COPY_ENV, type CopyTarget } from '../lambda/copy-jobs/settings';
 import { BACKUP_JOB_DETAIL_TYPE } from '../lambda/shared/notification';
 import { TAG_PREFIX } from '../lambda/shared/tags';
@@ -102,6 +102,16 @@ export class Copies extends Construct {
       targets: [new eventsTargets.SqsQueue(this.queue, { retryAttempts: 8 })],
     });
 
+    // AWS Backup delivers its events best-effort: once an hour the function catches up on the last day.
+    new events.Rule(this, 'Sweep', {
+      description:
+        'Hourly catch-up of ec2-consistent-backup copies whose AWS Backup events were not delivered',
+      schedule: events.Schedule.rate(Duration.hours(1)),
+      targets: [
+        new eventsTargets.SqsQueue(this.queue, { message: events.RuleTargetInput.fromObject(COPY_SWEEP) }),
+      ],
+    });
+
     this.function = new BackupFunction(this, 'Function', {
       handlerDir: 'copy-jobs',
       description:
@@ -128,7 +138,13 @@ export class Copies extends Construct {
     fn.addToRolePolicy(
       new iam.PolicyStatement({
         // No resource-level permissions (Service Authorization Reference, AWS Backup and EC2).
-        actions: ['backup:DescribeBackupJob', 'backup:DescribeCopyJob', 'ec2:DescribeImages'],
+        actions: [
+          'backup:DescribeBackupJob',
+          'backup:DescribeCopyJob',
+          'backup:ListBackupJobs',
+          'backup:ListCopyJobs',
+          'ec2:DescribeImages',
+        ],
         resources: ['*'],
       }),
     );

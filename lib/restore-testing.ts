@@ -7,7 +7,11 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { RESTORE_ENV } from '../lambda/restore-validation/settings';
-import { FINAL_RESTORE_STATUSES, RESTORE_JOB_DETAIL_TYPE } from '../lambda/restore-validation/validation';
+import {
+  FINAL_RESTORE_STATUSES,
+  RESTORE_JOB_DETAIL_TYPE,
+  RESTORE_SWEEP,
+} from '../lambda/restore-validation/validation';
 import { OPTION_TAGS, RECOVERY_POINT_TAGS, RESTORE_TEST_TAG } from '../lambda/shared/tags';
 import type { BackupConfig } from './config';
 import type { Documents } from './documents';
@@ -150,6 +154,16 @@ export class RestoreTesting extends Construct {
       targets: [new eventsTargets.SqsQueue(this.queue, { retryAttempts: 8 })],
     });
 
+    // AWS Backup delivers its events best-effort: once an hour the function catches up on the plan's jobs.
+    new events.Rule(this, 'Sweep', {
+      description:
+        'Hourly catch-up of ec2-consistent-backup restore tests whose AWS Backup events were not delivered',
+      schedule: events.Schedule.rate(Duration.hours(1)),
+      targets: [
+        new eventsTargets.SqsQueue(this.queue, { message: events.RuleTargetInput.fromObject(RESTORE_SWEEP) }),
+      ],
+    });
+
     this.function = new BackupFunction(this, 'Function', {
       handlerDir: 'restore-validation',
       description: 'Checks restored test instances of ec2-consistent-backup and reports the result',
@@ -176,6 +190,7 @@ export class RestoreTesting extends Construct {
         // None of these take a resource ARN (Service Authorization Reference: AWS Backup, SSM, EC2).
         actions: [
           'backup:DescribeRestoreJob',
+          'backup:ListRestoreJobs',
           'backup:PutRestoreValidationResult',
           'ssm:DescribeInstanceInformation',
           'ssm:ListCommandInvocations',

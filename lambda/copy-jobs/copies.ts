@@ -21,9 +21,12 @@
 import { createHash } from 'node:crypto';
 import {
   type BackupClient,
+  type BackupJob,
   type CopyJob,
   DescribeBackupJobCommand,
   DescribeCopyJobCommand,
+  ListBackupJobsCommand,
+  ListCopyJobsCommand,
   StartCopyJobCommand,
 } from '@aws-sdk/client-backup';
 import type { EC2Client } from '@aws-sdk/client-ec2';
@@ -42,6 +45,10 @@ import { NAME_TAG, RECOVERY_POINT_TAGS } from '../shared/tags';
 import type { CopySettings } from './settings';
 
 export const COPY_JOB_DETAIL_TYPE = 'Copy Job State Change';
+/** The input of the hourly rule: AWS Backup delivers its events best-effort, so a sweep catches up. */
+export const COPY_SWEEP = { kind: 'ec2-consistent-backup/copy-sweep' } as const;
+/** How far back the sweep looks: a day of backups, with the hour between two sweeps as margin. */
+export const SWEEP_LOOKBACK_HOURS = 26;
 /** Copy job states after which it changes no more (CopyJobState in the API reference, plus ABORTED). */
 export const FINAL_COPY_STATES = ['COMPLETED', 'FAILED', 'PARTIAL', 'ABORTED'] as const;
 
@@ -343,4 +350,91 @@ function cleanMessage(job: CopyJob, event: BackupEvent): string | undefined {
     .replace(/^"(.*)"$/s, '$1')
     .trim();
   return trimmed || undefined;
+}
+
+export interface SweepResult {
+  readonly completedJobs: number;
+  readonly copiesSeen: number;
+  /** Backup jobs that had no copy to some destination, and what startCopies did with each. */
+  readonly restarted: readonly { readonly backupJobId: string; readonly action: string }[];
+  readonly failedCopiesReported: number;
+}
+
+/**
+ * The hourly catch-up for events EventBridge did not deliver ("AWS Backup emits events to
+ * EventBridge in a best-effort manner", AWS Backup guide): every backup job of ours that completed
+ * in the last SWEEP_LOOKBACK_HOURS and lacks a copy to some destination goes through startCopies
+ * again (the idempotency token keeps copies that exist), and every failed copy of ours in that time
+ * through handleCopyJobEvent (its notification and count happen once). A completed copy whose event
+ * was lost keeps the label it was copied with.
+ */
+export async function sweepCopies(deps: CopyDeps): Promise<SweepResult> {
+  const now = (deps.clock ?? (() => new Date()))();
+  const since = new Date(now.getTime() - SWEEP_LOOKBACK_HOURS * 3_600_000);
+  const ours = (role?: string) => role === deps.settings.backupRoleArn;
+  const jobs: BackupJob[] = [];
+  let next: string | undefined;
+  do {
+    const page: { BackupJobs?: BackupJob[]; NextToken?: string } = await deps.backup.send(
+      new ListBackupJobsCommand({
+        ByBackupVaultName: deps.settings.sourceVaultName,
+        ByState: 'COMPLETED',
+        ByCompleteAfter: since,
+        NextToken: next,
+      }),
+    );
+    jobs.push(...(page.BackupJobs ?? []).filter((j) => ours(j.IamRoleArn)));
+    next = page.NextToken;
+  } while (next);
+  const copied = new Set<string>();
+  const failed: CopyJob[] = [];
+  next = undefined;
+  do {
+    // Copies are created after their backup job completed: the same lookback covers them.
+    const page: { CopyJobs?: CopyJob[]; NextToken?: string } = await deps.backup.send(
+      new ListCopyJobsCommand({ ByCreatedAfter: since, NextToken: next }),
+    );
+    for (const c of page.CopyJobs ?? []) {
+      if (!ours(c.IamRoleArn)) continue;
+      copied.add(`${c.SourceRecoveryPointArn}|${c.DestinationBackupVaultArn}`);
+      if (c.State === 'FAILED' || c.State === 'PARTIAL') failed.push(c);
+    }
+    next = page.NextToken;
+  } while (next);
+
+  const restarted: { backupJobId: string; action: string }[] = [];
+  for (const job of jobs) {
+    const missing = deps.settings.destinations.some(
+      (d) => !copied.has(`${job.RecoveryPointArn}|${d.vaultArn}`),
+    );
+    if (!missing || !job.BackupJobId) continue;
+    const result = await startCopies(
+      {
+        'detail-type': BACKUP_JOB_DETAIL_TYPE,
+        account: job.AccountId,
+        time: job.CompletionDate?.toISOString(),
+        resources: job.RecoveryPointArn ? [job.RecoveryPointArn] : [],
+        detail: { backupJobId: job.BackupJobId, state: 'COMPLETED', resourceArn: job.ResourceArn },
+      },
+      deps,
+    );
+    restarted.push({ backupJobId: job.BackupJobId, action: result.action });
+  }
+  let reported = 0;
+  for (const c of failed) {
+    const r = await handleCopyJobEvent(
+      {
+        'detail-type': COPY_JOB_DETAIL_TYPE,
+        account: c.AccountId,
+        detail: {
+          copyJobId: c.CopyJobId,
+          state: c.State,
+          destinationBackupVaultArn: c.DestinationBackupVaultArn,
+        },
+      },
+      deps,
+    );
+    if (r.action === 'handled' && r.notifications.length > 0) reported++;
+  }
+  return { completedJobs: jobs.length, copiesSeen: copied.size, restarted, failedCopiesReported: reported };
 }

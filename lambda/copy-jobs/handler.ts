@@ -9,10 +9,12 @@ import { Notifier, notifierSettings } from '../shared/notifier';
 import {
   type BackupEvent,
   COPY_JOB_DETAIL_TYPE,
+  COPY_SWEEP,
   type CopyDeps,
   handleCopyJobEvent,
   reportLastAttempt,
   startCopies,
+  sweepCopies,
 } from './copies';
 import { readCopySettings } from './settings';
 
@@ -43,6 +45,10 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
     event,
     async (body) => {
       const e = body as BackupEvent;
+      if ((body as { kind?: string }).kind === COPY_SWEEP.kind) {
+        logger.info('Copy sweep done', { ...(await sweepCopies(deps)) });
+        return { kind: 'done' };
+      }
       if (e['detail-type'] === COPY_JOB_DETAIL_TYPE) {
         const result = await handleCopyJobEvent(e, deps);
         logger.info('Copy job event handled', { copyJobId: e.detail?.copyJobId, ...result });
@@ -56,7 +62,8 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
       maxReceives: settings.maxReceives,
       onLastAttemptError: async (body, err) => {
         logger.error('Last delivery failed; reporting it', { error: String(err) });
-        if ((body as BackupEvent)['detail-type'] !== COPY_JOB_DETAIL_TYPE) {
+        const kind = (body as { kind?: string }).kind;
+        if ((body as BackupEvent)['detail-type'] !== COPY_JOB_DETAIL_TYPE && kind !== COPY_SWEEP.kind) {
           await reportLastAttempt(body, err, deps);
         } else {
           throw err;

@@ -8,7 +8,14 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { processQueue } from '../shared/deferred-queue';
 import { Notifier, notifierSettings } from '../shared/notifier';
 import { readRestoreSettings } from './settings';
-import { handleRestoreEvent, type RestoreDeps, type RestoreJobEvent, reportLastAttempt } from './validation';
+import {
+  handleRestoreEvent,
+  RESTORE_SWEEP,
+  type RestoreDeps,
+  type RestoreJobEvent,
+  reportLastAttempt,
+  sweepRestoreJobs,
+} from './validation';
 
 const logger = new Logger();
 // Checked at cold start: a misconfigured function fails on its first message, loudly.
@@ -29,6 +36,10 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
   return processQueue(
     event,
     async (body) => {
+      if ((body as { kind?: string }).kind === RESTORE_SWEEP.kind) {
+        logger.info('Restore sweep done', { ...(await sweepRestoreJobs(deps)) });
+        return { kind: 'done' };
+      }
       const e = body as RestoreJobEvent;
       const outcome = await handleRestoreEvent(e, deps);
       if (outcome.kind === 'done' && outcome.action === 'reported') {
@@ -46,7 +57,11 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
     },
     {
       maxReceives: settings.maxReceives,
-      onLastAttemptError: (body, err) => reportLastAttempt(body, err, deps),
+      onLastAttemptError: async (body, err) => {
+        // A sweep that keeps failing is not about one restore job: let it reach the dead-letter queue.
+        if ((body as { kind?: string }).kind === RESTORE_SWEEP.kind) throw err;
+        await reportLastAttempt(body, err, deps);
+      },
       log: (message, fields) => logger.warn(message, fields),
     },
   );

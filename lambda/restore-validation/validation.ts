@@ -21,7 +21,9 @@ import {
   type BackupClient,
   DescribeRestoreJobCommand,
   type DescribeRestoreJobCommandOutput,
+  ListRestoreJobsCommand,
   PutRestoreValidationResultCommand,
+  type RestoreJobsListMember,
   type RestoreValidationStatus,
 } from '@aws-sdk/client-backup';
 import type { EC2Client } from '@aws-sdk/client-ec2';
@@ -46,6 +48,8 @@ import { NAME_TAG, RECOVERY_POINT_TAGS } from '../shared/tags';
 import type { RestoreValidationSettings } from './settings';
 
 export const RESTORE_JOB_DETAIL_TYPE = 'Restore Job State Change';
+/** The input of the hourly rule: AWS Backup delivers its events best-effort, so a sweep catches up. */
+export const RESTORE_SWEEP = { kind: 'ec2-consistent-backup/restore-sweep' } as const;
 /** Restore job statuses after which the job changes no more (RestoreJobStatus, API reference). */
 export const FINAL_RESTORE_STATUSES = ['COMPLETED', 'FAILED', 'ABORTED'] as const;
 const FINAL_VALIDATION: readonly string[] = ['SUCCESSFUL', 'FAILED', 'TIMED_OUT'];
@@ -377,4 +381,57 @@ export async function reportLastAttempt(body: unknown, err: unknown, deps: Resto
     detail: message,
     validationStatus: 'FAILED',
   });
+}
+
+/**
+ * The hourly catch-up for restore job events EventBridge did not deliver: every restore job of our
+ * plan from the last two days that completed without a final validation result goes through
+ * handleRestoreEvent (the state is in AWS: the command, the validation status), and every one that
+ * failed in the last two hours (so at most twice) is reported (its notification goes out once).
+ */
+export async function sweepRestoreJobs(
+  deps: RestoreDeps,
+): Promise<{ readonly looked: number; readonly outcomes: readonly string[] }> {
+  const now = (deps.clock ?? (() => new Date()))();
+  const jobs: RestoreJobsListMember[] = [];
+  let next: string | undefined;
+  do {
+    const page: { RestoreJobs?: RestoreJobsListMember[]; NextToken?: string } = await deps.backup.send(
+      new ListRestoreJobsCommand({
+        ByRestoreTestingPlanArn: deps.settings.planArn,
+        ByCreatedAfter: new Date(now.getTime() - 2 * 86_400_000),
+        NextToken: next,
+      }),
+    );
+    jobs.push(...(page.RestoreJobs ?? []));
+    next = page.NextToken;
+  } while (next);
+  const outcomes: string[] = [];
+  for (const job of jobs) {
+    const recentlyFailed =
+      (job.Status === 'FAILED' || job.Status === 'ABORTED') &&
+      now.getTime() - (job.CompletionDate?.getTime() ?? 0) < 2 * 3_600_000;
+    const unreported = job.Status === 'COMPLETED' && !FINAL_VALIDATION.includes(job.ValidationStatus ?? '');
+    if (!job.RestoreJobId || !(recentlyFailed || unreported)) continue;
+    const outcome = await handleRestoreEvent(
+      {
+        'detail-type': RESTORE_JOB_DETAIL_TYPE,
+        account: job.AccountId,
+        time: job.CompletionDate?.toISOString(),
+        detail: {
+          restoreJobId: job.RestoreJobId,
+          status: job.Status,
+          restoreTestingPlanArn: deps.settings.planArn,
+          recoveryPointArn: job.RecoveryPointArn,
+          sourceResourceArn: job.SourceResourceArn,
+          createdResourceArn: job.CreatedResourceArn,
+        },
+      },
+      deps,
+    );
+    outcomes.push(
+      `${job.RestoreJobId}: ${outcome.kind === 'retry' ? `waiting (${outcome.reason})` : outcome.action}`,
+    );
+  }
+  return { looked: jobs.length, outcomes };
 }

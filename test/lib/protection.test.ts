@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type BackupConfig, ConfigError, parseConfig } from '../../lib/config';
 import { addCopyDestinationStacks } from '../../lib/copy-destination';
 import { ConsistentBackupStack } from '../../lib/stack';
-import { nagFindings, synthApp } from '../helpers/app';
+import { nagFindings, synthApp } from '../../sim/app-synth';
 
 const OPTIONS: Partial<Record<keyof BackupConfig, unknown>> = {
   copyDestinations: 'arn:aws:backup:us-east-1:444455556666:backup-vault:central=365',
@@ -124,6 +124,13 @@ describe('copies, vault lock and restore testing, all on', () => {
     const destinations = JSON.stringify(fn.Properties.Environment.Variables.COPY_DESTINATIONS);
     expect(destinations).toContain('arn:aws:backup:us-east-1:444455556666:backup-vault:central');
     expect(destinations).toContain('backup-vault:Ec2ConsistentBackup-copy');
+    // AWS Backup's events are best-effort: an hourly sweep message catches up on lost ones.
+    for (const kind of ['copy-sweep', 'restore-sweep']) {
+      s.template.hasResourceProperties('AWS::Events::Rule', {
+        ScheduleExpression: 'rate(1 hour)',
+        Targets: [Match.objectLike({ Input: JSON.stringify({ kind: `ec2-consistent-backup/${kind}` }) })],
+      });
+    }
     s.template.hasResourceProperties('AWS::SQS::Queue', {
       VisibilityTimeout: 60,
       RedrivePolicy: { maxReceiveCount: 50, deadLetterTargetArn: Match.anyValue() },
@@ -210,7 +217,9 @@ describe('copies, vault lock and restore testing, all on', () => {
       'backup:ListBackupJobs',
       'backup:DescribeBackupJob',
       'backup:DescribeCopyJob',
+      'backup:ListCopyJobs',
       'backup:DescribeRestoreJob',
+      'backup:ListRestoreJobs',
       'backup:PutRestoreValidationResult',
       'logs:CreateLogDelivery',
       'logs:GetLogDelivery',

@@ -10,6 +10,7 @@ import {
   handleCopyJobEvent,
   reportLastAttempt,
   startCopies,
+  sweepCopies,
 } from '../../../lambda/copy-jobs/copies';
 import { readCopySettings } from '../../../lambda/copy-jobs/settings';
 import { processQueue } from '../../../lambda/shared/deferred-queue';
@@ -96,6 +97,7 @@ function setup(label: Record<string, string> = LABEL, start = new Date('2026-11-
     h.snsMock.restore();
     h.dynamodbMock.restore();
   });
+  aws.clock = h.now;
   aws.images.set(`${REGION}/${AMI}`, { region: REGION, imageId: AMI, tags: { ...label } });
   aws.jobs.set(JOB, { backupJobId: JOB, instanceId: INSTANCE, imageId: AMI, completedAt: COMPLETED_AT });
   const settings = readCopySettings({
@@ -400,6 +402,47 @@ describe('copy-jobs: when a copy job of ours ends', () => {
       copies_failed: '0',
     });
     expect(run?.severity).toBe('OK');
+  });
+});
+
+describe('copy-jobs: the hourly sweep for events EventBridge did not deliver', () => {
+  it('starts the copies of a completed job whose event never came, once', async () => {
+    const s = setup();
+    const first = await sweepCopies(s.deps);
+    expect(first).toMatchObject({ completedJobs: 1, restarted: [{ backupJobId: JOB, action: 'started' }] });
+    expect(s.aws.copyJobs.size).toBe(2);
+    s.h.advance(60);
+    const second = await sweepCopies(s.deps);
+    expect(second).toMatchObject({ completedJobs: 1, copiesSeen: 2, restarted: [] });
+    expect(counters(s.h)).toEqual({ started: 2, completed: 0, failed: 0 });
+  });
+
+  it('reports a failed copy whose event never came, once over many sweeps', async () => {
+    const s = setup();
+    const result = await startCopies(backupCompleted(), s.deps);
+    if (result.action !== 'started') throw new Error('not started');
+    s.aws.finishCopy(
+      result.started[1].copyJobId,
+      'FAILED',
+      'Access denied exception while trying to list tags',
+    );
+    expect((await sweepCopies(s.deps)).failedCopiesReported).toBe(1);
+    expect((await sweepCopies(s.deps)).failedCopiesReported).toBe(0);
+    expect(s.h.published.map((p) => expectValidPublish(p).eventType)).toEqual(['copy-failed']);
+    expect(counters(s.h).failed).toBe(1);
+  });
+
+  it('leaves backup jobs of anyone else alone', async () => {
+    const s = setup();
+    s.aws.jobs.set(JOB, {
+      backupJobId: JOB,
+      instanceId: INSTANCE,
+      imageId: AMI,
+      completedAt: COMPLETED_AT,
+      role: `arn:aws:iam::${ACCOUNT}:role/service-role/AWSBackupDefaultServiceRole`,
+    });
+    expect(await sweepCopies(s.deps)).toMatchObject({ completedJobs: 0, restarted: [] });
+    expect(s.aws.startCalls).toHaveLength(0);
   });
 });
 

@@ -9,6 +9,8 @@
  * - DescribeCopyJob: CopyJob with SourceRecoveryPointArn (the source AMI) and, once COMPLETED,
  *   DestinationRecoveryPointArn (the AMI in the destination Region); a failed job has none.
  * - EC2 DescribeImages: the image with its Tags; an unknown id is the InvalidAMIID.NotFound error.
+ * - ListBackupJobs / ListCopyJobs: BackupJob / CopyJob list members (the Describe fields), filtered
+ *   by the query parameters the sweep uses, one page.
  */
 
 import {
@@ -17,6 +19,10 @@ import {
   type DescribeBackupJobCommandInput,
   DescribeCopyJobCommand,
   type DescribeCopyJobCommandInput,
+  ListBackupJobsCommand,
+  type ListBackupJobsCommandInput,
+  ListCopyJobsCommand,
+  type ListCopyJobsCommandInput,
   StartCopyJobCommand,
   type StartCopyJobCommandInput,
 } from '@aws-sdk/client-backup';
@@ -60,13 +66,21 @@ export class FakeCopyAws {
   readonly jobs = new Map<string, FakeBackupJob>();
   readonly copyJobs = new Map<
     string,
-    { input: StartCopyJobCommandInput; state: string; destinationImageId?: string; statusMessage?: string }
+    {
+      input: StartCopyJobCommandInput;
+      state: string;
+      createdAt: Date;
+      destinationImageId?: string;
+      statusMessage?: string;
+    }
   >();
   readonly startCalls: StartCopyJobCommandInput[] = [];
   readonly createTags: { region: string; input: CreateTagsCommandInput }[] = [];
   /** Errors StartCopyJob throws per destination vault ARN, consumed in order. */
   readonly startErrors = new Map<string, Error[]>();
   private readonly tokens = new Map<string, string>();
+  /** The time AWS Backup stamps on new copy jobs. */
+  clock: () => Date = () => new Date();
   private copies = 0;
 
   install() {
@@ -75,25 +89,23 @@ export class FakeCopyAws {
     backup.on(DescribeBackupJobCommand).callsFake((input: DescribeBackupJobCommandInput) => {
       const job = this.jobs.get(input.BackupJobId ?? '');
       if (!job) throw awsError('ResourceNotFoundException', `Backup job ${input.BackupJobId} not found`);
-      return {
-        AccountId: ACCOUNT,
-        BackupJobId: job.backupJobId,
-        BackupVaultName: job.vaultName ?? VAULT,
-        BackupVaultArn: `arn:aws:backup:${REGION}:${ACCOUNT}:backup-vault:${job.vaultName ?? VAULT}`,
-        RecoveryPointArn: `arn:aws:ec2:${REGION}::image/${job.imageId}`,
-        ResourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${job.instanceId}`,
-        CreationDate: new Date(job.completedAt.getTime() - 300_000),
-        CompletionDate: job.completedAt,
-        State: 'COMPLETED',
-        PercentDone: '100.0',
-        BackupSizeInBytes: 8589934592,
-        IamRoleArn: job.role ?? BACKUP_ROLE,
-        ResourceType: 'EC2',
-        StartBy: new Date(job.completedAt.getTime() + 3_600_000),
-        BackupType: 'Backup',
-        IsParent: false,
-      };
+      return this.backupJob(job);
     });
+    backup.on(ListBackupJobsCommand).callsFake((input: ListBackupJobsCommandInput) => ({
+      BackupJobs: [...this.jobs.values()]
+        .map((j) => this.backupJob(j))
+        .filter(
+          (j) =>
+            (!input.ByBackupVaultName || j.BackupVaultName === input.ByBackupVaultName) &&
+            (!input.ByState || j.State === input.ByState) &&
+            (!input.ByCompleteAfter || j.CompletionDate > input.ByCompleteAfter),
+        ),
+    }));
+    backup.on(ListCopyJobsCommand).callsFake((input: ListCopyJobsCommandInput) => ({
+      CopyJobs: [...this.copyJobs.entries()]
+        .filter(([, c]) => !input.ByCreatedAfter || c.createdAt > input.ByCreatedAfter)
+        .map(([id]) => this.copyJob(id)),
+    }));
     backup.on(StartCopyJobCommand).callsFake((input: StartCopyJobCommandInput) => {
       this.startCalls.push(input);
       const queued = this.startErrors.get(input.DestinationBackupVaultArn ?? '');
@@ -104,37 +116,14 @@ export class FakeCopyAws {
       this.copies += 1;
       const id = `0C${String(this.copies).padStart(6, '0')}-74D8-059D-1301-C5BE1D5C926E`;
       if (input.IdempotencyToken) this.tokens.set(input.IdempotencyToken, id);
-      this.copyJobs.set(id, { input, state: 'CREATED' });
+      this.copyJobs.set(id, { input, state: 'CREATED', createdAt: this.clock() });
       return { CopyJobId: id, CreationDate: new Date(), IsParent: false };
     });
     backup.on(DescribeCopyJobCommand).callsFake((input: DescribeCopyJobCommandInput) => {
-      const job = this.copyJobs.get(input.CopyJobId ?? '');
-      if (!job) throw awsError('ResourceNotFoundException', `Copy job ${input.CopyJobId} not found`);
-      const destinationRegion = (job.input.DestinationBackupVaultArn ?? '').split(':')[3];
-      const sourceImage = (job.input.RecoveryPointArn ?? '').split('/')[1];
-      const sourceJob = [...this.jobs.values()].find((j) => j.imageId === sourceImage);
-      return {
-        CopyJob: {
-          AccountId: ACCOUNT,
-          CopyJobId: input.CopyJobId,
-          SourceBackupVaultArn: VAULT_ARN,
-          SourceRecoveryPointArn: job.input.RecoveryPointArn,
-          DestinationBackupVaultArn: job.input.DestinationBackupVaultArn,
-          ...(job.state === 'COMPLETED' && job.destinationImageId
-            ? {
-                DestinationRecoveryPointArn: `arn:aws:ec2:${destinationRegion}::image/${job.destinationImageId}`,
-              }
-            : {}),
-          ResourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${sourceJob?.instanceId ?? 'i-00000000'}`,
-          CreationDate: new Date(),
-          State: job.state,
-          ...(job.statusMessage ? { StatusMessage: job.statusMessage } : {}),
-          BackupSizeInBytes: 8589934592,
-          IamRoleArn: job.input.IamRoleArn,
-          ResourceType: 'EC2',
-          IsParent: false,
-        },
-      };
+      if (!this.copyJobs.has(input.CopyJobId ?? '')) {
+        throw awsError('ResourceNotFoundException', `Copy job ${input.CopyJobId} not found`);
+      }
+      return { CopyJob: this.copyJob(input.CopyJobId ?? '') };
     });
     ec2.on(DescribeImagesCommand).callsFake((input: DescribeImagesCommandInput) => {
       const id = input.ImageIds?.[0] ?? '';
@@ -153,6 +142,56 @@ export class FakeCopyAws {
     });
     ec2.on(CreateTagsCommand).resolves({});
     return { backup, ec2 };
+  }
+
+  /** A BackupJob as DescribeBackupJob and ListBackupJobs return it, for an EC2 job that completed. */
+  backupJob(job: FakeBackupJob) {
+    return {
+      AccountId: ACCOUNT,
+      BackupJobId: job.backupJobId,
+      BackupVaultName: job.vaultName ?? VAULT,
+      BackupVaultArn: `arn:aws:backup:${REGION}:${ACCOUNT}:backup-vault:${job.vaultName ?? VAULT}`,
+      RecoveryPointArn: `arn:aws:ec2:${REGION}::image/${job.imageId}`,
+      ResourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${job.instanceId}`,
+      CreationDate: new Date(job.completedAt.getTime() - 300_000),
+      CompletionDate: job.completedAt,
+      State: 'COMPLETED',
+      PercentDone: '100.0',
+      BackupSizeInBytes: 8589934592,
+      IamRoleArn: job.role ?? BACKUP_ROLE,
+      ResourceType: 'EC2',
+      StartBy: new Date(job.completedAt.getTime() + 3_600_000),
+      BackupType: 'Backup',
+      IsParent: false,
+    };
+  }
+
+  /** A CopyJob as DescribeCopyJob and ListCopyJobs return it. */
+  copyJob(id: string) {
+    const job = this.copyJobs.get(id)!;
+    const destinationRegion = (job.input.DestinationBackupVaultArn ?? '').split(':')[3];
+    const sourceImage = (job.input.RecoveryPointArn ?? '').split('/')[1];
+    const sourceJob = [...this.jobs.values()].find((j) => j.imageId === sourceImage);
+    return {
+      AccountId: ACCOUNT,
+      CopyJobId: id,
+      SourceBackupVaultArn: VAULT_ARN,
+      SourceRecoveryPointArn: job.input.RecoveryPointArn,
+      DestinationBackupVaultArn: job.input.DestinationBackupVaultArn,
+      ...(job.state === 'COMPLETED' && job.destinationImageId
+        ? {
+            DestinationRecoveryPointArn: `arn:aws:ec2:${destinationRegion}::image/${job.destinationImageId}`,
+          }
+        : {}),
+      ResourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${sourceJob?.instanceId ?? 'i-00000000'}`,
+      CreationDate: job.createdAt,
+      State: job.state,
+      ...(job.statusMessage ? { StatusMessage: job.statusMessage } : {}),
+      BackupSizeInBytes: 8589934592,
+      IamRoleArn: job.input.IamRoleArn,
+      ResourceType: 'EC2',
+      IsParent: false,
+    };
   }
 
   /** A recording EC2 client per Region: CreateTags lands in that Region's image. */

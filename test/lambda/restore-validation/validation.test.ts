@@ -2,6 +2,7 @@ import {
   BackupClient,
   DescribeRestoreJobCommand,
   type DescribeRestoreJobCommandInput,
+  ListRestoreJobsCommand,
   PutRestoreValidationResultCommand,
   type PutRestoreValidationResultCommandInput,
 } from '@aws-sdk/client-backup';
@@ -29,6 +30,7 @@ import {
   type RestoreDeps,
   type RestoreJobEvent,
   reportLastAttempt,
+  sweepRestoreJobs,
   verdictOf,
 } from '../../../lambda/restore-validation/validation';
 import { readRestoreSettings } from '../../../lambda/restore-validation/settings';
@@ -134,21 +136,19 @@ class World {
     Name: 'db-01',
   };
 
-  install(clock: () => Date) {
-    const backup = mockClient(BackupClient);
-    const ssm = mockClient(SSMClient);
-    const ec2 = mockClient(EC2Client);
-    backup.on(DescribeRestoreJobCommand).callsFake((input: DescribeRestoreJobCommandInput) => ({
+  restoreJob(id: string) {
+    return {
       AccountId: ACCOUNT,
-      RestoreJobId: input.RestoreJobId,
+      RestoreJobId: id,
       RecoveryPointArn: `arn:aws:ec2:${REGION}::image/${AMI}`,
       SourceResourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${SOURCE}`,
       BackupVaultArn: `arn:aws:backup:${REGION}:${ACCOUNT}:backup-vault:ecb-vault`,
       CreationDate: new Date(COMPLETED_AT.getTime() - 240_000),
       Status: this.restoreStatus,
+      // Every job that ended has a CompletionDate; only a completed one created a resource.
+      CompletionDate: COMPLETED_AT,
       ...(this.restoreStatus === 'COMPLETED'
         ? {
-            CompletionDate: COMPLETED_AT,
             CreatedResourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${RESTORED}`,
             PercentDone: '100.00%',
           }
@@ -160,7 +160,18 @@ class World {
       CreatedBy: { RestoreTestingPlanArn: this.planArn },
       ...(this.validation ? { ValidationStatus: this.validation } : {}),
       IsParent: false,
-    }));
+    };
+  }
+
+  install(clock: () => Date) {
+    const backup = mockClient(BackupClient);
+    const ssm = mockClient(SSMClient);
+    const ec2 = mockClient(EC2Client);
+    backup
+      .on(DescribeRestoreJobCommand)
+      .callsFake((input: DescribeRestoreJobCommandInput) => this.restoreJob(input.RestoreJobId ?? JOB));
+    // The plan's one restore job (ListRestoreJobs members carry the DescribeRestoreJob fields).
+    backup.on(ListRestoreJobsCommand).callsFake(() => ({ RestoreJobs: [this.restoreJob(JOB)] }));
     backup
       .on(PutRestoreValidationResultCommand)
       .callsFake((input: PutRestoreValidationResultCommandInput) => {
@@ -436,6 +447,37 @@ describe('restore-validation', () => {
       'AccessDeniedException: User is not authorized to perform: ssm:SendCommand',
     );
     expect(s.world.puts.at(-1)).toMatchObject({ ValidationStatus: 'FAILED' });
+  });
+});
+
+describe('restore-validation: the hourly sweep for events EventBridge did not deliver', () => {
+  it('drives a completed restore test whose event never came to its report', async () => {
+    const s = setup();
+    const seen: string[] = [];
+    for (let i = 0; i < 5 && s.world.validation !== 'SUCCESSFUL'; i++) {
+      seen.push(...(await sweepRestoreJobs(s.deps)).outcomes);
+      s.h.advance(60);
+    }
+    expect(seen).toEqual([
+      expect.stringMatching(new RegExp(`^${JOB}: waiting \\(check sent to ${RESTORED}`)),
+      expect.stringMatching(/: waiting \(check .* is InProgress\)$/),
+      `${JOB}: reported`,
+    ]);
+    expect(s.world.commands).toHaveLength(1);
+    expect((await sweepRestoreJobs(s.deps)).outcomes).toEqual([]);
+  });
+
+  it('reports a restore job that failed recently, and only recently', async () => {
+    const s = setup(new Date('2026-11-29T06:00:00Z'));
+    s.world.restoreStatus = 'FAILED';
+    expect((await sweepRestoreJobs(s.deps)).outcomes).toEqual([`${JOB}: reported`]);
+    s.h.advance(60);
+    await sweepRestoreJobs(s.deps);
+    s.h.advance(60);
+    expect((await sweepRestoreJobs(s.deps)).outcomes).toEqual([]);
+    expect(s.h.published.map((p) => expectValidPublish(p).eventType)).toEqual([
+      'restore-verification-inconclusive',
+    ]);
   });
 });
 
