@@ -8,7 +8,7 @@ import type { LabFsType } from './volume';
 
 /** One snapshot copy of an instance's volume, where it was mounted on the instance. */
 export interface LabCopy {
-  /** The reflink image of the snapshot (lab/sim/aws.ts). */
+  /** The image of the snapshot (lab/sim/aws.ts). */
   readonly copy: string;
   readonly fstype: LabFsType;
   readonly mountpoint: string;
@@ -19,7 +19,7 @@ export const LAB_VERIFY_HOOKS = path.join(__dirname, 'hooks', 'ledger', 'verify.
 
 /**
  * What AWS Backup's restore test and the restore-validation function do, on the lab's copies:
- * each copy is cloned (a reflink, as a restored volume is a new volume) and mounted once read-write
+ * each copy is cloned (as a restored volume is a new volume) and mounted once read-write
  * and unmounted, as a restored instance's boot does (which replays the journal); then the real
  * Verify Restore document runs against the clones: read-only fsck, read-only mount, the
  * application's verify hooks. Its JSON goes through the same verdictOf the function uses.
@@ -43,9 +43,9 @@ export async function verifyRestoredCopies(
   try {
     const pairs: string[] = [];
     for (const [i, c] of copies.entries()) {
-      // Next to the copy: a reflink clone stays on the pool's filesystem.
+      // Next to the copy, on the pool's filesystem: a reflink where it has them, a sparse copy where not.
       const image = `${c.copy}.restore-test.img`;
-      await mustRun('cp', ['--reflink=always', c.copy, image]);
+      await mustRun('cp', ['--reflink=auto', '--sparse=always', c.copy, image]);
       images.push(image);
       const loop = (await mustRun('losetup', ['--find', '--show', image])).stdout.trim();
       loops.push(loop);
