@@ -104,13 +104,19 @@ export class DocumentRenderError extends Error {
   override readonly name = 'DocumentRenderError';
 }
 
-/** Scripts each entry script needs, in order. The watchdog's functions ride along in the freeze. */
-const SCRIPT_BUNDLES: Readonly<Record<string, readonly string[]>> = {
-  'freeze.sh': ['common.sh', 'watchdog.sh', 'freeze.sh'],
-  'thaw.sh': ['common.sh', 'thaw.sh'],
-  'preflight.sh': ['common.sh', 'preflight.sh'],
+/**
+ * Scripts each entry script needs, in order: the shared parts split by reason to change (core:
+ * environment, log, time, JSON; validate; hooks: the hook runner; topology: mounts and targets;
+ * state: the state directory and records; thawing: thaw helpers). The watchdog's functions ride
+ * along in the freeze, which writes them to tmpfs for it.
+ */
+const SHARED_SCRIPTS = ['core.sh', 'validate.sh', 'hooks.sh', 'topology.sh', 'state.sh', 'thawing.sh'];
+export const SCRIPT_BUNDLES: Readonly<Record<string, readonly string[]>> = {
+  'freeze.sh': [...SHARED_SCRIPTS, 'watchdog.sh', 'freeze.sh'],
+  'thaw.sh': [...SHARED_SCRIPTS, 'thaw.sh'],
+  'preflight.sh': [...SHARED_SCRIPTS, 'preflight.sh'],
   // Restore testing (lib/restore-testing.ts) sends it to restored test instances only.
-  'verify-restore.sh': ['common.sh', 'verify-restore.sh'],
+  'verify-restore.sh': [...SHARED_SCRIPTS, 'verify-restore.sh'],
 };
 
 const PARAMETER_DELIMITER = 'ECB_PARAMETER_END';

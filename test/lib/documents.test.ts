@@ -18,6 +18,7 @@ import {
   PARAMETER_HEADROOM_BYTES,
   ParameterValueError,
   renderDocument,
+  SCRIPT_BUNDLES,
   scriptWithParameters,
 } from '../../lib/documents';
 
@@ -148,6 +149,13 @@ describe('renderDocument', () => {
       expect(hook.test(String(n)), `hook ${n}`).toBe(n >= 1 && n <= 600);
     }
     expect(watchdog.test('090')).toBe(false);
+  });
+
+  it('bundles every script file into some document, each at most once', () => {
+    const files = fs.readdirSync(path.join(DOCUMENTS_DIR, 'scripts')).sort();
+    const bundled = new Set(Object.values(SCRIPT_BUNDLES).flat());
+    expect([...bundled].sort()).toEqual(files);
+    for (const bundle of Object.values(SCRIPT_BUNDLES)) expect(new Set(bundle).size).toBe(bundle.length);
   });
 
   it('refuses script text that SSM would read as a parameter reference', () => {

@@ -1,0 +1,335 @@
+# shellcheck shell=bash
+# Topology: mounts, block devices, volumes, and which filesystems are frozen, skipped or protected.
+
+ecb_unescape_mount() {
+  local s=$1
+  s=${s//\\040/ }
+  s=${s//\\011/$'\t'}
+  s=${s//\\012/$'\n'}
+  s=${s//\\134/\\}
+  printf '%s' "$s"
+}
+
+# Kernel name (e.g. nvme1n1, dm-0, md127, loop3) of a block device path, or nothing.
+ecb_kname_of() {
+  local dev real
+  dev=$1
+  real=$(readlink -f -- "$dev" 2>/dev/null) || return 1
+  [[ -b $real || -d $ECB_SYSFS/class/block/${real##*/} ]] || return 1
+  [[ -d $ECB_SYSFS/class/block/${real##*/} ]] || return 1
+  printf '%s' "${real##*/}"
+}
+
+# Reads the mount table into parallel arrays. Identity is what fsfreeze acts on: the superblock.
+# It is the device number, except for btrfs, whose every subvolume mount has its own anonymous
+# device number: there the identity is the filesystem's first device.
+ecb_read_mounts() {
+  M_MP=()
+  M_FSTYPE=()
+  M_SRC=()
+  M_KNAME=()
+  M_IDENT=()
+  M_ROOT=()
+  local -A dev2k=()
+  local d majmin
+  for d in "$ECB_SYSFS"/class/block/*; do
+    [[ -r $d/dev ]] || continue
+    read -r majmin <"$d/dev" || continue
+    dev2k[$majmin]=${d##*/}
+  done
+  local id root mp rest after fstype src kname ident
+  while read -r id _ majmin root mp rest; do
+    [[ -n $id ]] || continue
+    after=${rest#* - }
+    fstype=${after%% *}
+    after=${after#* }
+    src=${after%% *}
+    mp=$(ecb_unescape_mount "$mp")
+    kname=${dev2k[$majmin]:-}
+    if [[ -z $kname && $src == /dev/* ]]; then
+      kname=$(ecb_kname_of "$src") || kname=''
+    fi
+    ident=$majmin
+    if [[ $fstype == btrfs && -n $kname ]]; then
+      ident=btrfs:$(ecb_btrfs_first_device "$kname")
+    fi
+    M_MP+=("$mp")
+    M_FSTYPE+=("$fstype")
+    M_SRC+=("$src")
+    M_KNAME+=("$kname")
+    M_IDENT+=("$ident")
+    M_ROOT+=("$root")
+  done <"$ECB_MOUNTINFO"
+}
+
+# The devices of the btrfs filesystem a device belongs to (a btrfs filesystem can span volumes).
+ecb_btrfs_devices() {
+  local kname=$1 fsdir
+  for fsdir in "$ECB_SYSFS"/fs/btrfs/*/devices; do
+    if [[ -e $fsdir/$kname ]]; then
+      (cd "$fsdir" && printf '%s\n' *) | sort
+      return 0
+    fi
+  done
+  printf '%s\n' "$kname"
+}
+
+ecb_btrfs_first_device() {
+  ecb_btrfs_devices "$1" | head -n 1
+}
+
+# Index into M_* of the mount a path lives on: the longest mountpoint prefix of the real path of
+# the path's nearest existing ancestor (so a missing SSM directory still protects its parent),
+# the last such mount winning as the kernel's over-mount does.
+ecb_mount_index_of() {
+  local path=$1 real i best=-1 best_len=-1 mp
+  while [[ ! -e $path && $path != / ]]; do path=$(dirname -- "$path"); done
+  real=$(readlink -f -- "$path" 2>/dev/null) || real=$path
+  for i in "${!M_MP[@]}"; do
+    mp=${M_MP[$i]}
+    if [[ $real == "$mp" || $mp == / || $real == "$mp"/* ]]; then
+      if ((${#mp} >= best_len)); then
+        best=$i
+        best_len=${#mp}
+      fi
+    fi
+  done
+  ((best >= 0)) || return 1
+  printf '%s' "$best"
+}
+
+# Every block device built on a disk: the disk, its partitions, and what holds them (LVM, md,
+# dm-crypt, ...), transitively.
+ecb_derived_devices() {
+  local queue=("$1") seen=' ' d child
+  while ((${#queue[@]} > 0)); do
+    d=${queue[0]}
+    queue=("${queue[@]:1}")
+    [[ $seen == *" $d "* ]] && continue
+    seen+="$d "
+    printf '%s\n' "$d"
+    for child in "$ECB_SYSFS/class/block/$d/$d"* "$ECB_SYSFS/class/block/$d/holders/"*; do
+      [[ -e $child ]] || continue
+      if [[ $child == */holders/* || -e $child/partition ]]; then
+        queue+=("${child##*/}")
+      fi
+    done
+  done
+}
+
+# Maps one EBS volume id to the kernel name of its disk, or returns 1 (never guesses).
+# NVMe (Nitro): the controller serial is the volume id without its dash. /dev/disk/by-id carries
+# it too when udev rules are installed. Xen: only the block device mapping name says which
+# device a volume is, so the workflow passes it (VolumeDevices) and sdX is tried as xvdX.
+ecb_map_volume() {
+  local vol=$1 serial_want=${1/-/} d serial link dev line v rest name
+  if [[ -n $ECB_DEVICE_MAP ]]; then
+    while read -r v rest; do
+      if [[ $v == "$vol" ]]; then
+        ecb_kname_of "$rest" && return 0
+      fi
+    done <"$ECB_DEVICE_MAP"
+    return 1
+  fi
+  for d in "$ECB_SYSFS"/class/block/nvme*; do
+    [[ -e $d/partition || ! -r $d/device/serial ]] && continue
+    read -r serial <"$d/device/serial" || continue
+    if [[ $serial == "$serial_want" || $serial == "$vol" ]]; then
+      printf '%s' "${d##*/}"
+      return 0
+    fi
+  done
+  for link in /dev/disk/by-id/*"$serial_want" /dev/disk/by-id/*"$vol"; do
+    [[ -e $link ]] || continue
+    ecb_kname_of "$link" && return 0
+  done
+  line=",$ECB_VOLUME_DEVICES,"
+  if [[ $line == *",$vol=/dev/"* ]]; then
+    name=${line#*",$vol=/dev/"}
+    name=${name%%,*}
+    for dev in "/dev/$name" "/dev/xvd${name#sd}" "/dev/xvd${name#xvd}"; do
+      [[ -b $dev ]] || continue
+      ecb_kname_of "$dev" && return 0
+    done
+  fi
+  return 1
+}
+
+ecb_fstype_supported() { [[ $ECB_SUPPORTED_FSTYPES == *" $1 "* ]]; }
+
+# Identities of filesystems that must never be frozen, with the path that made each protected.
+ecb_protected_paths() {
+  local p comm exe
+  printf '%s\n' / /boot /var /tmp /usr /run /etc /var/lib/amazon/ssm /usr/bin/amazon-ssm-agent \
+    /snap/amazon-ssm-agent /var/log/amazon /opt/aws "$ECB_STATE_DIR" "$ECB_CONFIG_DIR"
+  [[ -n ${ECB_SELF_DIR:-} ]] && printf '%s\n' "$ECB_SELF_DIR"
+  printf '%s\n' "$PWD"
+  exe=$(readlink -f /proc/$$/exe 2>/dev/null) && printf '%s\n' "$exe"
+  [[ -n ${ECB_FSFREEZE:-} ]] && printf '%s\n' "$ECB_FSFREEZE"
+  # Wherever the running agent really is (snap, /opt, a custom build), its files stay writable.
+  for p in /proc/[0-9]*; do
+    read -r comm <"$p/comm" 2>/dev/null || continue
+    case $comm in
+      amazon-ssm-agen* | ssm-agent-worke* | ssm-document-wo* | ssm-session-wor*)
+        exe=$(readlink -f "$p/exe" 2>/dev/null) && printf '%s\n' "$exe"
+        ;;
+    esac
+  done
+}
+
+ecb_build_protected() {
+  ECB_PROTECTED=()
+  local -A seen=()
+  local p idx ident
+  while read -r p; do
+    [[ -n $p ]] || continue
+    idx=$(ecb_mount_index_of "$p") || continue
+    ident=${M_IDENT[$idx]}
+    [[ -n ${seen[$ident]:-} ]] && continue
+    seen[$ident]=1
+    ECB_PROTECTED+=("$ident=$p")
+  done < <(ecb_protected_paths)
+}
+
+# Prints the path that protects an identity, or returns 1.
+ecb_protected_by() {
+  local entry
+  for entry in "${ECB_PROTECTED[@]+"${ECB_PROTECTED[@]}"}"; do
+    if [[ ${entry%%=*} == "$1" ]]; then
+      printf '%s' "${entry#*=}"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The heart of the freeze and of the preflight: which filesystems are frozen, which are not, and why.
+# Sets ECB_TARGET_MPS (freeze order), ECB_TARGETS_JSON, ECB_SKIPPED_JSON, ECB_UNMAPPED_JSON,
+# ECB_VOLUMES_JSON, and appends to ECB_WARNINGS; returns 1 with ECB_ERROR_* when Include names something refused.
+ecb_discover() {
+  ecb_read_mounts
+  ecb_build_protected
+  ECB_TARGET_MPS=()
+  ECB_TARGETS_JSON=()
+  ECB_SKIPPED_JSON=()
+  ECB_UNMAPPED_JSON=()
+  ECB_VOLUMES_JSON=()
+  local -A cand_vols=() cand_idx=() excluded=() reported=()
+  local vol kname dev i ident devs fsdevs bdev p idx by reason vols_json
+  local IFS=$' \t\n'
+  local vol_list=${ECB_VOLUME_IDS//,/ }
+  for vol in $vol_list; do
+    if ! kname=$(ecb_map_volume "$vol"); then
+      ECB_UNMAPPED_JSON+=("$(printf '{"volumeId":%s,"reason":%s}' "$(ecb_json_str "$vol")" \
+        "$(ecb_json_str "no block device carries this volume id (NVMe serial, /dev/disk/by-id, or VolumeDevices)")")")
+      continue
+    fi
+    devs=$(ecb_derived_devices "$kname")
+    local fs_list=() fs_seen=' '
+    for i in "${!M_MP[@]}"; do
+      bdev=${M_KNAME[$i]}
+      [[ -n $bdev ]] || continue
+      fsdevs=$bdev
+      [[ ${M_FSTYPE[$i]} == btrfs ]] && fsdevs=$(ecb_btrfs_devices "$bdev")
+      # A multi-device btrfs is on this volume when any of its devices derives from it.
+      local hit=0 fd
+      for fd in $fsdevs; do
+        if [[ $'\n'$devs$'\n' == *$'\n'"$fd"$'\n'* ]]; then hit=1; fi
+      done
+      ((hit)) || continue
+      ident=${M_IDENT[$i]}
+      if [[ -z ${cand_idx[$ident]:-} ]]; then
+        cand_idx[$ident]=$i
+      elif [[ ${M_ROOT[${cand_idx[$ident]}]} != / && ${M_ROOT[$i]} == / ]]; then
+        cand_idx[$ident]=$i
+      fi
+      [[ " ${cand_vols[$ident]:-} " == *" $vol "* ]] || cand_vols[$ident]="${cand_vols[$ident]:-} $vol"
+      if [[ $fs_seen != *" $ident "* ]]; then
+        fs_seen+="$ident "
+        fs_list+=("${M_MP[${cand_idx[$ident]}]}")
+      fi
+    done
+    ECB_VOLUMES_JSON+=("$(printf '{"volumeId":%s,"device":%s,"filesystems":%s}' "$(ecb_json_str "$vol")" \
+      "$(ecb_json_str "/dev/$kname")" "$(ecb_json_str_array "${fs_list[@]+"${fs_list[@]}"}")")")
+  done
+
+  if [[ -n $ECB_EXCLUDE ]]; then
+    local IFS=,
+    for p in $ECB_EXCLUDE; do
+      if [[ ! -e $p ]]; then
+        ECB_WARNINGS+=("Exclude path $p does not exist; nothing excluded for it")
+        continue
+      fi
+      idx=$(ecb_mount_index_of "$p") || continue
+      excluded[${M_IDENT[$idx]}]=$p
+    done
+    IFS=$' \t\n'
+  fi
+
+  if [[ -n $ECB_INCLUDE ]]; then
+    local IFS=,
+    for p in $ECB_INCLUDE; do
+      if [[ ! -e $p ]]; then
+        ecb_error INCLUDE_NOT_FOUND "Include path $p does not exist on this instance; allowed: mount points of data filesystems"
+        return 1
+      fi
+      idx=$(ecb_mount_index_of "$p") || {
+        ecb_error INCLUDE_NOT_FOUND "Include path $p is on no mounted filesystem"
+        return 1
+      }
+      ident=${M_IDENT[$idx]}
+      if by=$(ecb_protected_by "$ident"); then
+        ecb_error INCLUDE_REFUSED "Include path $p is on the filesystem mounted at ${M_MP[$idx]}, which holds $by and is never frozen; allowed: data filesystems that hold none of /, /boot, /var, /tmp, /usr, /run, /etc or the SSM agent"
+        return 1
+      fi
+      if ! ecb_fstype_supported "${M_FSTYPE[$idx]}"; then
+        ecb_error INCLUDE_REFUSED "Include path $p is on a ${M_FSTYPE[$idx]} filesystem, which fsfreeze does not support; allowed types:$ECB_SUPPORTED_FSTYPES"
+        return 1
+      fi
+      if [[ -n ${excluded[$ident]:-} ]]; then
+        ecb_error INCLUDE_REFUSED "Include path $p and Exclude path ${excluded[$ident]} name the same filesystem; remove one of them"
+        return 1
+      fi
+      [[ -n ${cand_idx[$ident]:-} ]] || cand_idx[$ident]=$idx
+      cand_vols[$ident]=${cand_vols[$ident]:-}
+    done
+    IFS=$' \t\n'
+  fi
+
+  local order=()
+  for ident in "${!cand_idx[@]}"; do
+    order+=("${M_MP[${cand_idx[$ident]}]}"$'\t'"$ident")
+  done
+  local line mp fstype
+  # Parents before children: a nested mount point is reached through its parent, and a lookup on
+  # a frozen filesystem is a read, which does not block. Thaw runs in reverse.
+  while IFS=$'\t' read -r mp ident; do
+    [[ -n $ident ]] || continue
+    i=${cand_idx[$ident]}
+    fstype=${M_FSTYPE[$i]}
+    local vols=()
+    read -r -a vols <<<"${cand_vols[$ident]}"
+    vols_json=$(ecb_json_str_array "${vols[@]+"${vols[@]}"}")
+    reason=''
+    if by=$(ecb_protected_by "$ident"); then
+      reason="protected: holds $by"
+    elif [[ -n ${excluded[$ident]:-} ]]; then
+      reason="excluded by the Exclude tag (${excluded[$ident]})"
+    elif ! ecb_fstype_supported "$fstype"; then
+      reason="unsupported filesystem type $fstype"
+    elif [[ $mp == *[[:cntrl:]]* ]]; then
+      reason="mount point contains control characters"
+    fi
+    if [[ -n $reason ]]; then
+      [[ -n ${reported[$ident]:-} ]] && continue
+      reported[$ident]=1
+      ECB_SKIPPED_JSON+=("$(printf '{"mountpoint":%s,"fstype":%s,"volumeIds":%s,"reason":%s}' "$(ecb_json_str "$mp")" \
+        "$(ecb_json_str "$fstype")" "$vols_json" "$(ecb_json_str "$reason")")")
+      continue
+    fi
+    ECB_TARGET_MPS+=("$mp")
+    ECB_TARGETS_JSON+=("$(printf '{"mountpoint":%s,"fstype":%s,"source":%s,"volumeIds":%s}' "$(ecb_json_str "$mp")" \
+      "$(ecb_json_str "$fstype")" "$(ecb_json_str "${M_SRC[$i]}")" "$vols_json")")
+  done < <(printf '%s\n' "${order[@]+"${order[@]}"}" | sort)
+  return 0
+}
