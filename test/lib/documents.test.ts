@@ -15,6 +15,7 @@ import {
   DocumentRenderError,
   Documents,
   MAX_DOCUMENT_BYTES,
+  PARAMETER_DELIMITER,
   PARAMETER_HEADROOM_BYTES,
   ParameterValueError,
   renderDocument,
@@ -83,8 +84,9 @@ describe('renderDocument', () => {
     // Each reference sits alone between a quoted here-document opener and its delimiter.
     for (const ref of refs) {
       const i = lines.indexOf(ref);
-      expect(lines[i - 1]).toMatch(/^IFS= read -r -d '' ECB_P_[A-Za-z]+ <<'ECB_PARAMETER_END' \|\| true$/);
-      expect(lines[i + 1]).toBe('ECB_PARAMETER_END');
+      expect(lines[i - 1]).toMatch(/^IFS= read -r -d '' ECB_P_[A-Za-z]+ <<'[^']+' \|\| true$/);
+      expect(lines[i - 1]).toContain(`<<'${PARAMETER_DELIMITER}'`);
+      expect(lines[i + 1]).toBe(PARAMETER_DELIMITER);
     }
     const main = { freeze: 'ecb_freeze_main', thaw: 'ecb_thaw_main', preflight: 'ecb_preflight_main' }[key];
     expect(lines[lines.length - 1]).toBe(`${main} "$@"`);
@@ -156,6 +158,41 @@ describe('renderDocument', () => {
     const bundled = new Set(Object.values(SCRIPT_BUNDLES).flat());
     expect([...bundled].sort()).toEqual(files);
     for (const bundle of Object.values(SCRIPT_BUNDLES)) expect(new Set(bundle).size).toBe(bundle.length);
+  });
+
+  it.each([
+    'freeze',
+    'thaw',
+    'preflight',
+  ] as const)('%s: no value an allowedPattern accepts can end the parameter here-document', (key) => {
+    const doc = renderDocument(key, DEFAULT_CONFIG);
+    // A space and a line break: no pattern may match either, so no value can be the delimiter line.
+    expect(PARAMETER_DELIMITER).toMatch(/ /);
+    for (const [name, p] of Object.entries(doc.parameters)) {
+      const re = new RegExp(p.allowedPattern);
+      expect(re.test(PARAMETER_DELIMITER), name).toBe(false);
+      expect(re.test('ECB_PARAMETER_END'), name).toBe(name === 'ExecutionId');
+    }
+  });
+
+  it.each([
+    ['^.{1,128}$', 'any character'],
+    ['^[^,]*$', 'a negated class'],
+    ['^[A-Za-z ]+$', 'a space'],
+    ['^\\S+\\s?$', 'a shorthand class'],
+    ['^[A-Za-z\\n]+$', 'a line break'],
+  ])('refuses an allowedPattern that could let a value end its here-document: %s (%s)', (pattern) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-docs-'));
+    try {
+      fs.cpSync(DOCUMENTS_DIR, dir, { recursive: true });
+      const file = path.join(dir, 'thaw.yml');
+      const yml = fs.readFileSync(file, 'utf8');
+      fs.writeFileSync(file, yml.replace("'^[A-Za-z0-9_.:-]{1,128}$'", `'${pattern}'`));
+      expect(() => renderDocument('thaw', DEFAULT_CONFIG, dir)).toThrow(DocumentRenderError);
+      expect(() => renderDocument('thaw', DEFAULT_CONFIG, dir)).toThrow(/ExecutionId/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses script text that SSM would read as a parameter reference', () => {
@@ -234,8 +271,8 @@ describe('scriptWithParameters', () => {
 
   it('pastes values and defaults where SSM would', () => {
     const text = scriptWithParameters(freeze, base);
-    expect(text).toContain("<<'ECB_PARAMETER_END' || true\ne-1\nECB_PARAMETER_END\n");
-    expect(text).toContain("ECB_P_WatchdogSeconds <<'ECB_PARAMETER_END' || true\n90\n");
+    expect(text).toContain(`<<'${PARAMETER_DELIMITER}' || true\ne-1\n${PARAMETER_DELIMITER}\n`);
+    expect(text).toContain(`ECB_P_WatchdogSeconds <<'${PARAMETER_DELIMITER}' || true\n90\n`);
     expect(text).not.toContain('{{');
   });
 

@@ -41,6 +41,19 @@ export interface RunResult {
   // biome-ignore lint/suspicious/noExplicitAny: the documents' JSON, asserted field by field in tests
   readonly json: any;
   readonly ms: number;
+  /** True when the agent's timeout fired and the command's process group was SIGKILLed. */
+  readonly killedByTimeout: boolean;
+}
+
+/** How a test runs a document: the way the SSM agent does, plus seams for faults. */
+export interface StartOptions {
+  /** Paste values that fail allowedPattern, to prove the script refuses them itself. */
+  readonly unchecked?: boolean;
+  readonly env?: Record<string, string>;
+  /** A shell command with SCRIPT where the script path goes (e.g. a mount namespace around it). */
+  readonly wrap?: string;
+  /** The step's timeoutSeconds as the agent applies it: SIGKILL of the command's process group. */
+  readonly timeoutMs?: number;
 }
 
 const run = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8' });
@@ -136,7 +149,70 @@ export class FsLab {
     fs.mkdirSync(mountpoint, { recursive: true });
     mountFs([device, mountpoint]);
     this.mounts.push(mountpoint);
+    fs.appendFileSync(path.join(this.dir, 'lab-devs'), `${fs.statSync(mountpoint).dev}\n`);
     return { volumeId, mountpoint, device };
+  }
+
+  /**
+   * Runs the document in a mount namespace where /usr/sbin/fsfreeze passes only calls on this lab's
+   * own filesystems to the real fsfreeze, and refuses and records any other: a guard that fails
+   * then shows up in `calls` instead of freezing this machine's root filesystem.
+   */
+  guardedFsfreeze(): { wrap: string; calls: () => { op: string; target: string; lab: boolean }[] } {
+    const id = Math.random().toString(16).slice(2);
+    const real = path.join(this.dir, 'real-fsfreeze');
+    if (!fs.existsSync(real)) fs.copyFileSync('/usr/sbin/fsfreeze', real);
+    fs.chmodSync(real, 0o755);
+    const log = path.join(this.dir, `fsfreeze-calls-${id}`);
+    const fake = path.join(this.dir, `guarded-fsfreeze-${id}`);
+    const devs = path.join(this.dir, 'lab-devs');
+    fs.writeFileSync(
+      fake,
+      `#!/bin/bash
+target=\${!#}
+dev=$(stat -L -c %d -- "$target" 2>/dev/null)
+verdict=refused
+[ -n "$dev" ] && grep -qx -- "$dev" ${devs} && verdict=lab
+printf '%s\\0%s\\0%s\\0' "$1" "$target" "$verdict" >> ${log}
+[ "$verdict" = lab ] || { echo "fsfreeze: $target: refused by the test: not a lab filesystem" >&2; exit 1; }
+exec ${real} "$@"
+`,
+      { mode: 0o755 },
+    );
+    return {
+      wrap: `unshare -m --propagation private sh -c 'mount --bind ${fake} /usr/sbin/fsfreeze && exec SCRIPT'`,
+      calls: () => {
+        const fields = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\0').slice(0, -1) : [];
+        const calls = [];
+        for (let i = 0; i + 2 < fields.length; i += 3) {
+          calls.push({ op: fields[i], target: fields[i + 1], lab: fields[i + 2] === 'lab' });
+        }
+        return calls;
+      },
+    };
+  }
+
+  /** Bytes in use on the tmpfs that holds the state directory (the lab's /run). */
+  runUsedBytes(): number {
+    const st = fs.statfsSync(path.dirname(this.stateDir));
+    return (st.blocks - st.bfree) * st.bsize;
+  }
+
+  /** Pids of live watchdogs started for this lab's state directory, found from their command lines. */
+  watchdogPids(): number[] {
+    const pids: number[] = [];
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+        if (argv.some((a) => a.startsWith(`${this.stateDir}/`) && a.endsWith('/watchdog.sh'))) {
+          if (!processGone(Number(entry))) pids.push(Number(entry));
+        }
+      } catch {
+        // the process ended while we looked
+      }
+    }
+    return pids;
   }
 
   /** A btrfs filesystem spanning two volumes (RAID1), like an md mirror or an LVM volume group. */
@@ -185,32 +261,55 @@ export class FsLab {
     };
   }
 
-  /** The document's script with parameters pasted in as SSM does, in a file as the agent writes it. */
+  /**
+   * The document's script with parameters pasted in as SSM does, written where the agent writes it:
+   * `<orchestration>/<command id>/<step>/_script.sh`, that directory being the command's working directory.
+   */
   scriptFile(
     key: DocumentKey,
     params: Record<string, string>,
     options: { unchecked?: boolean } = {},
   ): string {
     const content = renderDocument(key, { ...DEFAULT_CONFIG });
-    const file = path.join(this.dir, `${key}-${Date.now()}-${Math.random().toString(16).slice(2)}.sh`);
+    const commandId = `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+    const dir = path.join(this.dir, 'orchestration', commandId, content.mainSteps[0].name);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, '_script.sh');
     fs.writeFileSync(file, scriptWithParameters(content, params, options), { mode: 0o700 });
     return file;
   }
 
   /**
-   * Runs a document like the SSM agent does (`sh -c <script file>`) in a process group of its own,
-   * so a test can SIGKILL the whole command tree.
+   * Runs a document as the SSM agent does (agent/executers/executers_unix.go): `sh -c _script.sh`
+   * as root, in the script's directory, the leader of a process group of its own; when the step's
+   * timeout passes, SIGKILL to the whole group (`syscall.Kill(-pid, SIGKILL)`), nothing gentler.
    */
   start(
     key: DocumentKey,
     params: Record<string, string>,
-    options: { unchecked?: boolean; env?: Record<string, string>; wrap?: string } = {},
+    options: StartOptions = {},
   ): { child: ChildProcess; result: Promise<RunResult> } {
     const file = this.scriptFile(key, params, options);
     const started = Date.now();
     const command = options.wrap ? options.wrap.replace('SCRIPT', file) : file;
-    const child = spawn('sh', ['-c', command], { env: this.env(options.env), detached: true, cwd: this.dir });
+    const child = spawn('sh', ['-c', command], {
+      env: this.env(options.env),
+      detached: true,
+      cwd: path.dirname(file),
+    });
     if (child.pid) this.groups.push(child.pid);
+    let killedByTimeout = false;
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            killedByTimeout = true;
+            try {
+              process.kill(-(child.pid as number), 'SIGKILL');
+            } catch {
+              // the command ended at the same moment
+            }
+          }, options.timeoutMs);
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (d: Buffer) => {
@@ -221,23 +320,20 @@ export class FsLab {
     });
     const result = new Promise<RunResult>((resolve) => {
       child.on('close', (code) => {
+        if (timer) clearTimeout(timer);
         let json: unknown;
         try {
           json = JSON.parse(stdout);
         } catch {
           json = undefined;
         }
-        resolve({ code, stdout, stderr, json, ms: Date.now() - started });
+        resolve({ code, stdout, stderr, json, ms: Date.now() - started, killedByTimeout });
       });
     });
     return { child, result };
   }
 
-  run(
-    key: DocumentKey,
-    params: Record<string, string>,
-    options: { unchecked?: boolean; env?: Record<string, string> } = {},
-  ): Promise<RunResult> {
+  run(key: DocumentKey, params: Record<string, string>, options: StartOptions = {}): Promise<RunResult> {
     return this.start(key, params, options).result;
   }
 
@@ -281,13 +377,12 @@ export class FsLab {
         // already gone
       }
     }
-    const watchdogs = [path.join(this.stateDir, 'active', 'watchdog.pid')];
-    for (const file of watchdogs) {
+    // Found by command line: a test may have deleted the state directory that names them.
+    for (const pid of this.watchdogPids()) {
       try {
-        const pid = Number(fs.readFileSync(file, 'utf8').trim());
-        if (pid > 0) process.kill(pid, 'SIGKILL');
+        process.kill(pid, 'SIGKILL');
       } catch {
-        // no watchdog left
+        // already gone
       }
     }
     // Lock holders started by hooks live in their own sessions and record their pid there.

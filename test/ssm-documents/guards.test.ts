@@ -2,7 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../lib/config';
-import { ParameterValueError, renderDocument, scriptWithParameters } from '../../lib/documents';
+import {
+  PARAMETER_DELIMITER,
+  ParameterValueError,
+  renderDocument,
+  scriptWithParameters,
+} from '../../lib/documents';
 import { CAN_RUN, FsLab, SKIP_REASON } from './fs-lab';
 
 if (!CAN_RUN) console.warn(`guard tests skipped: ${SKIP_REASON}`);
@@ -197,7 +202,9 @@ describe.skipIf(!CAN_RUN)('guards', () => {
 
     it('the only way out of the parameter here-document, a line equal to its delimiter, fails every pattern', () => {
       for (const [name, p] of Object.entries(freezeDoc.parameters)) {
-        expect(new RegExp(p.allowedPattern).test(`/x\nECB_PARAMETER_END\ntouch PWNED`), name).toBe(false);
+        expect(new RegExp(p.allowedPattern).test(`/x\n${PARAMETER_DELIMITER}\ntouch PWNED`), name).toBe(
+          false,
+        );
       }
     });
   });
