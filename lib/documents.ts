@@ -119,8 +119,16 @@ export const SCRIPT_BUNDLES: Readonly<Record<string, readonly string[]>> = {
   'verify-restore.sh': [...SHARED_SCRIPTS, 'verify-restore.sh'],
 };
 
-const PARAMETER_DELIMITER = 'ECB_PARAMETER_END';
+/**
+ * Ends each parameter's here-document. It contains spaces, which no allowedPattern may accept
+ * (checked below), so no parameter value can ever be this line.
+ */
+export const PARAMETER_DELIMITER = 'ECB PARAMETER END';
 
+/**
+ * Full-line comments are for readers of ssm-documents/scripts/ and stay there: the rendered
+ * document is executed, not read, and SSM counts its bytes. shellcheck directives are kept.
+ */
 function readScript(file: string, dir: string): string[] {
   const text = fs.readFileSync(path.join(dir, 'scripts', file), 'utf8');
   if (text.includes('{{')) {
@@ -129,19 +137,59 @@ function readScript(file: string, dir: string): string[] {
       `ssm-documents/scripts/${file} contains "{{", which SSM treats as a parameter`,
     );
   }
-  return text.replace(/\n$/, '').split('\n');
+  return text
+    .replace(/\n$/, '')
+    .split('\n')
+    .filter((line) => !/^\s*#/.test(line) || /^# shellcheck /.test(line));
+}
+
+/**
+ * Why a value matching `pattern` could contain a space or a line break, or undefined when none can.
+ * Deliberately strict: only literals, escaped punctuation, `\d`, `\w` and classes of those.
+ */
+function patternWidening(pattern: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    let code = pattern.charCodeAt(i);
+    const c = pattern[i];
+    if (c === '\\') {
+      const e = pattern[i + 1] ?? '';
+      i += 1;
+      if (e === 'd' || e === 'w') continue;
+      if (/[A-Za-z0-9]/.test(e) || e === '') return `the escape \\${e}`;
+      code = e.charCodeAt(0);
+    } else if (inClass && c === ']') {
+      inClass = false;
+      continue;
+    } else if (!inClass && c === '[') {
+      if (pattern[i + 1] === '^') return 'a negated character class';
+      inClass = true;
+      continue;
+    } else if (!inClass && c === '.') {
+      return 'an unescaped . (any character)';
+    }
+    // Every literal, and so both ends of every range, lies above the space: no range can reach it.
+    if (code <= 0x20 || code === 0x7f) return `the character ${JSON.stringify(String.fromCharCode(code))}`;
+  }
+  return undefined;
 }
 
 /**
  * SSM pastes `{{ Name }}` into the script text as is. Each value lands in a quoted here-document,
- * where nothing is expanded and only a line equal to the delimiter could end it; every
- * allowedPattern forbids newlines, and the script validates each value again.
+ * where nothing is expanded and only a line equal to the delimiter could end it. The delimiter has
+ * spaces, and no allowedPattern may admit a space or a line break; the script validates each value again.
  */
-function parameterPrologue(parameters: Record<string, DocumentParameter>): string[] {
+function parameterPrologue(docName: string, parameters: Record<string, DocumentParameter>): string[] {
   const lines: string[] = [];
-  for (const name of Object.keys(parameters)) {
+  for (const [name, p] of Object.entries(parameters)) {
     if (!/^[A-Za-z][A-Za-z0-9]*$/.test(name)) {
       throw new DocumentRenderError(`parameter name "${name}" must be letters and digits`);
+    }
+    const widening = patternWidening(p.allowedPattern);
+    if (widening !== undefined || new RegExp(p.allowedPattern).test(PARAMETER_DELIMITER)) {
+      throw new DocumentRenderError(
+        `${docName}: the allowedPattern of ${name} admits ${widening ?? 'the here-document delimiter'}; a value could end its here-document. Allowed: literals, escaped punctuation, \\d, \\w, and classes of those`,
+      );
     }
     lines.push(
       `IFS= read -r -d '' ECB_P_${name} <<'${PARAMETER_DELIMITER}' || true`,
@@ -170,7 +218,7 @@ function expandScript(
     // SSM runs the file with `sh -c`; the shebang makes the kernel pick bash, this line covers a caller that does not.
     // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     'if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi',
-    ...parameterPrologue(parameters),
+    ...parameterPrologue(docName, parameters),
     ...bundle.flatMap((file) => readScript(file, dir)),
     `${main} "$@"`,
   ];

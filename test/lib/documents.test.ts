@@ -187,7 +187,10 @@ describe('renderDocument', () => {
       fs.cpSync(DOCUMENTS_DIR, dir, { recursive: true });
       const file = path.join(dir, 'thaw.yml');
       const yml = fs.readFileSync(file, 'utf8');
-      fs.writeFileSync(file, yml.replace("'^[A-Za-z0-9_.:-]{1,128}$'", `'${pattern}'`));
+      fs.writeFileSync(
+        file,
+        yml.replace("'^[A-Za-z0-9_.:-]{1,128}$'", () => `'${pattern}'`),
+      );
       expect(() => renderDocument('thaw', DEFAULT_CONFIG, dir)).toThrow(DocumentRenderError);
       expect(() => renderDocument('thaw', DEFAULT_CONFIG, dir)).toThrow(/ExecutionId/);
     } finally {
