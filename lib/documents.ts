@@ -4,6 +4,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
+import { MAX_PATHS } from '../lambda/shared/instance-options';
 import { MAX_FREEZE_VOLUMES } from '../lambda/shared/outcome';
 import type { BackupConfig } from './config';
 
@@ -39,9 +40,9 @@ export const MAX_DOCUMENT_BYTES = 64 * 1024;
 
 /**
  * Room left for parameter values, which count against the same limit: the longest the patterns
- * allow is about 13 KB (20 Include and 20 Exclude paths of 256 characters, 40 volume ids and devices).
+ * allow is about 11 KB (16 Include and 16 Exclude paths of 256 characters, 40 volume ids and devices).
  */
-export const PARAMETER_HEADROOM_BYTES = 14 * 1024;
+export const PARAMETER_HEADROOM_BYTES = 11 * 1024;
 
 /**
  * The longest SSM lets the freeze or the thaw script run on the instance before killing it (the
@@ -64,17 +65,42 @@ export function commandStepSeconds(config: Pick<BackupConfig, 'hookTimeoutSecond
 }
 
 /**
- * The VolumeIds (and VolumeDevices) pattern must take exactly MAX_FREEZE_VOLUMES entries, the limit
- * discovery and the probe enforce; a pattern edited without them would make discovery start
- * executions whose freeze SSM refuses.
+ * List parameters must take exactly as many entries as the orchestrator may send: VolumeIds and
+ * VolumeDevices MAX_FREEZE_VOLUMES (the limit discovery and the probe enforce), Include and Exclude
+ * MAX_PATHS (the tag rule). A pattern edited without them would make SSM refuse a freeze the
+ * orchestrator starts, or take values the size check below did not count.
  */
-function checkVolumeLimit(docName: string, name: string, pattern: string): void {
-  const entry = name === 'VolumeIds' ? `vol-${'0'.repeat(17)}` : `vol-${'0'.repeat(17)}=/dev/xvdf`;
-  const list = (n: number) => Array(n).fill(entry).join(',');
+const LIST_LIMITS: Readonly<Record<string, { entry: string; max: number; source: string }>> = {
+  VolumeIds: {
+    entry: `vol-${'0'.repeat(17)}`,
+    max: MAX_FREEZE_VOLUMES,
+    source: 'MAX_FREEZE_VOLUMES in lambda/shared/outcome.ts',
+  },
+  VolumeDevices: {
+    entry: `vol-${'0'.repeat(17)}=/dev/xvdf`,
+    max: MAX_FREEZE_VOLUMES,
+    source: 'MAX_FREEZE_VOLUMES in lambda/shared/outcome.ts',
+  },
+  Include: {
+    entry: `/${'a'.repeat(255)}`,
+    max: MAX_PATHS,
+    source: 'MAX_PATHS in lambda/shared/instance-options.ts',
+  },
+  Exclude: {
+    entry: `/${'a'.repeat(255)}`,
+    max: MAX_PATHS,
+    source: 'MAX_PATHS in lambda/shared/instance-options.ts',
+  },
+};
+
+function checkListLimit(docName: string, name: string, pattern: string): void {
+  const limit = LIST_LIMITS[name];
+  if (!limit) return;
+  const list = (n: number) => Array(n).fill(limit.entry).join(',');
   const re = new RegExp(pattern);
-  if (!re.test(list(MAX_FREEZE_VOLUMES)) || re.test(list(MAX_FREEZE_VOLUMES + 1))) {
+  if (!re.test(list(limit.max)) || re.test(list(limit.max + 1))) {
     throw new DocumentRenderError(
-      `${docName}: the allowedPattern of ${name} must accept at most ${MAX_FREEZE_VOLUMES} entries (MAX_FREEZE_VOLUMES in lambda/shared/outcome.ts)`,
+      `${docName}: the allowedPattern of ${name} must accept at most ${limit.max} entries (${limit.source})`,
     );
   }
 }
@@ -125,11 +151,17 @@ export const SCRIPT_BUNDLES: Readonly<Record<string, readonly string[]>> = {
  */
 export const PARAMETER_DELIMITER = 'ECB PARAMETER END';
 
+/** shellcheck directives, but for SC2317 (unreachable), excluded for the whole rendered script. */
+const isKeptDirective = (line: string) =>
+  line.startsWith('# shellcheck disable=') && !/disable=SC2317\b/.test(line);
+
 /**
- * Full-line comments are for readers of ssm-documents/scripts/ and stay there: the rendered
- * document is executed, not read, and SSM counts its bytes. shellcheck directives are kept.
+ * One script file as one runCommand entry (the agent writes the entries one per line, so this is
+ * the same script). Comments, blank lines and indentation are for readers of ssm-documents/scripts/
+ * and stay there: the rendered document is executed, not read, and SSM counts its bytes against
+ * 64 KB together with the parameter values. shellcheck directives are kept.
  */
-function readScript(file: string, dir: string): string[] {
+function readScript(file: string, dir: string): string {
   const text = fs.readFileSync(path.join(dir, 'scripts', file), 'utf8');
   if (text.includes('{{')) {
     // SSM would substitute it as a parameter reference.
@@ -138,9 +170,10 @@ function readScript(file: string, dir: string): string[] {
     );
   }
   return text
-    .replace(/\n$/, '')
     .split('\n')
-    .filter((line) => !/^\s*#/.test(line) || /^# shellcheck /.test(line));
+    .map((line) => line.replace(/^\s+/, ''))
+    .filter((line) => line !== '' && (!line.startsWith('#') || isKeptDirective(line)))
+    .join('\n');
 }
 
 /**
@@ -195,9 +228,10 @@ function parameterPrologue(docName: string, parameters: Record<string, DocumentP
       `IFS= read -r -d '' ECB_P_${name} <<'${PARAMETER_DELIMITER}' || true`,
       `{{ ${name} }}`,
       PARAMETER_DELIMITER,
-      `ECB_P_${name}=\${ECB_P_${name}%$'\\n'}`,
     );
   }
+  // Each here-document ends its value with a newline: drop it from them all.
+  lines.push(`for ECB_P in \${!ECB_P_*}; do printf -v "$ECB_P" %s "\${!ECB_P%$'\\n'}"; done`);
   return lines;
 }
 
@@ -219,7 +253,7 @@ function expandScript(
     // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
     'if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi',
     ...parameterPrologue(docName, parameters),
-    ...bundle.flatMap((file) => readScript(file, dir)),
+    ...bundle.map((file) => readScript(file, dir)),
     `${main} "$@"`,
   ];
 }
@@ -261,7 +295,7 @@ export function renderDocument(
         `${docName}: default "${withDefault.default}" of ${name} does not match its allowedPattern ${withDefault.allowedPattern}`,
       );
     }
-    if (name === 'VolumeIds' || name === 'VolumeDevices') checkVolumeLimit(docName, name, p.allowedPattern);
+    checkListLimit(docName, name, p.allowedPattern);
     parameters[name] = withDefault;
   }
   const derivedTimeout = DERIVED_STEP_TIMEOUT.includes(key) ? commandStepSeconds(config) : undefined;

@@ -16,14 +16,12 @@ ecb_preflight_main() {
   local problems=() tool missing=() state_tmpfs=false active=null discovered=false
   problem() { problems+=("$(printf '{"code":%s,"message":%s}' "$(ecb_json_str "$1")" "$(ecb_json_str "$2")")"); }
 
-  ecb_valid_volume_ids "$ECB_VOLUME_IDS" ||
-    problem INVALID_PARAMETER "VolumeIds \"$ECB_VOLUME_IDS\" is not allowed; allowed: 1-40 comma-separated volume ids like vol-0123456789abcdef0"
-  ecb_valid_volume_devices "$ECB_VOLUME_DEVICES" ||
-    problem INVALID_PARAMETER "VolumeDevices \"$ECB_VOLUME_DEVICES\" is not allowed; allowed: empty or comma-separated vol-id=/dev/name pairs"
-  ecb_valid_path_list "$ECB_INCLUDE" ||
-    problem INVALID_PARAMETER "Include \"$ECB_INCLUDE\" is not allowed; allowed: empty or comma-separated absolute paths of A-Z a-z 0-9 . _ / - without . or .. components"
-  ecb_valid_path_list "$ECB_EXCLUDE" ||
-    problem INVALID_PARAMETER "Exclude \"$ECB_EXCLUDE\" is not allowed; allowed: empty or comma-separated absolute paths of A-Z a-z 0-9 . _ / - without . or .. components"
+  local name ref reason
+  for name in VolumeIds VolumeDevices Include Exclude; do
+    ref=ECB_P_$name
+    reason=$(ecb_param_problem "$name" "${!ref}")
+    [[ -z $reason ]] || problem INVALID_PARAMETER "$reason"
+  done
   ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 2))) ||
     problem BASH_TOO_OLD "bash $BASH_VERSION is older than 4.2"
   ecb_find_fsfreeze ||
@@ -48,12 +46,11 @@ ecb_preflight_main() {
     discovered=true
     ecb_discover || problem "$ECB_ERROR_CODE" "$ECB_ERROR_MESSAGE"
   fi
-  local protected=() entry idx ident
-  for entry in "${ECB_PROTECTED[@]+"${ECB_PROTECTED[@]}"}"; do
-    ident=${entry%%=*}
+  local protected=() p idx
+  for p in "${!ECB_PROT_IDENT[@]}"; do
     for idx in "${!M_IDENT[@]}"; do
-      if [[ ${M_IDENT[$idx]} == "$ident" ]]; then
-        protected+=("$(printf '{"mountpoint":%s,"holds":%s}' "$(ecb_json_str "${M_MP[$idx]}")" "$(ecb_json_str "${entry#*=}")")")
+      if [[ ${M_IDENT[$idx]} == "${ECB_PROT_IDENT[$p]}" ]]; then
+        protected+=("$(printf '{"mountpoint":%s,"holds":%s}' "$(ecb_json_str "${M_MP[$idx]}")" "$(ecb_json_str "${ECB_PROT_PATH[$p]}")")")
         break
       fi
     done
@@ -69,15 +66,15 @@ ecb_preflight_main() {
   ((${#problems[@]} == 0)) || { status=not-ready; rc=1; }
   printf '{"schemaVersion":1,"action":"preflight","status":%s,"ready":%s,"problems":%s,"warnings":%s,"fsfreeze":%s,"bash":%s,"stateDir":{"path":%s,"tmpfs":%s},"active":%s,"targets":%s,"unmapped":%s,"skipped":%s,"volumes":%s,"protected":%s,"hooksConfigured":%s,"hooks":{"preFreeze":%s,"postThaw":%s}}\n' \
     "$(ecb_json_str "$status")" "$([[ $status == ready ]] && echo true || echo false)" \
-    "$(ecb_json_array "${problems[@]+"${problems[@]}"}")" \
-    "$(ecb_json_str_array "${ECB_WARNINGS[@]+"${ECB_WARNINGS[@]}"}")" \
+    "$(ecb_json_array "${problems[@]}")" \
+    "$(ecb_json_str_array "${ECB_WARNINGS[@]}")" \
     "$( [[ -n ${ECB_FSFREEZE:-} ]] && ecb_json_str "$ECB_FSFREEZE" || printf 'null')" "$(ecb_json_str "$BASH_VERSION")" \
     "$(ecb_json_str "$ECB_STATE_DIR")" "$state_tmpfs" "$active" \
-    "$(ecb_json_array "${ECB_TARGETS_JSON[@]+"${ECB_TARGETS_JSON[@]}"}")" \
-    "$(ecb_json_array "${ECB_UNMAPPED_JSON[@]+"${ECB_UNMAPPED_JSON[@]}"}")" \
-    "$(ecb_json_array "${ECB_SKIPPED_JSON[@]+"${ECB_SKIPPED_JSON[@]}"}")" \
-    "$(ecb_json_array "${ECB_VOLUMES_JSON[@]+"${ECB_VOLUMES_JSON[@]}"}")" \
-    "$(ecb_json_array "${protected[@]+"${protected[@]}"}")" \
+    "$(ecb_json_array "${ECB_TARGETS_JSON[@]}")" \
+    "$(ecb_json_array "${ECB_UNMAPPED_JSON[@]}")" \
+    "$(ecb_json_array "${ECB_SKIPPED_JSON[@]}")" \
+    "$(ecb_json_array "${ECB_VOLUMES_JSON[@]}")" \
+    "$(ecb_json_array "${protected[@]}")" \
     "$( ((${#ECB_PRE_HOOKS[@]} > 0)) && echo true || echo false)" \
     "$(ecb_json_str_array "${ECB_PRE_HOOKS[@]##*/}")" "$(ecb_json_str_array "${ECB_POST_HOOKS[@]##*/}")"
   exit "$rc"

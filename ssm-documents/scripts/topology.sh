@@ -30,6 +30,7 @@ ecb_read_mounts() {
   M_KNAME=()
   M_IDENT=()
   M_ROOT=()
+  M_MAJMIN=()
   local -A dev2k=()
   local d majmin
   for d in "$ECB_SYSFS"/class/block/*; do
@@ -59,6 +60,7 @@ ecb_read_mounts() {
     M_KNAME+=("$kname")
     M_IDENT+=("$ident")
     M_ROOT+=("$root")
+    M_MAJMIN+=("$majmin")
   done <"$ECB_MOUNTINFO"
 }
 
@@ -78,24 +80,26 @@ ecb_btrfs_first_device() {
   ecb_btrfs_devices "$1" | head -n 1
 }
 
-# Index into M_* of the mount a path lives on: the longest mountpoint prefix of the real path of
-# the path's nearest existing ancestor (so a missing SSM directory still protects its parent),
-# the last such mount winning as the kernel's over-mount does.
-ecb_mount_index_of() {
-  local path=$1 real i best=-1 best_len=-1 mp
-  while [[ ! -e $path && $path != / ]]; do path=$(dirname -- "$path"); done
-  real=$(readlink -f -- "$path" 2>/dev/null) || real=$path
+# Sets ECB_IDX to the index into M_* of the mount a path lives on: the longest mount point that
+# prefixes ECB_REAL, the real path of the path's nearest existing ancestor (so a missing SSM
+# directory still protects its parent), the last such mount winning as the kernel's over-mount
+# does. Returns 1 when there is none.
+ecb_mount_of() {
+  local path=$1 i best_len=-1 mp
+  ECB_IDX=-1
+  while [[ ! -e $path && $path != / ]]; do
+    path=${path%/*}
+    path=${path:-/}
+  done
+  ECB_REAL=$(readlink -f -- "$path" 2>/dev/null) || ECB_REAL=$path
   for i in "${!M_MP[@]}"; do
     mp=${M_MP[$i]}
-    if [[ $real == "$mp" || $mp == / || $real == "$mp"/* ]]; then
-      if ((${#mp} >= best_len)); then
-        best=$i
-        best_len=${#mp}
-      fi
+    if [[ $ECB_REAL == "$mp" || $mp == / || $ECB_REAL == "$mp"/* ]] && ((${#mp} >= best_len)); then
+      ECB_IDX=$i
+      best_len=${#mp}
     fi
   done
-  ((best >= 0)) || return 1
-  printf '%s' "$best"
+  ((ECB_IDX >= 0))
 }
 
 # Every block device built on a disk: the disk, its partitions, and what holds them (LVM, md,
@@ -157,59 +161,72 @@ ecb_map_volume() {
 
 ecb_fstype_supported() { [[ $ECB_SUPPORTED_FSTYPES == *" $1 "* ]]; }
 
-# Identities of filesystems that must never be frozen, with the path that made each protected.
+# Paths whose filesystems must never be frozen, into ECB_PROTECTED_PATHS (an array: a working
+# directory may hold any character, a newline included).
 ecb_protected_paths() {
   local p comm exe
-  printf '%s\n' / /boot /var /tmp /usr /run /etc /var/lib/amazon/ssm /usr/bin/amazon-ssm-agent \
-    /snap/amazon-ssm-agent /var/log/amazon /opt/aws "$ECB_STATE_DIR" "$ECB_CONFIG_DIR"
-  [[ -n ${ECB_SELF_DIR:-} ]] && printf '%s\n' "$ECB_SELF_DIR"
-  printf '%s\n' "$PWD"
-  exe=$(readlink -f /proc/$$/exe 2>/dev/null) && printf '%s\n' "$exe"
-  [[ -n ${ECB_FSFREEZE:-} ]] && printf '%s\n' "$ECB_FSFREEZE"
+  ECB_PROTECTED_PATHS=(/ /boot /var /tmp /usr /run /etc /var/lib/amazon/ssm /usr/bin/amazon-ssm-agent
+    /snap/amazon-ssm-agent /var/log/amazon /opt/aws "$ECB_STATE_DIR" "$ECB_CONFIG_DIR" "$PWD")
+  [[ -n ${ECB_SELF_DIR:-} ]] && ECB_PROTECTED_PATHS+=("$ECB_SELF_DIR")
+  exe=$(readlink -f /proc/$$/exe 2>/dev/null) && ECB_PROTECTED_PATHS+=("$exe")
+  [[ -n ${ECB_FSFREEZE:-} ]] && ECB_PROTECTED_PATHS+=("$ECB_FSFREEZE")
   # Wherever the running agent really is (snap, /opt, a custom build), its files stay writable.
   for p in /proc/[0-9]*; do
-    read -r comm <"$p/comm" 2>/dev/null || continue
+    read -r comm 2>/dev/null <"$p/comm" || continue
     case $comm in
       amazon-ssm-agen* | ssm-agent-worke* | ssm-document-wo* | ssm-session-wor*)
-        exe=$(readlink -f "$p/exe" 2>/dev/null) && printf '%s\n' "$exe"
+        exe=$(readlink -f "$p/exe" 2>/dev/null) && ECB_PROTECTED_PATHS+=("$exe")
         ;;
     esac
   done
 }
 
+# Identities (ECB_PROT_IDENT) of the filesystems holding a protected path, with that path
+# (ECB_PROT_PATH) and the real path of its nearest existing ancestor (ECB_PROT_REAL), which the
+# freeze stats again just before freezing.
 ecb_build_protected() {
-  ECB_PROTECTED=()
+  ECB_PROT_IDENT=() ECB_PROT_PATH=() ECB_PROT_REAL=()
   local -A seen=()
-  local p idx ident
-  while read -r p; do
+  local p ident
+  ecb_protected_paths
+  for p in "${ECB_PROTECTED_PATHS[@]}"; do
     [[ -n $p ]] || continue
-    idx=$(ecb_mount_index_of "$p") || continue
-    ident=${M_IDENT[$idx]}
+    ecb_mount_of "$p" || continue
+    ECB_PROT_REAL+=("$ECB_REAL")
+    ident=${M_IDENT[$ECB_IDX]}
     [[ -n ${seen[$ident]:-} ]] && continue
     seen[$ident]=1
-    ECB_PROTECTED+=("$ident=$p")
-  done < <(ecb_protected_paths)
+    ECB_PROT_IDENT+=("$ident")
+    ECB_PROT_PATH+=("$p")
+  done
 }
 
 # Prints the path that protects an identity, or returns 1.
 ecb_protected_by() {
-  local entry
-  for entry in "${ECB_PROTECTED[@]+"${ECB_PROTECTED[@]}"}"; do
-    if [[ ${entry%%=*} == "$1" ]]; then
-      printf '%s' "${entry#*=}"
+  local i
+  for i in "${!ECB_PROT_IDENT[@]}"; do
+    if [[ ${ECB_PROT_IDENT[$i]} == "$1" ]]; then
+      printf '%s' "${ECB_PROT_PATH[$i]}"
       return 0
     fi
   done
   return 1
 }
 
+# The device number (stat's %d) of a major:minor pair, for comparing with what a path is on.
+ecb_makedev() {
+  local major=${1%%:*} minor=${1#*:}
+  printf '%s' "$(((major & 0xfff) << 8 | (major & ~0xfff) << 32 | (minor & 0xff) | (minor & ~0xff) << 12))"
+}
+
 # The heart of the freeze and of the preflight: which filesystems are frozen, which are not, and why.
-# Sets ECB_TARGET_MPS (freeze order), ECB_TARGETS_JSON, ECB_SKIPPED_JSON, ECB_UNMAPPED_JSON,
+# Sets ECB_TARGET_MPS (freeze order) with ECB_TARGET_MAJMIN, ECB_TARGET_DEV (what stat shows for
+# the mount point) and ECB_TARGET_IDENT, ECB_TARGETS_JSON, ECB_SKIPPED_JSON, ECB_UNMAPPED_JSON,
 # ECB_VOLUMES_JSON, and appends to ECB_WARNINGS; returns 1 with ECB_ERROR_* when Include names something refused.
 ecb_discover() {
   ecb_read_mounts
   ecb_build_protected
-  ECB_TARGET_MPS=()
+  ECB_TARGET_MPS=() ECB_TARGET_MAJMIN=() ECB_TARGET_DEV=() ECB_TARGET_IDENT=()
   ECB_TARGETS_JSON=()
   ECB_SKIPPED_JSON=()
   ECB_UNMAPPED_JSON=()
@@ -250,7 +267,7 @@ ecb_discover() {
       fi
     done
     ECB_VOLUMES_JSON+=("$(printf '{"volumeId":%s,"device":%s,"filesystems":%s}' "$(ecb_json_str "$vol")" \
-      "$(ecb_json_str "/dev/$kname")" "$(ecb_json_str_array "${fs_list[@]+"${fs_list[@]}"}")")")
+      "$(ecb_json_str "/dev/$kname")" "$(ecb_json_str_array "${fs_list[@]}")")")
   done
 
   if [[ -n $ECB_EXCLUDE ]]; then
@@ -260,7 +277,8 @@ ecb_discover() {
         ECB_WARNINGS+=("Exclude path $p does not exist; nothing excluded for it")
         continue
       fi
-      idx=$(ecb_mount_index_of "$p") || continue
+      ecb_mount_of "$p" || continue
+      idx=$ECB_IDX
       excluded[${M_IDENT[$idx]}]=$p
     done
     IFS=$' \t\n'
@@ -273,10 +291,11 @@ ecb_discover() {
         ecb_error INCLUDE_NOT_FOUND "Include path $p does not exist on this instance; allowed: mount points of data filesystems"
         return 1
       fi
-      idx=$(ecb_mount_index_of "$p") || {
+      ecb_mount_of "$p" || {
         ecb_error INCLUDE_NOT_FOUND "Include path $p is on no mounted filesystem"
         return 1
       }
+      idx=$ECB_IDX
       ident=${M_IDENT[$idx]}
       if by=$(ecb_protected_by "$ident"); then
         ecb_error INCLUDE_REFUSED "Include path $p is on the filesystem mounted at ${M_MP[$idx]}, which holds $by and is never frozen; allowed: data filesystems that hold none of /, /boot, /var, /tmp, /usr, /run, /etc or the SSM agent"
@@ -296,20 +315,26 @@ ecb_discover() {
     IFS=$' \t\n'
   fi
 
-  local order=()
-  for ident in "${!cand_idx[@]}"; do
-    order+=("${M_MP[${cand_idx[$ident]}]}"$'\t'"$ident")
-  done
-  local line mp fstype
   # Parents before children: a nested mount point is reached through its parent, and a lookup on
-  # a frozen filesystem is a read, which does not block. Thaw runs in reverse.
-  while IFS=$'\t' read -r mp ident; do
-    [[ -n $ident ]] || continue
+  # a frozen filesystem is a read, which does not block. Thaw runs in reverse. Sorted here in
+  # bash, byte-wise (C locale): a mount point may hold any character, a newline or a tab included.
+  local order=() j k mp fstype dev
+  for ident in "${!cand_idx[@]}"; do
+    mp=${M_MP[${cand_idx[$ident]}]}
+    for ((j = ${#order[@]}; j > 0; j--)); do
+      k=${order[j - 1]}
+      [[ ${M_MP[${cand_idx[$k]}]} > $mp ]] || break
+      order[j]=$k
+    done
+    order[j]=$ident
+  done
+  for ident in "${order[@]}"; do
     i=${cand_idx[$ident]}
+    mp=${M_MP[$i]}
     fstype=${M_FSTYPE[$i]}
     local vols=()
     read -r -a vols <<<"${cand_vols[$ident]}"
-    vols_json=$(ecb_json_str_array "${vols[@]+"${vols[@]}"}")
+    vols_json=$(ecb_json_str_array "${vols[@]}")
     reason=''
     if by=$(ecb_protected_by "$ident"); then
       reason="protected: holds $by"
@@ -319,6 +344,12 @@ ecb_discover() {
       reason="unsupported filesystem type $fstype"
     elif [[ $mp == *[[:cntrl:]]* ]]; then
       reason="mount point contains control characters"
+    else
+      # What the mount point shows now, which the freeze checks again before its fsfreeze. A btrfs
+      # subvolume has a device of its own; any other filesystem shows the one mountinfo lists.
+      dev=$(stat -L -c %d -- "$mp" 2>/dev/null) || dev=''
+      [[ -z $dev || $fstype == btrfs || $dev == "$(ecb_makedev "${M_MAJMIN[$i]}")" ]] ||
+        reason="something else is mounted over its mount point"
     fi
     if [[ -n $reason ]]; then
       [[ -n ${reported[$ident]:-} ]] && continue
@@ -328,8 +359,11 @@ ecb_discover() {
       continue
     fi
     ECB_TARGET_MPS+=("$mp")
+    ECB_TARGET_MAJMIN+=("${M_MAJMIN[$i]}")
+    ECB_TARGET_DEV+=("$dev")
+    ECB_TARGET_IDENT+=("$ident")
     ECB_TARGETS_JSON+=("$(printf '{"mountpoint":%s,"fstype":%s,"source":%s,"volumeIds":%s}' "$(ecb_json_str "$mp")" \
       "$(ecb_json_str "$fstype")" "$(ecb_json_str "${M_SRC[$i]}")" "$vols_json")")
-  done < <(printf '%s\n' "${order[@]+"${order[@]}"}" | sort)
+  done
   return 0
 }

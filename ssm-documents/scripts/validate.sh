@@ -13,7 +13,7 @@ ecb_valid_int_range() { [[ $1 =~ ^[0-9]{1,4}$ ]] && ((10#$1 >= $2 && 10#$1 <= $3
 ecb_valid_path_list() {
   local list=$1 p
   [[ -z $list ]] && return 0
-  [[ $list =~ ^/[A-Za-z0-9._/-]{0,255}(,/[A-Za-z0-9._/-]{0,255}){0,19}$ ]] || return 1
+  [[ $list =~ ^/[A-Za-z0-9._/-]{0,255}(,/[A-Za-z0-9._/-]{0,255}){0,15}$ ]] || return 1
   local IFS=,
   for p in $list; do
     [[ /$p/ == */../* || /$p/ == */./* ]] && return 1
@@ -22,3 +22,19 @@ ecb_valid_path_list() {
 }
 
 ecb_valid_safe_dir() { [[ $1 =~ ^/[A-Za-z0-9._/-]{1,200}$ && /$1/ != */../* ]]; }
+
+# Prints why a parameter's value is not allowed, naming the value and what is allowed, or nothing.
+# The freeze and the preflight say the same.
+ecb_param_problem() {
+  local v=$2 allowed
+  case $1 in
+    ExecutionId) ecb_valid_execution_id "$v" && return; allowed='1-128 characters of A-Z a-z 0-9 _ . : -' ;;
+    VolumeIds) ecb_valid_volume_ids "$v" && return; allowed='1-40 comma-separated volume ids like vol-0123456789abcdef0' ;;
+    VolumeDevices) ecb_valid_volume_devices "$v" && return; allowed='empty or comma-separated vol-id=/dev/name pairs' ;;
+    NotAfter) ecb_valid_not_after "$v" && date -u -d "$v" >/dev/null 2>&1 && return; allowed='a real UTC time like 2026-11-22T02:05:00Z' ;;
+    WatchdogSeconds) ecb_valid_int_range "$v" 6 300 && return; allowed='a whole number from 6 to 300' ;;
+    HookTimeoutSeconds) ecb_valid_int_range "$v" 1 600 && return; allowed='a whole number from 1 to 600' ;;
+    *) ecb_valid_path_list "$v" && return; allowed='empty or up to 16 comma-separated absolute paths of A-Z a-z 0-9 . _ / - without . or .. components' ;;
+  esac
+  printf '%s "%s" is not allowed; allowed: %s' "$1" "$v" "$allowed"
+}

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
+import { MAX_PATHS } from '../../lambda/shared/instance-options';
 import { MAX_FREEZE_VOLUMES } from '../../lambda/shared/outcome';
 import { DEFAULT_CONFIG, parseConfig } from '../../lib/config';
 import {
@@ -111,10 +112,10 @@ describe('renderDocument', () => {
     const doc = renderDocument('freeze', DEFAULT_CONFIG);
     const vol = `vol-${'0'.repeat(17)}`;
     const longest: Record<string, string> = {
-      Include: Array(20)
+      Include: Array(MAX_PATHS)
         .fill(`/${'a'.repeat(255)}`)
         .join(','),
-      Exclude: Array(20)
+      Exclude: Array(MAX_PATHS)
         .fill(`/${'a'.repeat(255)}`)
         .join(','),
       VolumeIds: Array(40).fill(vol).join(','),
@@ -231,6 +232,20 @@ describe('limits shared with the workflow', () => {
       const pattern = new RegExp(renderDocument(key, DEFAULT_CONFIG).parameters.VolumeIds.allowedPattern);
       expect(pattern.test(ids(MAX_FREEZE_VOLUMES)), key).toBe(true);
       expect(pattern.test(ids(MAX_FREEZE_VOLUMES + 1)), key).toBe(false);
+    }
+  });
+
+  it('accepts exactly MAX_PATHS Include and Exclude paths, what the orchestrator sends from a tag', () => {
+    const paths = (n: number) =>
+      Array(n)
+        .fill(`/${'a'.repeat(255)}`)
+        .join(',');
+    for (const key of ['freeze', 'preflight'] as const) {
+      for (const name of ['Include', 'Exclude']) {
+        const pattern = new RegExp(renderDocument(key, DEFAULT_CONFIG).parameters[name].allowedPattern);
+        expect(pattern.test(paths(MAX_PATHS)), `${key} ${name}`).toBe(true);
+        expect(pattern.test(paths(MAX_PATHS + 1)), `${key} ${name}`).toBe(false);
+      }
     }
   });
 

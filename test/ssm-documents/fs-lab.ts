@@ -32,6 +32,24 @@ export const HAS_XFS = has('mkfs.xfs');
 export const HAS_BTRFS = has('mkfs.btrfs') && fs.readFileSync('/proc/filesystems', 'utf8').includes('btrfs');
 export const HAS_SHELLCHECK = has('shellcheck');
 
+/** Whether root here may lower a process's oom_score_adj: it needs CAP_SYS_RESOURCE, which some containers drop. */
+export const CAN_PROTECT_FROM_OOM = (() => {
+  try {
+    execFileSync('sh', ['-c', 'echo -1000 > /proc/self/oom_score_adj'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** What the freeze warns when its watchdog could not take an oom_score_adj of -1000. */
+export const OOM_WARNING = 'the watchdog could not protect itself from the OOM killer';
+
+/** A freeze's warnings without the one this machine's missing capability causes on every freeze. */
+export function freezeWarnings(json: { warnings: string[] }): string[] {
+  return json.warnings.filter((w) => CAN_PROTECT_FROM_OOM || !w.startsWith(OOM_WARNING));
+}
+
 export type FsType = 'ext4' | 'xfs' | 'btrfs';
 
 export interface RunResult {

@@ -110,11 +110,27 @@ describe.skipIf(!CAN_RUN)('output that becomes too long when escaped', () => {
     });
   });
 
+  it.concurrent('six post-thaw hooks printing 2 KiB of ESC each: the thaw result parses within 24,000 characters too', async () => {
+    await withLab(async (lab) => {
+      const vol = lab.addFilesystem('ext4');
+      for (let i = 0; i < 6; i++) {
+        lab.addHook('post-thaw', `${10 + i}-noisy`, `head -c 2048 /dev/zero | tr '\\0' '\\033'`);
+      }
+      expect((await lab.run('freeze', lab.freezeParams([vol.volumeId]))).json.status).toBe('frozen');
+      const thaw = await lab.run('thaw', THAW);
+      expect(thaw.code, thaw.stderr).toBe(0);
+      expect(thaw.stdout.length).toBeLessThan(SSM_STDOUT_CHARS);
+      const json = JSON.parse(thaw.stdout.slice(0, SSM_STDOUT_CHARS));
+      expect(json).toMatchObject({ status: 'thawed', thawed: [vol.mountpoint], truncated: true });
+      expect(json.hooks).toHaveLength(6);
+    });
+  });
+
   it.concurrent('long warnings and hook outputs together still leave every field in place', async () => {
     await withLab(async (lab) => {
       const vol = lab.addFilesystem('ext4');
-      // Forty Exclude paths that do not exist: forty warnings of some 300 characters.
-      const exclude = Array.from({ length: 20 }, (_, i) => `/nonexistent-${i}-${'e'.repeat(200)}`).join(',');
+      // Sixteen Exclude paths that do not exist: sixteen warnings of some 300 characters.
+      const exclude = Array.from({ length: 16 }, (_, i) => `/nonexistent-${i}-${'e'.repeat(240)}`).join(',');
       for (let i = 0; i < 6; i++) {
         lab.addHook('pre-freeze', `${10 + i}-noisy`, `head -c 4096 /dev/zero | tr '\\0' '\\001'`);
       }

@@ -226,15 +226,21 @@ describe.skipIf(!CAN_RUN)('application hooks', () => {
 
 // Each case gets its own lab, so the cases run side by side.
 describe.skipIf(!CAN_RUN)('refuses hooks that someone other than root could change, freezing nothing', () => {
-  const cases: [string, (lab: FsLab) => void, string][] = [
+  const cases: [string, (lab: FsLab) => Record<string, string> | undefined, string][] = [
     [
       'a group-writable hook',
-      (l) => l.addHook('pre-freeze', '10-x', 'true', 0o770),
+      (l) => {
+        l.addHook('pre-freeze', '10-x', 'true', 0o770);
+        return undefined;
+      },
       'writable by group or others',
     ],
     [
       'a hook owned by another user',
-      (l) => fs.chownSync(l.addHook('pre-freeze', '10-x', 'true'), 1000, 1000),
+      (l) => {
+        fs.chownSync(l.addHook('pre-freeze', '10-x', 'true'), 1000, 1000);
+        return undefined;
+      },
       'owned by uid 1000',
     ],
     [
@@ -242,6 +248,7 @@ describe.skipIf(!CAN_RUN)('refuses hooks that someone other than root could chan
       (l) => {
         l.addHook('pre-freeze', '10-x', 'true');
         fs.chmodSync(path.join(l.configDir, 'pre-freeze.d'), 0o777);
+        return undefined;
       },
       'pre-freeze.d is writable by group or others',
     ],
@@ -250,12 +257,16 @@ describe.skipIf(!CAN_RUN)('refuses hooks that someone other than root could chan
       (l) => {
         l.addHook('post-thaw', '10-x', 'true');
         fs.chownSync(path.join(l.configDir, 'post-thaw.d'), 1000, 1000);
+        return undefined;
       },
       'post-thaw.d is owned by uid 1000',
     ],
     [
       'a hook that is not executable',
-      (l) => l.addHook('pre-freeze', '10-x', 'true', 0o600),
+      (l) => {
+        l.addHook('pre-freeze', '10-x', 'true', 0o600);
+        return undefined;
+      },
       'not an executable',
     ],
     [
@@ -267,14 +278,21 @@ describe.skipIf(!CAN_RUN)('refuses hooks that someone other than root could chan
         fs.writeFileSync(path.join(dir, 'hook'), '#!/bin/sh\ntrue\n', { mode: 0o700 });
         l.addHook('pre-freeze', '05-real', 'true');
         fs.symlinkSync(path.join(dir, 'hook'), path.join(l.configDir, 'pre-freeze.d', '10-link'));
+        return undefined;
       },
       'is a symlink to',
     ],
     [
       'a config directory inside a world-writable, non-sticky directory',
       (l) => {
-        l.addHook('pre-freeze', '10-x', 'true');
-        fs.chmodSync(l.dir, 0o777);
+        // Not above the state directory, which refuses such a parent too (STATE_DIR_UNSAFE).
+        const open = path.join(l.dir, 'open');
+        fs.mkdirSync(path.join(open, 'etc', 'pre-freeze.d'), { recursive: true, mode: 0o755 });
+        fs.chmodSync(open, 0o777);
+        fs.writeFileSync(path.join(open, 'etc', 'pre-freeze.d', '10-x'), '#!/bin/sh\ntrue\n', {
+          mode: 0o700,
+        });
+        return { ECB_CONFIG_DIR: path.join(open, 'etc') };
       },
       'every directory above',
     ],
@@ -283,14 +301,14 @@ describe.skipIf(!CAN_RUN)('refuses hooks that someone other than root could chan
     const lab = new FsLab();
     try {
       const vol = lab.addFilesystem('ext4');
-      arrange(lab);
-      const freeze = await lab.run('freeze', lab.freezeParams([vol.volumeId]));
+      const env = arrange(lab) ?? {};
+      const freeze = await lab.run('freeze', lab.freezeParams([vol.volumeId]), { env });
       expect(freeze.code).toBe(1);
       expect(freeze.json.error.code).toBe('HOOK_INSECURE');
       expect(freeze.json.error.message).toContain(expected);
       expect(freeze.json.hooks).toEqual([]);
       expect(await lab.writable(vol.mountpoint, 3_000)).toBe(true);
-      const preflight = await lab.run('preflight', { VolumeIds: vol.volumeId });
+      const preflight = await lab.run('preflight', { VolumeIds: vol.volumeId }, { env });
       expect(preflight.code).toBe(1);
       expect(preflight.json.problems.map((p: { code: string }) => p.code)).toContain('HOOK_INSECURE');
     } finally {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -66,6 +67,38 @@ describe.skipIf(!CAN_RUN)('never freeze / on odd mount point names', () => {
   });
 });
 
+describe.skipIf(!CAN_RUN)(
+  'the protected-path check runs on the final path, right before each fsfreeze',
+  () => {
+    it('a data filesystem mounted over a protected path after discovery is refused, nothing frozen', async () => {
+      await withLab(async (lab) => {
+        const vol = lab.addFilesystem('ext4');
+        // A pre-freeze hook mounts the data filesystem over the command's working directory, which,
+        // like the SSM agent's own directories, must never be frozen.
+        const mounted = path.join(lab.dir, 'bound-over-cwd');
+        lab.addHook(
+          'pre-freeze',
+          '10-bind',
+          `mount --bind ${vol.mountpoint} "$PWD" && echo "$PWD" > ${mounted}`,
+        );
+        lab.onCleanup(() => {
+          if (fs.existsSync(mounted)) execFileSync('umount', ['-l', fs.readFileSync(mounted, 'utf8').trim()]);
+        });
+        const guard = lab.guardedFsfreeze();
+        const freeze = await lab.run('freeze', lab.freezeParams([vol.volumeId]), { wrap: guard.wrap });
+        expect(fs.existsSync(mounted)).toBe(true);
+        expect(freeze.code).toBe(1);
+        expect(freeze.json.error.code).toBe('TARGET_REFUSED');
+        expect(freeze.json.error.message).toContain(
+          `refusing ${vol.mountpoint}: its filesystem holds a protected path`,
+        );
+        expect(guard.calls().filter((c) => c.op === '-f')).toEqual([]);
+        expect(await lab.writable(vol.mountpoint, 3_000)).toBe(true);
+      });
+    });
+  },
+);
+
 describe.skipIf(!CAN_RUN)('a hook swapped between the check and the run', () => {
   it('a hook reached through a directory a non-root user can write is refused before any hook runs', async () => {
     await withLab(async (lab) => {
@@ -117,7 +150,11 @@ describe.skipIf(!CAN_RUN)('a hook swapped between the check and the run', () => 
       expect(freeze.code).toBe(1);
       expect(freeze.json.error.code).toBe('HOOK_INSECURE');
       expect(freeze.json.error.message).toContain(`${real} is owned by uid 1000`);
-      expect(freeze.json.hooks.map((h: { name: string }) => h.name)).toEqual(['10-change']);
+      // The hook that ran, and its post-thaw hook undoing it; never the refused one.
+      expect(freeze.json.hooks.map((h: { phase: string; name: string }) => `${h.phase} ${h.name}`)).toEqual([
+        'pre-freeze 10-change',
+        'post-thaw 10-change',
+      ]);
       // Nothing was frozen, and the hook that ran has been undone by its post-thaw hook.
       expect(fs.readFileSync(log, 'utf8')).toBe('post 10 aborted=1\n');
       expect(await lab.writable(vol.mountpoint, 3_000)).toBe(true);
