@@ -26,7 +26,7 @@ ecb_preflight_main() {
     problem BASH_TOO_OLD "bash $BASH_VERSION is older than 4.2"
   ecb_find_fsfreeze ||
     problem FSFREEZE_MISSING "fsfreeze was not found in /usr/sbin, /sbin or PATH; install util-linux, or every backup of this instance is only crash-consistent"
-  for tool in timeout setsid flock stat readlink sort tail tr mkfifo date sync; do
+  for tool in timeout setsid flock stat readlink sort tail tr mkfifo date sync grep find; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   ((${#missing[@]} == 0)) || problem TOOLS_MISSING "required commands not found: ${missing[*]}"
@@ -36,8 +36,14 @@ ecb_preflight_main() {
     state_tmpfs=true
     if [[ -d $ECB_ACTIVE ]]; then
       active=$(printf '{"executionId":%s}' "$(ecb_json_str "$(ecb_record_get "$ECB_ACTIVE/record" executionId || true)")")
-      problem ALREADY_FROZEN "a freeze is still active on this instance; the next freeze would be refused until a thaw runs"
+      if ecb_watchdog_alive "$(ecb_record_get "$ECB_ACTIVE/record" watchdogPid)"; then
+        problem ALREADY_FROZEN "a freeze is still active on this instance; the next freeze would be refused until a thaw runs or its watchdog ends it"
+      else
+        ECB_WARNINGS+=("a freeze whose command and watchdog are gone is on record; the next freeze recovers it")
+      fi
     fi
+    reason=$(ecb_state_full_reason)
+    [[ -z $reason ]] || problem STATE_DIR_FULL "$reason"
   else
     problem "$ECB_ERROR_CODE" "$ECB_ERROR_MESSAGE"
   fi

@@ -142,10 +142,10 @@ describe.skipIf(!CAN_RUN)('no duplicate freeze from orchestrator retries', () =>
     await withLab(async (lab) => {
       const vol = lab.addFilesystem('ext4');
       const started = path.join(lab.dir, 'hook-started');
-      lab.addHook('pre-freeze', '10-slow', `touch ${started}; sleep 10`);
-      const first = lab.run('freeze', lab.freezeParams([vol.volumeId], { HookTimeoutSeconds: '20' }));
+      lab.addHook('pre-freeze', '10-slow', `touch ${started}; sleep 9`);
+      const first = lab.run('freeze', lab.freezeParams([vol.volumeId], { HookTimeoutSeconds: '15' }));
       expect(await waitFor(() => fs.existsSync(started), 5_000)).toBe(true);
-      const retry = await lab.run('freeze', lab.freezeParams([vol.volumeId], { HookTimeoutSeconds: '20' }));
+      const retry = await lab.run('freeze', lab.freezeParams([vol.volumeId], { HookTimeoutSeconds: '15' }));
       expect(retry.code).toBe(1);
       expect(retry.json.error.code).toBe('BUSY_SAME_EXECUTION');
       expect(retry.json.error.message).toContain('test-exec-1');

@@ -74,6 +74,8 @@ describe.skipIf(!CAN_RUN)('a hook that fills /run', () => {
       const again = await lab.run('freeze', lab.freezeParams([vol.volumeId], { ExecutionId: 'test-exec-2' }));
       expect(again.json.error.code).toBe('STATE_DIR_FULL');
       expect(again.json.hooks).toEqual([]);
+      const preflight = await lab.run('preflight', { VolumeIds: vol.volumeId });
+      expect(preflight.json.problems.map((p: { code: string }) => p.code)).toContain('STATE_DIR_FULL');
       fs.rmSync(path.join(lab.stateDir, 'hook-state', '10-fill', 'fill'));
       fs.rmSync(path.join(lab.configDir, 'pre-freeze.d', '10-fill'));
       const third = await lab.run('freeze', lab.freezeParams([vol.volumeId], { ExecutionId: 'test-exec-3' }));

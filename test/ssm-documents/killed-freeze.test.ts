@@ -48,7 +48,7 @@ describe.skipIf(!CAN_RUN)('a freeze killed during a pre-freeze hook', () => {
       const vol = lab.addFilesystem('ext4');
       const hook = slowHook(lab);
       const killed = lab.run('freeze', lab.freezeParams([vol.volumeId], { HookTimeoutSeconds: '60' }), {
-        timeoutMs: 8_000,
+        timeoutMs: 6_000,
       });
       expect(await waitFor(() => hook.pids().length === 2, 8_000)).toBe(true);
       const result = await killed;
@@ -84,6 +84,9 @@ describe.skipIf(!CAN_RUN)('a freeze killed during a pre-freeze hook', () => {
       await result;
       expect(fs.existsSync(path.join(lab.stateDir, 'active'))).toBe(true);
       fs.rmSync(path.join(lab.configDir, 'pre-freeze.d', '10-slow'));
+      const preflight = await lab.run('preflight', { VolumeIds: vol.volumeId });
+      expect(preflight.json.problems).toEqual([]);
+      expect(preflight.json.warnings.join('\n')).toContain('the next freeze recovers it');
       const next = await lab.run('freeze', lab.freezeParams([vol.volumeId], { ExecutionId: 'test-exec-2' }));
       expect(next.code, next.stderr).toBe(0);
       expect(next.json.status).toBe('frozen');
