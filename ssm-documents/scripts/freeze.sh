@@ -213,6 +213,12 @@ ecb_freeze_begin() {
     ecb_freeze_state_failed STATE_DIR_UNSAFE "cannot write the freeze's record in $ECB_STATE_DIR"
 }
 
+# Nothing stays frozen without its watchdog: checked before the first fsfreeze and after the last.
+ecb_freeze_watchdog_alive() {
+  ecb_watchdog_alive "$ECB_WATCHDOG_PID" ||
+    ecb_freeze_fail WATCHDOG_FAILED "the watchdog (pid $ECB_WATCHDOG_PID) ended before the freeze did: $(tail -c 200 -- "$ECB_ACTIVE/watchdog.log" 2>/dev/null | tr '\n' ' ')"
+}
+
 # Something in the state directory failed: name the cause when it is a full tmpfs, else $1 $2.
 ecb_freeze_state_failed() {
   local reason
@@ -334,6 +340,7 @@ ecb_freeze_main() {
   ecb_freeze_still_wanted
   ecb_protected_devs
   ECB_FREEZE_START_MS=$(ecb_now_ms)
+  ecb_freeze_watchdog_alive
   printf 'freezing\n' >&8
   ECB_WATCHDOG_DEADLINE_MS=$(($(ecb_now_ms) + ECB_WATCHDOG_SECONDS * 1000))
   if ! { ecb_record_set "$ECB_ACTIVE/record" freezeStartMono "$(ecb_mono_ms)" &&
@@ -356,6 +363,7 @@ ecb_freeze_main() {
   done
   # A thaw that filed this freeze away during the last fsfreeze would otherwise go unnoticed.
   ecb_freeze_cancelled && ecb_freeze_fail CANCELLED "a thaw arrived while the filesystems were being frozen"
+  ecb_freeze_watchdog_alive
   ECB_FROZEN_AT_MS=$(ecb_now_ms)
   printf 'frozen\n' >&8
   ecb_record_set "$ECB_ACTIVE/record" frozenAtMs "$ECB_FROZEN_AT_MS"

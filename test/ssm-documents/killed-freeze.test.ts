@@ -69,6 +69,23 @@ describe.skipIf(!CAN_RUN)('a freeze killed during a pre-freeze hook', () => {
     });
   });
 
+  it.concurrent('a watchdog killed while the hooks run: the freeze refuses WATCHDOG_FAILED before any fsfreeze', async () => {
+    await withLab(async (lab) => {
+      const vol = lab.addFilesystem('ext4');
+      const started = path.join(lab.dir, 'hook-started');
+      lab.addHook('pre-freeze', '10-slow', `touch ${started}; sleep 2`);
+      const freeze = lab.run('freeze', lab.freezeParams([vol.volumeId]));
+      expect(await waitFor(() => fs.existsSync(started), 8_000)).toBe(true);
+      for (const pid of lab.watchdogPids()) process.kill(pid, 'SIGKILL');
+      const result = await freeze;
+      expect(result.code).toBe(1);
+      expect(result.json.error.code).toBe('WATCHDOG_FAILED');
+      expect(result.json.error.message).toContain('nothing was frozen');
+      expect(await lab.writable(vol.mountpoint, 3_000)).toBe(true);
+      expect(fs.existsSync(path.join(lab.stateDir, 'active'))).toBe(false);
+    });
+  });
+
   it.concurrent('when its watchdog was killed too, the next freeze recovers the abandoned state', async () => {
     await withLab(async (lab) => {
       const vol = lab.addFilesystem('ext4');
