@@ -138,22 +138,14 @@ ecb_verify_fsck() {
   fi
 }
 
-# Root-owned, not group/other-writable executables in $1, in name order (like the freeze's hooks).
+# Root-owned, not group/other-writable executables in $1, in name order (like the freeze's hooks:
+# the hook, its directory and every directory above it, with no symlink, by ecb_insecure_chain).
 ecb_verify_load_hooks() {
-  local dir=$1 ancestor reason file name
+  local dir=$1 reason file name
   ECB_V_HOOKS=()
   [[ -e $dir ]] || return 0
-  ancestor=$dir
-  while [[ $ancestor != / && -n $ancestor ]]; do
-    ancestor=$(dirname -- "$ancestor")
-    reason=$(ecb_insecure_reason "$ancestor" ancestor)
-    if [[ -n $reason ]]; then
-      ecb_error HOOK_INSECURE "refusing verify hooks: $reason"
-      return 1
-    fi
-  done
-  reason=$(ecb_insecure_reason "$dir" dir)
-  if [[ -n $reason || ! -d $dir || -L $dir ]]; then
+  reason=$(ecb_insecure_chain "$dir")
+  if [[ -n $reason || ! -d $dir ]]; then
     ecb_error HOOK_INSECURE "refusing verify hooks: ${reason:-$dir is not a directory}"
     return 1
   fi
@@ -161,8 +153,8 @@ ecb_verify_load_hooks() {
     [[ -e $file ]] || continue
     name=${file##*/}
     case $name in *.disabled | *~ | *.dpkg-* | *.rpmnew | *.rpmsave | *.swp) continue ;; esac
-    reason=$(ecb_insecure_reason "$file" file)
-    if [[ -n $reason || -L $file || ! -f $file || ! -x $file || ! $name =~ ^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$ ]]; then
+    reason=$(ecb_insecure_chain "$file")
+    if [[ -n $reason || ! -f $file || ! -x $file || ! $name =~ ^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$ ]]; then
       ecb_error HOOK_INSECURE "refusing verify hook $name: ${reason:-not a root-owned executable regular file with a name of [A-Za-z0-9._-]}"
       return 1
     fi
