@@ -131,6 +131,7 @@ export class FsLab {
   private readonly groups: number[] = [];
   private volumeCounter = 0;
   private readonly cleanups: (() => void)[] = [];
+  private readonly overMounts: (() => void)[] = [];
 
   constructor() {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-fs-'));
@@ -381,6 +382,23 @@ exec ${real} "$@"
     return waitFor(() => w.done, ms, 20);
   }
 
+  /**
+   * Mounts a small tmpfs over a lab mount point (a lookup there is a read: it works while frozen).
+   * Returns its unmount; cleanup unmounts it first, so the thaw by mount point reaches the lab's own
+   * filesystem even when a test fails halfway.
+   */
+  mountTmpfsOver(mountpoint: string): () => void {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountpoint]);
+    let mounted = true;
+    const unmount = () => {
+      if (!mounted) return;
+      mounted = false;
+      tryRun('umount', [mountpoint]);
+    };
+    this.overMounts.push(unmount);
+    return unmount;
+  }
+
   /** Runs after the thaw and before the unmount (e.g. stopping a server whose data is on a lab volume). */
   onCleanup(fn: () => void): void {
     this.cleanups.push(fn);
@@ -413,6 +431,7 @@ exec ${real} "$@"
         // this hook keeps no holder
       }
     }
+    for (const unmount of this.overMounts) unmount();
     for (const mp of [...this.mounts].reverse()) tryRun('fsfreeze', ['-u', mp]);
     await waitFor(() => this.writers.every((w) => w.done), 5_000);
     for (const fn of this.cleanups.reverse()) {

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CAN_RUN, FsLab, type FsType, HAS_XFS, processGone, SKIP_REASON, waitFor } from './fs-lab';
@@ -21,20 +20,6 @@ async function withLab(fn: (lab: FsLab) => Promise<void>): Promise<void> {
   } finally {
     await lab.cleanup();
   }
-}
-
-/** Mounts a tmpfs over a frozen mount point (a lookup there is a read: it does not block). */
-function overMount(lab: FsLab, mountpoint: string): () => void {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountpoint]);
-  let mounted = true;
-  const unmount = () => {
-    if (!mounted) return;
-    mounted = false;
-    execFileSync('umount', [mountpoint]);
-  };
-  // The lab thaws by mount point: the tmpfs must go first.
-  lab.onCleanup(unmount);
-  return unmount;
 }
 
 describe.skipIf(!CAN_RUN)('a thaw that reports success while frozen', () => {
@@ -68,7 +53,7 @@ describe.skipIf(!CAN_RUN)('a thaw that reports success while frozen', () => {
       const { volumeId, mountpoint } = lab.addFilesystem(type);
       const freeze = await lab.run('freeze', lab.freezeParams([volumeId]));
       expect(freeze.json.status).toBe('frozen');
-      const unmount = overMount(lab, mountpoint);
+      const unmount = lab.mountTmpfsOver(mountpoint);
       const thaw = await lab.run('thaw', THAW);
       expect(thaw.code, thaw.stderr).toBe(0);
       expect(thaw.json).toMatchObject({ status: 'thawed', thawed: [mountpoint], notFrozen: [], failed: [] });
@@ -83,7 +68,7 @@ describe.skipIf(!CAN_RUN)('a thaw that reports success while frozen', () => {
       const { volumeId, mountpoint } = lab.addFilesystem('ext4');
       const freeze = await lab.run('freeze', lab.freezeParams([volumeId], { WatchdogSeconds: '6' }));
       expect(freeze.json.status).toBe('frozen');
-      const unmount = overMount(lab, mountpoint);
+      const unmount = lab.mountTmpfsOver(mountpoint);
       const deadline = Date.parse(freeze.json.watchdog.deadline);
       expect(await waitFor(() => processGone(freeze.json.watchdog.pid), deadline - Date.now() + 5_000)).toBe(
         true,
@@ -103,7 +88,7 @@ describe.skipIf(!CAN_RUN)('a thaw that reports success while frozen', () => {
       // The watchdog's handle on the filesystem is what reaches it under a mount: without it, nothing can.
       process.kill(freeze.json.watchdog.pid, 'SIGKILL');
       expect(await waitFor(() => processGone(freeze.json.watchdog.pid), 3_000)).toBe(true);
-      const unmount = overMount(lab, mountpoint);
+      const unmount = lab.mountTmpfsOver(mountpoint);
       const thaw = await lab.run('thaw', THAW);
       expect(thaw.code).toBe(1);
       expect(thaw.json.status).toBe('error');
