@@ -112,7 +112,10 @@ ecb_freeze_still_wanted() {
 ecb_freeze_existing() {
   local rec=$ECB_ACTIVE/record other stage i alive
   for ((i = 0; i < ECB_SAME_EXECUTION_WAIT * 10; i++)); do
-    [[ -d $ECB_ACTIVE ]] || return 0
+    if [[ ! -d $ECB_ACTIVE ]]; then
+      ECB_PREVIOUS_JSON=$(ecb_previous_json)
+      return 0
+    fi
     other=$(ecb_record_get "$rec" executionId) || other=unknown
     stage=$(ecb_record_get "$rec" stage) || stage=''
     alive=0

@@ -128,7 +128,8 @@ export class FsLab {
   private readonly loops: string[] = [];
   private readonly mounts: string[] = [];
   private readonly writers: Writer[] = [];
-  private readonly groups: number[] = [];
+  /** Commands started, whose process groups cleanup ends while their leader still runs. */
+  private readonly commands: ChildProcess[] = [];
   private volumeCounter = 0;
   private readonly cleanups: (() => void)[] = [];
   private readonly overMounts: (() => void)[] = [];
@@ -316,7 +317,7 @@ exec ${real} "$@"
       detached: true,
       cwd: path.dirname(file),
     });
-    if (child.pid) this.groups.push(child.pid);
+    this.commands.push(child);
     let killedByTimeout = false;
     const timer =
       options.timeoutMs === undefined
@@ -406,9 +407,12 @@ exec ${real} "$@"
 
   /** Undo everything, thaw first: a blocked writer or a frozen mount must not outlive the test. */
   async cleanup(): Promise<void> {
-    for (const pgid of this.groups) {
+    // Only groups whose leader has not ended: pids wrap here (pid_max 32768) and an old group id may
+    // by now belong to another test's process.
+    for (const child of this.commands) {
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) continue;
       try {
-        process.kill(-pgid, 'SIGKILL');
+        process.kill(-child.pid, 'SIGKILL');
       } catch {
         // already gone
       }
@@ -426,7 +430,9 @@ exec ${real} "$@"
     for (const name of fs.existsSync(hookState) ? fs.readdirSync(hookState) : []) {
       try {
         const pid = Number(fs.readFileSync(path.join(hookState, name, 'holder.pid'), 'utf8').trim());
-        if (pid > 0) process.kill(pid, 'SIGKILL');
+        // Still the holder (it sleeps out its hold), not a process that got its pid since.
+        const holder = pid > 0 && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('sleep');
+        if (holder) process.kill(pid, 'SIGKILL');
       } catch {
         // this hook keeps no holder
       }

@@ -57,7 +57,8 @@ describe.skipIf(!CAN_RUN)('a freeze killed during a pre-freeze hook', () => {
       // The hook and its child, in the process group `timeout` gave them, go with the command.
       expect(await waitFor(() => hook.pids().every(processGone), 3_000)).toBe(true);
       // Its post-thaw hook undid what it did, as for any freeze abandoned before the fsfreeze.
-      expect(await waitFor(() => fs.existsSync(hook.log), 3_000)).toBe(true);
+      const logged = () => fs.existsSync(hook.log) && fs.readFileSync(hook.log, 'utf8').endsWith('\n');
+      expect(await waitFor(logged, 3_000)).toBe(true);
       expect(fs.readFileSync(hook.log, 'utf8')).toBe('post aborted=1\n');
       fs.rmSync(path.join(lab.configDir, 'pre-freeze.d', '10-slow'));
       const next = await lab.run('freeze', lab.freezeParams([vol.volumeId], { ExecutionId: 'test-exec-2' }));

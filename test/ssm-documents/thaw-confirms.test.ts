@@ -29,7 +29,7 @@ describe.skipIf(!CAN_RUN)('a thaw that reports success while frozen', () => {
     await withLab(async (lab) => {
       const { volumeId, mountpoint } = lab.addFilesystem(type);
       const freeze = await lab.run('freeze', lab.freezeParams([volumeId]));
-      expect(freeze.json.status).toBe('frozen');
+      expect(freeze.json.status, freeze.stdout).toBe('frozen');
       fs.rmSync(lab.stateDir, { recursive: true, force: true });
       const thaw = await lab.run('thaw', THAW);
       expect(thaw.code, thaw.stderr).toBe(0);
@@ -52,7 +52,7 @@ describe.skipIf(!CAN_RUN)('a thaw that reports success while frozen', () => {
     await withLab(async (lab) => {
       const { volumeId, mountpoint } = lab.addFilesystem(type);
       const freeze = await lab.run('freeze', lab.freezeParams([volumeId]));
-      expect(freeze.json.status).toBe('frozen');
+      expect(freeze.json.status, freeze.stdout).toBe('frozen');
       const unmount = lab.mountTmpfsOver(mountpoint);
       const thaw = await lab.run('thaw', THAW);
       expect(thaw.code, thaw.stderr).toBe(0);
@@ -67,7 +67,7 @@ describe.skipIf(!CAN_RUN)('a thaw that reports success while frozen', () => {
     await withLab(async (lab) => {
       const { volumeId, mountpoint } = lab.addFilesystem('ext4');
       const freeze = await lab.run('freeze', lab.freezeParams([volumeId], { WatchdogSeconds: '6' }));
-      expect(freeze.json.status).toBe('frozen');
+      expect(freeze.json.status, freeze.stdout).toBe('frozen');
       const unmount = lab.mountTmpfsOver(mountpoint);
       const deadline = Date.parse(freeze.json.watchdog.deadline);
       expect(await waitFor(() => processGone(freeze.json.watchdog.pid), deadline - Date.now() + 5_000)).toBe(
@@ -84,13 +84,13 @@ describe.skipIf(!CAN_RUN)('a thaw that reports success while frozen', () => {
     await withLab(async (lab) => {
       const { volumeId, mountpoint } = lab.addFilesystem('ext4');
       const freeze = await lab.run('freeze', lab.freezeParams([volumeId]));
-      expect(freeze.json.status).toBe('frozen');
+      expect(freeze.json.status, freeze.stdout).toBe('frozen');
       // The watchdog's handle on the filesystem is what reaches it under a mount: without it, nothing can.
       process.kill(freeze.json.watchdog.pid, 'SIGKILL');
       expect(await waitFor(() => processGone(freeze.json.watchdog.pid), 3_000)).toBe(true);
       const unmount = lab.mountTmpfsOver(mountpoint);
       const thaw = await lab.run('thaw', THAW);
-      expect(thaw.code).toBe(1);
+      expect(thaw.code, thaw.stdout + thaw.stderr).toBe(1);
       expect(thaw.json.status).toBe('error');
       expect(thaw.json.error.code).toBe('THAW_FAILED');
       expect(thaw.json.failed).toEqual([mountpoint]);
