@@ -7,6 +7,7 @@
  */
 
 import { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy } from '../lambda/shared/options';
+import { parseScheduleExpression, ScheduleExpressionError } from './schedule-expression';
 
 export { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy };
 
@@ -46,8 +47,6 @@ export interface BackupConfig {
   readonly vaultName?: string;
   /** Days a recovery point is kept. @default 35 */
   readonly retentionDays: number;
-  /** Days after which a recovery point moves to cold storage; undefined keeps it warm. @default undefined */
-  readonly coldStorageAfterDays?: number;
   /** Longest a filesystem may stay frozen waiting for the snapshots to start. @default 60 */
   readonly freezeBudgetSeconds: number;
   /** The on-instance watchdog thaws by itself after this many seconds. @default 90 */
@@ -94,6 +93,27 @@ export interface BackupConfig {
   readonly restoreTestInstanceRoles: readonly string[];
   /** Hours AWS Backup keeps a restored test instance for validation before deleting it (2-168). @default 4 */
   readonly restoreTestValidationHours: number;
+  /**
+   * Where the alarms (lib/monitoring.ts) send their state changes: `topic` is the notification
+   * topic, an SNS topic ARN another topic; empty (`none`) keeps them on the dashboard only.
+   * @default ['topic']
+   */
+  readonly alarmActions: readonly string[];
+  /** The crash-consistent share of a window's backups (percent) above which the alarm fires. @default 10 */
+  readonly alarmCrashSharePercent: number;
+  /** Schedule windows without a run summary after which the alarm fires. @default 2 */
+  readonly alarmMissedWindows: number;
+  /** Executions failed, timed out or aborted within 5 minutes at which the alarm fires. @default 1 */
+  readonly alarmFailedExecutions: number;
+  /** Messages waiting in any dead-letter queue at which its alarm fires. @default 1 */
+  readonly alarmDeadLetterMessages: number;
+  /** Forward every notification to ServiceNow Event Management from a Lambda function (lib/servicenow.ts). @default false */
+  readonly serviceNowForwarder: boolean;
+  /**
+   * The Secrets Manager secret holding the ServiceNow instance URL and credentials; undefined
+   * creates an empty one for the operator to fill in. @default undefined
+   */
+  readonly serviceNowSecretName?: string;
 }
 
 export const DEFAULT_CONFIG: BackupConfig = {
@@ -103,7 +123,6 @@ export const DEFAULT_CONFIG: BackupConfig = {
   optInTagValue: 'enabled',
   vaultName: undefined,
   retentionDays: 35,
-  coldStorageAfterDays: undefined,
   freezeBudgetSeconds: 60,
   watchdogSeconds: 90,
   hookTimeoutSeconds: 30,
@@ -127,10 +146,24 @@ export const DEFAULT_CONFIG: BackupConfig = {
   restoreTestInstanceType: undefined,
   restoreTestInstanceRoles: [],
   restoreTestValidationHours: 4,
+  alarmActions: ['topic'],
+  alarmCrashSharePercent: 10,
+  alarmMissedWindows: 2,
+  alarmFailedExecutions: 1,
+  alarmDeadLetterMessages: 1,
+  serviceNowForwarder: false,
+  serviceNowSecretName: undefined,
 };
 
 /** The context keys this app reads, in the order the README documents them. */
 export const CONFIG_KEYS = Object.keys(DEFAULT_CONFIG) as (keyof BackupConfig)[];
+
+/**
+ * Keys AWS Backup would ignore for EC2 recovery points: read only to refuse them, so a value that
+ * would do nothing fails synth instead of being silently dropped.
+ */
+export const REFUSED_KEYS = ['coldStorageAfterDays'] as const;
+export type RawConfig = Partial<Record<keyof BackupConfig | (typeof REFUSED_KEYS)[number], unknown>>;
 
 /** Credentials in a URL (`https://user:password@host`) never reach a message or a log. */
 export function redactUrlCredentials(value: unknown): unknown {
@@ -198,8 +231,8 @@ function list(key: string, value: unknown, pattern: RegExp, allowed: string): st
   return items as string[];
 }
 
-const SCHEDULE =
-  /^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\))$/;
+const SCHEDULE_ALLOWED =
+  'an EventBridge Scheduler expression: cron(minutes hours day-of-month month day-of-week year), rate(1 minute|hour|day or N minutes|hours|days) or at(yyyy-mm-ddThh:mm:ss)';
 // Tag keys: 1-128 characters; no `aws:` prefix; the characters AWS accepts across services.
 const TAG_KEY = /^(?!aws:)[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 const TAG_VALUE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,256}$/u;
@@ -217,17 +250,52 @@ const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
 const SECURITY_GROUP_ID = /^sg-[0-9a-f]{8,17}$/;
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
 const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
+const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$/;
+// Secrets Manager secret names: 1-512 of letters, digits and /_+=.@-.
+const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+
+function scheduleExpressionOf(value: unknown): string {
+  if (typeof value !== 'string') throw new ConfigError('scheduleExpression', value, SCHEDULE_ALLOWED);
+  try {
+    parseScheduleExpression(value);
+  } catch (err) {
+    if (err instanceof ScheduleExpressionError) {
+      throw new ConfigError('scheduleExpression', value, `${SCHEDULE_ALLOWED}; here ${err.message}`);
+    }
+    throw err;
+  }
+  return value;
+}
+
+function alarmActions(value: unknown): string[] {
+  const allowed =
+    'topic (the notification topic), none, or a comma-separated list of topic and SNS topic ARNs';
+  if (value === 'none') return [];
+  const items = list('alarmActions', value, /^(topic|arn:.+)$/, allowed);
+  for (const item of items) {
+    if (item !== 'topic' && !SNS_TOPIC_ARN.test(item)) throw new ConfigError('alarmActions', item, allowed);
+  }
+  if (new Set(items).size !== items.length)
+    throw new ConfigError('alarmActions', value, `${allowed}, each once`);
+  return items;
+}
 
 /** Validate raw values (from context or a test) into the config object. */
-export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): BackupConfig {
+export function parseConfig(raw: RawConfig): BackupConfig {
   const get = (key: keyof BackupConfig): unknown => (present(raw[key]) ? raw[key] : DEFAULT_CONFIG[key]);
 
-  const scheduleExpression = text(
-    'scheduleExpression',
-    get('scheduleExpression'),
-    SCHEDULE,
-    'an EventBridge Scheduler expression: cron(...), rate(N minutes|hours|days) or at(yyyy-mm-ddThh:mm:ss)',
-  );
+  // AWS Backup's "Feature availability by resource" table lists no cold storage tier for EC2, and
+  // the Lifecycle API reference says AWS Backup ignores MoveToColdStorageAfterDays for resource
+  // types the table does not list: every recovery point of this app is an EC2 one (an AMI).
+  const cold = raw.coldStorageAfterDays;
+  if (present(cold) && cold !== 0 && cold !== '0') {
+    throw new ConfigError(
+      'coldStorageAfterDays',
+      cold,
+      '0 or unset: this app backs up EC2 instances, and AWS Backup does not move EC2 recovery points to cold storage (its Feature availability by resource table; the Lifecycle API ignores MoveToColdStorageAfterDays for such types). For cheaper long-term copies, archive the snapshots of old AMIs with EBS Snapshots Archive outside this app',
+    );
+  }
+  const scheduleExpression = scheduleExpressionOf(get('scheduleExpression'));
   const scheduleTimeZone = text(
     'scheduleTimeZone',
     get('scheduleTimeZone'),
@@ -266,17 +334,6 @@ export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): 
       )
     : undefined;
   const retentionDays = integer('retentionDays', get('retentionDays'), 1, 36500);
-  const coldRaw = raw.coldStorageAfterDays;
-  const cold = present(coldRaw) ? integer('coldStorageAfterDays', coldRaw, 0, 36500) : 0;
-  const coldStorageAfterDays = cold === 0 ? undefined : cold;
-  if (coldStorageAfterDays !== undefined && retentionDays < coldStorageAfterDays + 90) {
-    // AWS Backup keeps a recovery point at least 90 days in cold storage.
-    throw new ConfigError(
-      'retentionDays',
-      retentionDays,
-      `at least coldStorageAfterDays + 90 (${coldStorageAfterDays + 90}) when coldStorageAfterDays is set, because AWS Backup keeps cold recovery points at least 90 days`,
-    );
-  }
   const freezeBudgetSeconds = integer('freezeBudgetSeconds', get('freezeBudgetSeconds'), 5, 110);
   const watchdogSeconds = integer('watchdogSeconds', get('watchdogSeconds'), 6, 300);
   if (watchdogSeconds <= freezeBudgetSeconds) {
@@ -313,6 +370,22 @@ export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): 
     'a comma-separated list of email addresses',
   );
   const summaryDeadlineMinutes = integer('summaryDeadlineMinutes', get('summaryDeadlineMinutes'), 5, 2880);
+  const serviceNowForwarder = boolean('serviceNowForwarder', get('serviceNowForwarder'));
+  const serviceNowSecretName = present(raw.serviceNowSecretName)
+    ? text(
+        'serviceNowSecretName',
+        raw.serviceNowSecretName,
+        SECRET_NAME,
+        'empty (the stack creates an empty secret) or an existing Secrets Manager secret name of 1-512 letters, digits or /_+=.@-',
+      )
+    : undefined;
+  if (serviceNowSecretName !== undefined && !serviceNowForwarder) {
+    throw new ConfigError(
+      'serviceNowSecretName',
+      serviceNowSecretName,
+      'empty unless serviceNowForwarder is true (only the forwarder reads the secret)',
+    );
+  }
 
   const copies = parseCopies(raw);
   const lock = parseVaultLock(raw, retentionDays, vaultName, copies.copyRegions);
@@ -325,7 +398,6 @@ export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): 
     optInTagValue,
     vaultName,
     retentionDays,
-    coldStorageAfterDays,
     freezeBudgetSeconds,
     watchdogSeconds,
     hookTimeoutSeconds,
@@ -336,6 +408,15 @@ export function parseConfig(raw: Partial<Record<keyof BackupConfig, unknown>>): 
     notificationHttpsEndpoints,
     notificationCriticalEmails,
     summaryDeadlineMinutes,
+    alarmActions: present(raw.alarmActions)
+      ? alarmActions(raw.alarmActions)
+      : [...DEFAULT_CONFIG.alarmActions],
+    alarmCrashSharePercent: integer('alarmCrashSharePercent', get('alarmCrashSharePercent'), 1, 100),
+    alarmMissedWindows: integer('alarmMissedWindows', get('alarmMissedWindows'), 1, 10),
+    alarmFailedExecutions: integer('alarmFailedExecutions', get('alarmFailedExecutions'), 1, 100_000),
+    alarmDeadLetterMessages: integer('alarmDeadLetterMessages', get('alarmDeadLetterMessages'), 1, 100_000),
+    serviceNowForwarder,
+    serviceNowSecretName,
     ...copies,
     ...lock,
     ...restore,
@@ -568,7 +649,7 @@ function parseRestoreTesting(raw: Raw): Pick<BackupConfig, RestoreKeys> {
 
 /** Read every key from CDK context once. */
 export function readConfig(context: ContextSource): BackupConfig {
-  const raw: Partial<Record<keyof BackupConfig, unknown>> = {};
-  for (const key of CONFIG_KEYS) raw[key] = context.tryGetContext(key);
+  const raw: RawConfig = {};
+  for (const key of [...CONFIG_KEYS, ...REFUSED_KEYS]) raw[key] = context.tryGetContext(key);
   return parseConfig(raw);
 }

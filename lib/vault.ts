@@ -41,8 +41,11 @@ export class Vault extends Construct {
   readonly vault: backup.IBackupVault;
   /** The role passed to StartBackupJob. */
   readonly backupRole: iam.Role;
-  /** Lifecycle for StartBackupJob, in the API's shape. */
-  readonly lifecycle: { DeleteAfterDays: number; MoveToColdStorageAfterDays?: number };
+  /**
+   * Lifecycle for StartBackupJob, in the API's shape: retention only, because AWS Backup moves no
+   * EC2 recovery point to cold storage (lib/config.ts refuses coldStorageAfterDays).
+   */
+  readonly lifecycle: { DeleteAfterDays: number };
 
   constructor(scope: Construct, id: string, props: VaultProps) {
     super(scope, id);
@@ -76,11 +79,6 @@ export class Vault extends Construct {
       reason:
         'The AWS-maintained service-role policy for AWS Backup: it covers the EC2, EBS, KMS-grant and Windows VSS calls AWS Backup makes for an instance backup and AWS updates it as those change; a hand-written copy would silently break backups.',
     });
-    this.lifecycle = {
-      DeleteAfterDays: config.retentionDays,
-      ...(config.coldStorageAfterDays !== undefined
-        ? { MoveToColdStorageAfterDays: config.coldStorageAfterDays }
-        : {}),
-    };
+    this.lifecycle = { DeleteAfterDays: config.retentionDays };
   }
 }

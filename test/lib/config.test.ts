@@ -25,7 +25,6 @@ describe('config', () => {
       freezeBudgetSeconds: '30',
       watchdogSeconds: '45',
       installVssComponents: 'true',
-      coldStorageAfterDays: '30',
       retentionDays: '120',
       notificationEmails: 'ops@example.com, oncall@example.com',
       notificationHttpsEndpoints:
@@ -37,7 +36,7 @@ describe('config', () => {
     expect(config.freezeBudgetSeconds).toBe(30);
     expect(config.watchdogSeconds).toBe(45);
     expect(config.installVssComponents).toBe(true);
-    expect(config.coldStorageAfterDays).toBe(30);
+    expect(config.retentionDays).toBe(120);
     expect(config.notificationEmails).toEqual(['ops@example.com', 'oncall@example.com']);
     expect(config.notificationHttpsEndpoints).toHaveLength(1);
     expect(config.vaultName).toBe('prod-vault');
@@ -45,12 +44,100 @@ describe('config', () => {
     expect(config.scheduleTimeZone).toBe('Europe/Paris');
   });
 
-  it('treats coldStorageAfterDays 0 as off', () => {
-    expect(parseConfig({ coldStorageAfterDays: 0 }).coldStorageAfterDays).toBeUndefined();
+  it('accepts coldStorageAfterDays only as 0 or unset, which change nothing', () => {
+    expect(parseConfig({ coldStorageAfterDays: 0 })).toEqual(DEFAULT_CONFIG);
+    expect(parseConfig({ coldStorageAfterDays: '0' })).toEqual(DEFAULT_CONFIG);
+    expect(parseConfig({ coldStorageAfterDays: '' })).toEqual(DEFAULT_CONFIG);
+  });
+
+  it('reads the refused keys from context too, so -c coldStorageAfterDays=30 fails synth', () => {
+    const context: Record<string, unknown> = { ...cdkJson.context, coldStorageAfterDays: '30' };
+    expect(() => readConfig({ tryGetContext: (k) => context[k] })).toThrow(
+      /"coldStorageAfterDays": got "30"; allowed: 0 or unset: this app backs up EC2 instances/,
+    );
+  });
+
+  it('accepts the schedule expressions Scheduler documents', () => {
+    for (const scheduleExpression of [
+      'cron(0 2 * * ? *)',
+      'cron(15 10 ? * MON-FRI *)',
+      'cron(0 18 ? * 6L 2030-2040)',
+      'cron(0/15 * 1W * ? *)',
+      'cron(0 3 L JAN,JUL ? *)',
+      'cron(0 8 ? * 3#2 *)',
+      'rate(1 minute)',
+      'rate(5 minutes)',
+      'rate(1 day)',
+      'at(2030-02-28T02:00:00)',
+    ]) {
+      expect(parseConfig({ scheduleExpression }).scheduleExpression).toBe(scheduleExpression);
+    }
+  });
+
+  it('parses the alarm actions: topic, none, or topic ARNs', () => {
+    const arn = 'arn:aws:sns:eu-west-1:111122223333:oncall';
+    expect(parseConfig({ alarmActions: 'none' }).alarmActions).toEqual([]);
+    expect(parseConfig({ alarmActions: `topic, ${arn}` }).alarmActions).toEqual(['topic', arn]);
+    expect(parseConfig({ alarmActions: [arn] }).alarmActions).toEqual([arn]);
+  });
+
+  it('takes a ServiceNow secret name only with the forwarder on', () => {
+    const config = parseConfig({ serviceNowForwarder: 'true', serviceNowSecretName: 'ops/servicenow' });
+    expect(config.serviceNowForwarder).toBe(true);
+    expect(config.serviceNowSecretName).toBe('ops/servicenow');
   });
 
   const rejected: [string, Record<string, unknown>, RegExp][] = [
-    ['scheduleExpression', { scheduleExpression: 'every day' }, /cron\(\.\.\.\)/],
+    ['scheduleExpression', { scheduleExpression: 'every day' }, /cron\(minutes hours/],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 * *)' }, /six fields .* got 4/],
+    [
+      'scheduleExpression',
+      { scheduleExpression: 'cron(0 2 * * * *)' },
+      /exactly one of day-of-month \("\*"\) and day-of-week \("\*"\) must be "\?"/,
+    ],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 ? * ? *)' }, /exactly one of day-of-month/],
+    [
+      'scheduleExpression',
+      { scheduleExpression: 'cron(60 2 * * ? *)' },
+      /minutes value 60 .* out of range \(0-59/,
+    ],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 24 * * ? *)' }, /hours value 24/],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 32 * ? *)' }, /day-of-month value 32/],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 ? 13 MON *)' }, /month value 13/],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 ? * 8 *)' }, /day-of-week value 8/],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 * * ? 2200)' }, /year value 2200 .*\(1970-2199/],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 ? * MON/2 *)' }, /day-of-week does not take "\/"/],
+    [
+      'scheduleExpression',
+      { scheduleExpression: 'cron(0 2 ? * 3#1,6#3 *)' },
+      /with # the field holds one expression/,
+    ],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 ? * 3#6 *)' }, /weekday#n with n 1-5/],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 1,L * ? *)' }, /\?, L and nW stand alone/],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 ? * * ? *)' }, /hours cannot be "\?"/],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 5-2 * * ? *)' }, /range "5-2" runs backwards/],
+    [
+      'scheduleExpression',
+      { scheduleExpression: 'cron(0/0 2 * * ? *)' },
+      /increment "\/0" is not a positive whole number/,
+    ],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 * FOO ? *)' }, /month has "FOO"/],
+    [
+      'scheduleExpression',
+      { scheduleExpression: 'rate(1 minutes)' },
+      /takes the singular unit: rate\(1 minute\)/,
+    ],
+    [
+      'scheduleExpression',
+      { scheduleExpression: 'rate(5 minute)' },
+      /takes the plural unit: rate\(5 minutes\)/,
+    ],
+    ['scheduleExpression', { scheduleExpression: 'rate(0 minutes)' }, /"0" is not a positive whole number/],
+    ['scheduleExpression', { scheduleExpression: 'rate(1.5 hours)' }, /positive whole number, one space/],
+    ['scheduleExpression', { scheduleExpression: 'rate(2 weeks)' }, /minute\(s\), hour\(s\) or day\(s\)/],
+    ['scheduleExpression', { scheduleExpression: 'at(2030-02-30T02:00:00)' }, /not a real date and time/],
+    ['scheduleExpression', { scheduleExpression: 'at(2030-02-01 02:00)' }, /yyyy-mm-ddThh:mm:ss/],
+    ['scheduleExpression', { scheduleExpression: ' cron(0 2 * * ? *)' }, /nothing around it/],
     ['scheduleTimeZone', { scheduleTimeZone: 'Mars/Olympus' }, /IANA time zone/],
     ['scheduleTimeZone', { scheduleTimeZone: 'UTC; rm -rf /' }, /IANA time zone/],
     ['optInTagKey', { optInTagKey: 'aws:backup' }, /not starting with aws:/],
@@ -59,8 +146,12 @@ describe('config', () => {
     ['vaultName', { vaultName: 'my vault!' }, /existing vault name/],
     ['retentionDays', { retentionDays: 0 }, /from 1 to 36500/],
     ['retentionDays', { retentionDays: '3.5' }, /whole number/],
-    ['retentionDays', { retentionDays: 60, coldStorageAfterDays: 30 }, /coldStorageAfterDays \+ 90 \(120\)/],
-    ['coldStorageAfterDays', { coldStorageAfterDays: -1 }, /from 0 to 36500/],
+    [
+      'coldStorageAfterDays',
+      { coldStorageAfterDays: 30 },
+      /AWS Backup does not move EC2 recovery points to cold storage/,
+    ],
+    ['coldStorageAfterDays', { coldStorageAfterDays: -1 }, /0 or unset/],
     ['freezeBudgetSeconds', { freezeBudgetSeconds: 4 }, /from 5 to 110/],
     ['freezeBudgetSeconds', { freezeBudgetSeconds: 111 }, /from 5 to 110/],
     ['freezeBudgetSeconds', { freezeBudgetSeconds: 'sixty' }, /whole number/],
@@ -78,6 +169,24 @@ describe('config', () => {
     ],
     ['notificationCriticalEmails', { notificationCriticalEmails: 'pager' }, /email addresses/],
     ['summaryDeadlineMinutes', { summaryDeadlineMinutes: 4 }, /from 5 to 2880/],
+    ['alarmActions', { alarmActions: 'email' }, /topic \(the notification topic\), none/],
+    ['alarmActions', { alarmActions: 'arn:aws:sqs:eu-west-1:111122223333:q' }, /SNS topic ARNs/],
+    ['alarmActions', { alarmActions: 'topic,topic' }, /each once/],
+    ['alarmCrashSharePercent', { alarmCrashSharePercent: 0 }, /from 1 to 100/],
+    ['alarmMissedWindows', { alarmMissedWindows: 11 }, /from 1 to 10/],
+    ['alarmFailedExecutions', { alarmFailedExecutions: 0 }, /from 1 to 100000/],
+    ['alarmDeadLetterMessages', { alarmDeadLetterMessages: 'many' }, /whole number/],
+    ['serviceNowForwarder', { serviceNowForwarder: 'on' }, /true or false/],
+    [
+      'serviceNowSecretName',
+      { serviceNowForwarder: true, serviceNowSecretName: 'a b' },
+      /Secrets Manager secret name/,
+    ],
+    [
+      'serviceNowSecretName',
+      { serviceNowSecretName: 'ops/servicenow' },
+      /empty unless serviceNowForwarder is true/,
+    ],
   ];
 
   it.each(
