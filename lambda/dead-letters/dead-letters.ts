@@ -4,7 +4,10 @@
  *
  * - EventBridge Scheduler's dead-letter queue: the body is the schedule's target input (the
  *   payload discovery would have received); message attributes say why (`ERROR_CODE`,
- *   `ERROR_MESSAGE`, `EXECUTION_ID`, `SCHEDULE_ARN`, `SCHEDULED_TIME`, `TARGET_ARN`).
+ *   `ERROR_MESSAGE`, `EXECUTION_ID`, `EXHAUSTED_RETRY_CONDITION`, `RETRY_ATTEMPTS`,
+ *   `IS_PAYLOAD_TRUNCATED`, `SCHEDULE_ARN`, `SCHEDULED_TIME`, `TARGET_ARN`: the names of the
+ *   "Retrieve the dead-letter event" example in the EventBridge Scheduler user guide,
+ *   "Configuring a dead-letter queue for EventBridge Scheduler").
  * - discovery's on-failure destination: the body is Lambda's invocation record (`version`,
  *   `timestamp`, `requestContext` with requestId / functionArn / condition / approximateInvokeCount,
  *   `requestPayload`, `responseContext`, `responsePayload` with errorType / errorMessage).
@@ -108,6 +111,18 @@ function isInvocationRecord(body: unknown): body is Json {
   return isObject(body) && isObject(body.requestContext) && 'requestPayload' in body;
 }
 
+/** Scheduler's own account of its delivery; fields it did not send stay undefined. */
+function schedulerDelivery(record: SQSRecord): DiscoveryFailure['delivery'] {
+  const attempts = attribute(record, 'RETRY_ATTEMPTS');
+  const truncated = attribute(record, 'IS_PAYLOAD_TRUNCATED');
+  const delivery = {
+    exhaustedRetryCondition: attribute(record, 'EXHAUSTED_RETRY_CONDITION'),
+    retryAttempts: attempts !== undefined && /^\d+$/.test(attempts) ? Number(attempts) : undefined,
+    payloadTruncated: truncated === 'true' ? true : truncated === 'false' ? false : undefined,
+  };
+  return Object.values(delivery).some((v) => v !== undefined) ? delivery : undefined;
+}
+
 function isSchedulerDeadLetter(record: SQSRecord): boolean {
   return ['ERROR_CODE', 'SCHEDULE_ARN', 'EXECUTION_ID'].some((name) => attribute(record, name));
 }
@@ -162,7 +177,9 @@ export function readDeadLetter(record: SQSRecord, settings: DeadLetterSettings):
   if (isSchedulerDeadLetter(record)) {
     const scheduledTime = attribute(record, 'SCHEDULED_TIME');
     const scheduleArn = attribute(record, 'SCHEDULE_ARN');
-    const input = isObject(body) ? body : undefined;
+    const delivery = schedulerDelivery(record);
+    // A truncated body is a cut-off copy of the target input: never replay it.
+    const input = isObject(body) && !delivery?.payloadTruncated ? body : undefined;
     // The body is the schedule's target input; rebuild it from the attributes only if it is not there.
     const payload = input?.scheduledTime
       ? input
@@ -181,6 +198,7 @@ export function readDeadLetter(record: SQSRecord, settings: DeadLetterSettings):
         scheduleArn: str(payload.scheduleArn) ?? scheduleArn,
         error: attribute(record, 'ERROR_CODE') ?? 'UnknownError',
         cause: attribute(record, 'ERROR_MESSAGE') ?? 'EventBridge Scheduler gave no error message.',
+        delivery,
         payload: JSON.stringify(payload),
         failedAt: sentAt(record),
       },

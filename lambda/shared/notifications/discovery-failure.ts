@@ -28,8 +28,19 @@ export interface DiscoveryFailure {
   readonly handOver?: { readonly invocation: number; readonly afterKey: string };
   /** Lambda's request id of the failed invocation (`failed` only). */
   readonly requestId?: string;
-  /** Lambda's condition (RetriesExhausted, EventAgeExceeded) or Scheduler's attempt note. */
+  /** Lambda's condition (RetriesExhausted, EventAgeExceeded). */
   readonly condition?: string;
+  /**
+   * What EventBridge Scheduler's dead-letter message attributes say about its delivery (the
+   * Scheduler user guide, "Configuring a dead-letter queue", retrieving the dead-letter event):
+   * `EXHAUSTED_RETRY_CONDITION` (MaximumRetryAttempts or MaximumEventAgeInSeconds, absent when the
+   * error was not retried), `RETRY_ATTEMPTS` and `IS_PAYLOAD_TRUNCATED`.
+   */
+  readonly delivery?: {
+    readonly exhaustedRetryCondition?: string;
+    readonly retryAttempts?: number;
+    readonly payloadTruncated?: boolean;
+  };
   readonly error: string;
   readonly cause: string;
   /** The exact payload to invoke discovery with again, as one line of JSON. */
@@ -65,6 +76,29 @@ function logSearchCommand(region: string, logGroupName: string, term: string): s
   return `aws logs filter-log-events --region ${region} --log-group-name ${shellQuote(logGroupName)} --filter-pattern ${shellQuote(`"${term}"`)}`;
 }
 
+/** How Scheduler's retries ended, in words: after how many retries, and which limit ran out. */
+function schedulerAttempts(d: DiscoveryFailure['delivery']): string {
+  const n = d?.retryAttempts;
+  const condition = d?.exhaustedRetryCondition;
+  if (n === undefined && condition === undefined) return 'after its retries';
+  const retries =
+    n === undefined
+      ? 'after its retries'
+      : n === 0
+        ? 'without a retry'
+        : `after ${n} ${n === 1 ? 'retry' : 'retries'}`;
+  if (condition === 'MaximumRetryAttempts')
+    return `${retries} (MaximumRetryAttempts: the retry policy's attempts ran out)`;
+  if (condition === 'MaximumEventAgeInSeconds') {
+    return `${retries} (MaximumEventAgeInSeconds: the invocation grew older than the retry policy's maximum event age)`;
+  }
+  if (condition !== undefined) return `${retries} (${condition})`;
+  // No retry condition: Scheduler sends some errors to the dead-letter queue without retrying.
+  return n === 0
+    ? `${retries} (an error Scheduler does not retry, such as a missing permission or a function that is gone)`
+    : retries;
+}
+
 /** One Major per failed discovery invocation, on the fleet's `discovery` key. */
 export function buildDiscoveryFailureNotification(f: DiscoveryFailure, now: Date): Notification {
   const windowText = f.window
@@ -91,6 +125,10 @@ export function buildDiscoveryFailureNotification(f: DiscoveryFailure, now: Date
     invocation: f.handOver ? f.handOver.invocation : f.kind === 'failed' ? 1 : undefined,
     cursor: f.handOver?.afterKey,
     failure_condition: f.condition,
+    retry_attempts: f.delivery?.retryAttempts,
+    exhausted_retry_condition: f.delivery?.exhaustedRetryCondition,
+    payload_truncated:
+      f.delivery?.payloadTruncated === undefined ? undefined : String(f.delivery.payloadTruncated),
     log_group: f.logGroupName,
     error: f.error,
     cause: f.cause,
@@ -111,7 +149,7 @@ export function buildDiscoveryFailureNotification(f: DiscoveryFailure, now: Date
       ...base,
       eventType: 'discovery-not-invoked',
       subject: `Discovery not invoked for ${f.window ?? 'a window'}: no backups started`,
-      happened: `EventBridge Scheduler could not invoke the discovery function ${f.functionArn} for ${windowText} (${run}schedule ${f.scheduleArn ?? 'unknown'}) after its retries: ${error}.${f.failedAt ? ` Recorded at ${f.failedAt}.` : ''}`,
+      happened: `EventBridge Scheduler could not invoke the discovery function ${f.functionArn} for ${windowText} (${run}schedule ${f.scheduleArn ?? 'unknown'}) ${schedulerAttempts(f.delivery)}: ${error}.${f.failedAt ? ` Recorded at ${f.failedAt}.` : ''}${f.delivery?.payloadTruncated ? ' Scheduler truncated the payload in this dead letter, so the window and the replay payload come from its SCHEDULED_TIME and SCHEDULE_ARN attributes.' : ''}`,
       means:
         'Discovery did not run for this window: no opted-in instance was started, so the backup for every one of them did not happen this window, and no run summary will come for it.',
       todo: `Read the error code: AccessDenied means the schedule's role lost lambda:InvokeFunction (redeploy the stack); ResourceNotFound means the function is gone (redeploy); throttling (TooManyRequestsException) means the account's Lambda concurrency was exhausted. ${replay}`,

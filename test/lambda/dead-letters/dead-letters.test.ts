@@ -16,6 +16,7 @@ import {
   SCHEDULE_ARN,
   SETTINGS,
   schedulerDeadLetter,
+  schedulerRetriesExhausted,
 } from './samples';
 
 const NOW = new Date('2026-11-22T02:15:03Z');
@@ -48,7 +49,9 @@ describe('reading a Scheduler dead-letter event', () => {
       scheduleArn: SCHEDULE_ARN,
       error: 'AccessDeniedException',
       failedAt: '2026-11-22T02:01:05.000Z',
+      delivery: { retryAttempts: 0, payloadTruncated: false },
     });
+    expect(failure.delivery?.exhaustedRetryCondition).toBeUndefined();
     expect(failure.cause).toMatch(/not authorized to perform: lambda:InvokeFunction/);
     expect(JSON.parse(failure.payload)).toEqual({
       scheduledTime: '2026-11-22T02:00:00Z',
@@ -64,6 +67,58 @@ describe('reading a Scheduler dead-letter event', () => {
       scheduleArn: SCHEDULE_ARN,
     });
     expect(failure.window).toBe('2026-11-22T02:00:00Z');
+  });
+
+  it('reads EXHAUSTED_RETRY_CONDITION, RETRY_ATTEMPTS and IS_PAYLOAD_TRUNCATED', () => {
+    expect(readDeadLetter(schedulerRetriesExhausted(), SETTINGS).failure.delivery).toEqual({
+      exhaustedRetryCondition: 'MaximumRetryAttempts',
+      retryAttempts: 3,
+      payloadTruncated: false,
+    });
+    expect(
+      readDeadLetter(schedulerRetriesExhausted('MaximumEventAgeInSeconds', { retryAttempts: '11' }), SETTINGS)
+        .failure.delivery,
+    ).toEqual({
+      exhaustedRetryCondition: 'MaximumEventAgeInSeconds',
+      retryAttempts: 11,
+      payloadTruncated: false,
+    });
+    // A count that is not one is not passed on as a number.
+    expect(
+      readDeadLetter(schedulerRetriesExhausted('MaximumRetryAttempts', { retryAttempts: 'three' }), SETTINGS)
+        .failure.delivery?.retryAttempts,
+    ).toBeUndefined();
+  });
+
+  it('never replays a truncated body: the payload comes from SCHEDULED_TIME and SCHEDULE_ARN', () => {
+    const cut = '{"scheduledTime":"2026-11-22T02:00:00Z","scheduleArn":"arn:aws:scheduler:eu-west-1:1111';
+    const { failure } = readDeadLetter(
+      schedulerRetriesExhausted('MaximumRetryAttempts', { truncated: true, body: cut }),
+      SETTINGS,
+    );
+    expect(failure.delivery?.payloadTruncated).toBe(true);
+    expect(JSON.parse(failure.payload)).toEqual({
+      scheduledTime: '2026-11-22T02:00:00Z',
+      scheduleArn: SCHEDULE_ARN,
+    });
+    const n = buildDiscoveryFailureNotification(failure, NOW);
+    expect(validateNotification(n)).toEqual([]);
+    expect(n.event.description).toMatch(/Scheduler truncated the payload in this dead letter/);
+    expect(n.event.additional_info.payload_truncated).toBe('true');
+  });
+
+  it('has no delivery details for a dead letter without those attributes', () => {
+    const record = schedulerDeadLetter({
+      attributes: {
+        ERROR_CODE: { stringValue: 'AccessDeniedException', dataType: 'String' },
+        SCHEDULED_TIME: { stringValue: '2026-11-22T02:00:00Z', dataType: 'String' },
+      },
+    });
+    const { failure } = readDeadLetter(record, SETTINGS);
+    expect(failure.delivery).toBeUndefined();
+    expect(buildDiscoveryFailureNotification(failure, NOW).event.description).toMatch(
+      /for window 2026-11-22T02:00:00Z .* after its retries: AccessDeniedException/,
+    );
   });
 
   it('uses the SQS message id when Scheduler gave no execution id', () => {
@@ -147,6 +202,7 @@ describe('the notification', () => {
       /^What happened: EventBridge Scheduler could not invoke .* window 2026-11-22T02:00:00Z/,
     );
     expect(happened).toContain('AccessDeniedException');
+    expect(happened).toMatch(/without a retry \(an error Scheduler does not retry/);
     expect(means).toMatch(/no opted-in instance was started/);
     expect(todo).toMatch(/lost lambda:InvokeFunction/);
     expect(n.event.additional_info).toMatchObject({
@@ -155,7 +211,10 @@ describe('the notification', () => {
       schedule_arn: SCHEDULE_ARN,
       function_arn: FUNCTION_ARN,
       error: 'AccessDeniedException',
+      retry_attempts: '0',
+      payload_truncated: 'false',
     });
+    expect(n.event.additional_info).not.toHaveProperty('exhausted_retry_condition');
     const command = n.event.additional_info.replay_command;
     // Last, so it copies cleanly: no sentence punctuation glued to the command's end.
     expect(todo.endsWith(`The command:\n${command}`)).toBe(true);
@@ -172,6 +231,31 @@ describe('the notification', () => {
       '--cli-binary-format',
     ]);
     expect(payloadOf(command)).toEqual({ scheduledTime: '2026-11-22T02:00:00Z', scheduleArn: SCHEDULE_ARN });
+  });
+
+  it('Scheduler retries exhausted: says after how many retries and which limit ran out', () => {
+    const attempts = buildDiscoveryFailureNotification(
+      readDeadLetter(schedulerRetriesExhausted(), SETTINGS).failure,
+      NOW,
+    );
+    expect(validateNotification(attempts)).toEqual([]);
+    expect(attempts.event.description).toMatch(
+      /window 2026-11-22T02:00:00Z \(run run-20261122T0200Z, schedule .*\) after 3 retries \(MaximumRetryAttempts: the retry policy's attempts ran out\): TooManyRequestsException: Rate Exceeded\./,
+    );
+    expect(attempts.event.additional_info).toMatchObject({
+      retry_attempts: '3',
+      exhausted_retry_condition: 'MaximumRetryAttempts',
+      payload_truncated: 'false',
+    });
+    const age = buildDiscoveryFailureNotification(
+      readDeadLetter(schedulerRetriesExhausted('MaximumEventAgeInSeconds', { retryAttempts: '1' }), SETTINGS)
+        .failure,
+      NOW,
+    );
+    expect(age.event.description).toMatch(
+      /after 1 retry \(MaximumEventAgeInSeconds: the invocation grew older/,
+    );
+    expect(age.event.additional_info.exhausted_retry_condition).toBe('MaximumEventAgeInSeconds');
   });
 
   it('hand-over: names the invocation and cursor, the request id log search, and replays the exact cursor', () => {

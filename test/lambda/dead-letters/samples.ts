@@ -4,7 +4,12 @@
  *
  * - Scheduler: the body is the schedule's target input; the attributes are those of the
  *   "Retrieve the dead-letter event" example in the EventBridge Scheduler user guide
- *   (ERROR_CODE, ERROR_MESSAGE, EXECUTION_ID, SCHEDULE_ARN, SCHEDULED_TIME, TARGET_ARN).
+ *   ("Configuring a dead-letter queue for EventBridge Scheduler"): ERROR_CODE, ERROR_MESSAGE,
+ *   EXECUTION_ID, EXHAUSTED_RETRY_CONDITION (MaximumRetryAttempts or MaximumEventAgeInSeconds),
+ *   IS_PAYLOAD_TRUNCATED ("true"/"false"), RETRY_ATTEMPTS (a count), SCHEDULED_TIME,
+ *   SCHEDULE_ARN, TARGET_ARN, all String attributes. An error Scheduler does not retry (a missing
+ *   permission) comes with RETRY_ATTEMPTS 0 and no EXHAUSTED_RETRY_CONDITION, since no retry
+ *   limit ended it.
  * - Lambda: the invocation record of the Lambda developer guide ("Capturing records of Lambda
  *   asynchronous invocations"): version, timestamp, requestContext, requestPayload,
  *   responseContext, responsePayload; here with discovery's own payloads and errors.
@@ -57,6 +62,8 @@ const attr = (value: string) => ({
   dataType: 'String',
 });
 
+export const SCHEDULER_EXECUTION_ID = 'ad06f0dc-5a29-4a9e-b6a7-0c1e2d3f4a5b';
+
 /** Scheduler could not invoke discovery for the 02:00 window (its role lost lambda:InvokeFunction). */
 export function schedulerDeadLetter(
   overrides: { body?: string; attributes?: SQSRecord['messageAttributes'] } = {},
@@ -70,12 +77,38 @@ export function schedulerDeadLetter(
       ERROR_MESSAGE: attr(
         `User: arn:aws:sts::${ACCOUNT}:assumed-role/Ec2ConsistentBackup-ScheduleInvokeRole/abc is not authorized to perform: lambda:InvokeFunction on resource: ${FUNCTION_ARN}`,
       ),
-      EXECUTION_ID: attr('ad06f0dc-5a29-4a9e-b6a7-0c1e2d3f4a5b'),
+      EXECUTION_ID: attr(SCHEDULER_EXECUTION_ID),
+      IS_PAYLOAD_TRUNCATED: attr('false'),
+      RETRY_ATTEMPTS: attr('0'),
       SCHEDULE_ARN: attr(SCHEDULE_ARN),
       SCHEDULED_TIME: attr('2026-11-22T02:00:00Z'),
       TARGET_ARN: attr(FUNCTION_ARN),
     },
   );
+}
+
+/**
+ * Scheduler retried a throttled invocation (the Region's Lambda concurrency was exhausted) until
+ * its retry policy ran out: `retryAttempts: 3` in lib/schedule.ts, or its one-hour maximum age.
+ */
+export function schedulerRetriesExhausted(
+  condition: 'MaximumRetryAttempts' | 'MaximumEventAgeInSeconds' = 'MaximumRetryAttempts',
+  options: { retryAttempts?: string; truncated?: boolean; body?: string } = {},
+) {
+  return schedulerDeadLetter({
+    body: options.body,
+    attributes: {
+      ERROR_CODE: attr('TooManyRequestsException'),
+      ERROR_MESSAGE: attr('Rate Exceeded.'),
+      EXECUTION_ID: attr('7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f'),
+      EXHAUSTED_RETRY_CONDITION: attr(condition),
+      IS_PAYLOAD_TRUNCATED: attr(options.truncated ? 'true' : 'false'),
+      RETRY_ATTEMPTS: attr(options.retryAttempts ?? '3'),
+      SCHEDULE_ARN: attr(SCHEDULE_ARN),
+      SCHEDULED_TIME: attr('2026-11-22T02:00:00Z'),
+      TARGET_ARN: attr(FUNCTION_ARN),
+    },
+  });
 }
 
 export interface CursorOverrides {
