@@ -24,12 +24,38 @@ export interface BackupFunctionProps {
 const REPO_ROOT = path.join(__dirname, '..');
 
 /**
+ * How every function is bundled, in esbuild's terms; scripts/bench-bundle.ts builds with exactly
+ * these options to measure what is deployed.
+ *
+ * Nothing is external, the AWS SDK included: the clients and the one @aws-sdk/core and @smithy set
+ * that package-lock.json pins, and that the tests ran against, are the ones production runs. With
+ * `@aws-sdk/*` external (NodejsFunction's default for Node 18 and later) a function would run
+ * whatever SDK the nodejs24.x runtime ships that day. Cost, measured by `npm run bench:bundle`
+ * (docs/operating.md, "The bundle"): larger packages and a longer module load at cold start.
+ */
+export const BUNDLE_OPTIONS = {
+  minify: true,
+  sourceMap: true,
+  // File and line in stack traces need no copy of every source file in the map: without them the
+  // map, the package and its parse at cold start shrink (npm run bench:bundle).
+  sourcesContent: false,
+  target: 'node24',
+  format: 'esm',
+  mainFields: ['module', 'main'],
+  // ESM bundles of CommonJS dependencies need a require().
+  banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+  externalModules: [] as string[],
+} as const;
+
+/**
  * Every Lambda function of the app: Node.js 24 on arm64, bundled locally by esbuild (no Docker),
  * X-Ray tracing, source maps, an explicit log group, and a role of its own that can write only to
  * that log group. Grants beyond logging are added by the construct that owns the function.
  */
 export class BackupFunction extends NodejsFunction {
   readonly logGroupRef: logs.LogGroup;
+  /** The folder under lambda/ this function is bundled from. */
+  readonly handlerDir: string;
 
   constructor(scope: Construct, id: string, props: BackupFunctionProps) {
     const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
@@ -67,17 +93,19 @@ export class BackupFunction extends NodejsFunction {
       projectRoot: REPO_ROOT,
       depsLockFilePath: path.join(REPO_ROOT, 'package-lock.json'),
       bundling: {
-        minify: true,
-        sourceMap: true,
-        target: 'node24',
+        minify: BUNDLE_OPTIONS.minify,
+        sourceMap: BUNDLE_OPTIONS.sourceMap,
+        sourcesContent: BUNDLE_OPTIONS.sourcesContent,
+        target: BUNDLE_OPTIONS.target,
         format: OutputFormat.ESM,
-        mainFields: ['module', 'main'],
-        // ESM bundles of CommonJS dependencies need a require().
-        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+        mainFields: [...BUNDLE_OPTIONS.mainFields],
+        banner: BUNDLE_OPTIONS.banner,
+        externalModules: [...BUNDLE_OPTIONS.externalModules],
         forceDockerBundling: false,
       },
     });
     this.logGroupRef = logGroup;
+    this.handlerDir = props.handlerDir;
     Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:

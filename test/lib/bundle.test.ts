@@ -1,0 +1,72 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { build } from 'esbuild';
+import { describe, expect, it } from 'vitest';
+import { BackupFunction, BUNDLE_OPTIONS } from '../../lib/lambda-function';
+import lock from '../../package-lock.json';
+
+const ROOT = path.join(__dirname, '../..');
+
+describe('the bundle production runs', () => {
+  it('is built by the construct with the SDK inside: no import of @aws-sdk/* is left to the runtime', () => {
+    // Real local bundling (esbuild, no Docker) of the smallest function, as cdk synth does it.
+    const app = new App({
+      outdir: fs.mkdtempSync(path.join(ROOT, 'node_modules', '.cache', 'bundle-test-')),
+    });
+    const stack = new Stack(app, 'BundleTest', { env: { account: '111122223333', region: 'eu-west-1' } });
+    new BackupFunction(stack, 'DeadLetters', { handlerDir: 'dead-letters', description: 'bundle test' });
+    const assembly = app.synth();
+    const assets = fs.readdirSync(assembly.directory).filter((d) => d.startsWith('asset.'));
+    expect(assets).toHaveLength(1);
+    const code = fs.readFileSync(path.join(assembly.directory, assets[0] as string, 'index.mjs'), 'utf8');
+    expect(code).not.toMatch(/from\s*["']@aws-sdk\//);
+    expect(code).not.toMatch(/import\(\s*["']@aws-sdk\//);
+    // The SNS client is in the bundle, and it is the pinned one: its user agent carries the
+    // package's version.
+    const pinned = (lock.packages as Record<string, { version?: string }>)['node_modules/@aws-sdk/client-sns']
+      ?.version as string;
+    expect(code).toContain('AmazonSimpleNotificationService');
+    expect(code).toContain(`"${pinned}"`);
+    fs.rmSync(path.dirname(assembly.directory), { recursive: true, force: true });
+  }, 60_000);
+
+  it('holds one copy of each SDK package, at the version package-lock.json pins', async () => {
+    const result = await build({
+      entryPoints: [path.join(ROOT, 'lambda', 'record-outcome', 'handler.ts')],
+      bundle: true,
+      write: false,
+      metafile: true,
+      outfile: 'index.mjs',
+      platform: 'node',
+      format: BUNDLE_OPTIONS.format,
+      target: BUNDLE_OPTIONS.target,
+      mainFields: [...BUNDLE_OPTIONS.mainFields],
+      external: [...BUNDLE_OPTIONS.externalModules],
+      logLevel: 'silent',
+    });
+    const copies = new Map<string, Set<string>>();
+    for (const input of Object.keys(result.metafile.inputs)) {
+      const match = /^(.*node_modules\/(@(?:aws-sdk|smithy)\/[^/]+))\//.exec(input);
+      if (!match) continue;
+      const [, dir, name] = match as unknown as [string, string, string];
+      copies.set(name, (copies.get(name) ?? new Set()).add(dir));
+    }
+    expect(copies.size).toBeGreaterThan(10);
+    const packages = lock.packages as Record<string, { version?: string }>;
+    for (const [name, dirs] of copies) {
+      expect([...dirs], name).toHaveLength(1);
+      expect(packages[[...dirs][0] as string]?.version, `${name} is pinned in package-lock.json`).toMatch(
+        /^\d+\.\d+\.\d+$/,
+      );
+    }
+    // The clients the handler imports, at the versions package.json pins.
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    for (const client of ['@aws-sdk/client-ec2', '@aws-sdk/client-backup', '@aws-sdk/client-sns']) {
+      expect(packages[`node_modules/${client}`]?.version).toBe(manifest.dependencies[client]);
+      expect(copies.has(client), `${client} is bundled`).toBe(true);
+    }
+  }, 60_000);
+});
