@@ -128,7 +128,7 @@ export class Copies extends Construct {
       },
     });
     const fn = this.function;
-    notifications.grantNotify(fn);
+    notifications.grantNotify(fn, ['track-copies']);
     fn.addEventSource(new SqsEventSource(this.queue, { batchSize: 5, reportBatchItemFailures: true }));
     this.grant(fn, stack, vault);
   }

@@ -94,7 +94,7 @@ export class Discovery extends Construct {
       }),
     );
     props.stateMachine.grantStartExecution(fn);
-    props.notifications.grantNotify(fn);
+    props.notifications.grantNotify(fn, ['record-discovery']);
 
     // The hand-over re-invokes this function. A statement in the role's default policy would make
     // the function depend on a policy that names the function: a separate policy breaks the cycle.

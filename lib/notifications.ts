@@ -1,9 +1,10 @@
-import { ArnFormat, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as eventsTargets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
@@ -13,6 +14,7 @@ import {
   NOTIFIER_ENV,
   PENDING_RUNS_INDEX,
 } from '../lambda/shared/notification';
+import { type NotifierOperation, tableActions } from '../lambda/shared/notifier-permissions';
 import type { BackupConfig } from './config';
 import { BackupFunction } from './lambda-function';
 import type { Vault } from './vault';
@@ -152,17 +154,13 @@ export class Notifications extends Construct {
       description: 'Finalizes backup jobs of ec2-consistent-backup: label, VSS fall-back, failure, Clear',
       timeout: Duration.minutes(1),
     });
-    this.grantNotify(this.jobEvents);
+    this.grantNotify(this.jobEvents, ['finalize-jobs']);
     const stack = Stack.of(this);
     const imageArns = stack.formatArn({ service: 'ec2', account: '', resource: 'image', resourceName: '*' });
-    const recoveryPointArns = stack.formatArn({
-      service: 'backup',
-      resource: 'recovery-point',
-      resourceName: '*',
-      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-    });
-    // The final label goes on the recovery point: an AMI for EC2 (ec2:CreateTags), any other
-    // recovery point through backup:TagResource (lambda/shared/recovery-point.ts).
+    // The final label goes on the recovery point, which for EC2 is an AMI: ec2:CreateTags. AWS
+    // Backup's TagResource does not manage EC2 recovery point tags, and this app backs up nothing
+    // else, so the function has no backup:TagResource (lambda/shared/recovery-point.ts refuses
+    // any other recovery point).
     const onlyOurTags = { 'ForAllValues:StringLike': { 'aws:TagKeys': ['ConsistentBackup:*'] } };
     this.jobEvents.addToRolePolicy(
       new iam.PolicyStatement({
@@ -171,22 +169,10 @@ export class Notifications extends Construct {
         conditions: onlyOurTags,
       }),
     );
-    this.jobEvents.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['backup:TagResource'],
-        resources: [recoveryPointArns],
-        conditions: onlyOurTags,
-      }),
-    );
     Validations.of(this.jobEvents.role!).acknowledge({
       id: `AwsSolutions-IAM5[Resource::${nagText(stack, imageArns)}]`,
       reason:
         'Recovery point AMIs get their ids only when AWS Backup creates them; the statement may only write ConsistentBackup:* tags (aws:TagKeys condition).',
-    });
-    Validations.of(this.jobEvents.role!).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::${nagText(stack, recoveryPointArns)}]`,
-      reason:
-        'Recovery point ids exist only once AWS Backup creates them; the statement may only write ConsistentBackup:* tags (aws:TagKeys condition).',
     });
 
     this.jobEventsRule = new events.Rule(this, 'JobEventsRule', {
@@ -204,7 +190,7 @@ export class Notifications extends Construct {
       description: 'Sends the summary of ec2-consistent-backup runs whose deadline passed',
       timeout: Duration.minutes(1),
     });
-    this.grantNotify(this.runSummary);
+    this.grantNotify(this.runSummary, ['sweep-runs']);
     // A rate sweep rather than one schedule per run: no scheduler permissions to hand out, and a
     // query of a sparse index that is empty almost every time costs nearly nothing.
     new events.Rule(this, 'RunSummarySweep', {
@@ -216,9 +202,10 @@ export class Notifications extends Construct {
 
   /**
    * Lets `fn` notify: the environment variables createNotifier reads, sns:Publish on the topic
-   * (with the KMS key use that needs), and the item-level DynamoDB actions the notifier uses.
+   * (with the KMS key use that needs), and the DynamoDB actions of the notifier operations its
+   * handler performs (lambda/shared/notifier-permissions.ts), on the table or the index they touch.
    */
-  grantNotify(fn: BackupFunction): void {
+  grantNotify(fn: lambda.Function, operations: readonly NotifierOperation[]): void {
     for (const [key, value] of Object.entries(this.environment)) fn.addEnvironment(key, value);
     fn.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [this.topic.topicArn] }),
@@ -231,19 +218,20 @@ export class Notifications extends Construct {
         conditions: { StringEquals: { 'kms:EncryptionContext:aws:sns:topicArn': this.topic.topicArn } },
       }),
     );
-    fn.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: [
-          'dynamodb:GetItem',
-          'dynamodb:PutItem',
-          'dynamodb:UpdateItem',
-          'dynamodb:DeleteItem',
-          'dynamodb:ConditionCheckItem',
-          'dynamodb:Query',
-        ],
-        resources: [this.table.tableArn, `${this.table.tableArn}/index/${PENDING_RUNS_INDEX}`],
-      }),
-    );
+    const actions = tableActions(operations);
+    if (actions.table.length > 0) {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({ actions: actions.table, resources: [this.table.tableArn] }),
+      );
+    }
+    if (actions.pendingRunsIndex.length > 0) {
+      fn.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: actions.pendingRunsIndex,
+          resources: [`${this.table.tableArn}/index/${PENDING_RUNS_INDEX}`],
+        }),
+      );
+    }
   }
 }
 

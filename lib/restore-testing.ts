@@ -176,7 +176,7 @@ export class RestoreTesting extends Construct {
         [RESTORE_ENV.maxReceives]: String(RESTORE_QUEUE_MAX_RECEIVES),
       },
     });
-    notifications.grantNotify(this.function);
+    notifications.grantNotify(this.function, ['verify-restores']);
     this.function.addEventSource(
       new SqsEventSource(this.queue, { batchSize: 5, reportBatchItemFailures: true }),
     );

@@ -1,7 +1,6 @@
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as backup from 'aws-cdk-lib/aws-backup';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import type { BackupConfig } from './config';
 
@@ -34,8 +33,15 @@ export function lockConfiguration(
 }
 
 /**
- * Where recovery points go and the role AWS Backup uses to make them: a KMS-encrypted vault
- * created by the app, or an existing vault by name (config `vaultName`).
+ * Where recovery points go and the role AWS Backup uses to make them: a vault created by the app,
+ * or an existing vault by name (config `vaultName`).
+ *
+ * The created vault has no customer-managed KMS key. A vault's key encrypts only the backups of
+ * resource types under full AWS Backup management; EC2 is not one of them, and its backups (AMIs
+ * and their EBS snapshots) keep the encryption of the source volumes (AWS Backup developer guide,
+ * "Encryption for backups in AWS Backup"). A key of our own would encrypt nothing this app stores,
+ * so the vault takes AWS Backup's default key, and encryption at rest is the volumes' (EBS
+ * encryption by default, or the volumes' own keys).
  */
 export class Vault extends Construct {
   readonly vault: backup.IBackupVault;
@@ -53,14 +59,10 @@ export class Vault extends Construct {
     if (config.vaultName) {
       this.vault = backup.BackupVault.fromBackupVaultName(this, 'Existing', config.vaultName);
     } else {
-      const key = new kms.Key(this, 'Key', {
-        description: 'Encrypts the ec2-consistent-backup vault',
-        enableKeyRotation: true,
-        removalPolicy: RemovalPolicy.RETAIN,
-        pendingWindow: Duration.days(30),
-      });
-      this.vault = new backup.BackupVault(this, 'Vault', {
-        encryptionKey: key,
+      // A new construct id, so a stack deployed with the former customer-managed key gets a new
+      // vault instead of a replacement that would fail on the fixed vault name: the old vault and
+      // key stay (retained) with their recovery points until those expire (docs/operating.md).
+      this.vault = new backup.BackupVault(this, 'RecoveryPoints', {
         // Recovery points outlive a stack deletion.
         removalPolicy: RemovalPolicy.RETAIN,
         lockConfiguration: lockConfiguration(config),

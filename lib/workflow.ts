@@ -14,6 +14,7 @@ import {
   SEVERITY_CODES,
 } from '../lambda/shared/notification';
 import { DEFAULT_MAX_STAGGER_SECONDS } from '../lambda/discovery/stagger';
+import type { NotifierOperation } from '../lambda/shared/notifier-permissions';
 import { RECOVERY_POINT_TAGS } from '../lambda/shared/tags';
 import type { BackupConfig } from './config';
 import { commandStepSeconds } from './documents';
@@ -31,8 +32,8 @@ export interface WorkflowDocuments {
 /** What the workflow needs of the Notifications construct (lib/notifications.ts). */
 export interface WorkflowNotifications {
   readonly topic: sns.ITopic;
-  /** Adds the environment variables and permissions a function needs to notify. */
-  grantNotify(fn: lambda.IFunction): void;
+  /** Adds the environment variables and permissions a function needs for these notifier operations. */
+  grantNotify(fn: lambda.Function, operations: readonly NotifierOperation[]): void;
 }
 
 export interface WorkflowProps {
@@ -199,7 +200,7 @@ export class Workflow extends Construct {
         ON_FREEZE_FAILURE: config.onFreezeFailure,
       },
     });
-    notifications.grantNotify(this.recorder);
+    notifications.grantNotify(this.recorder, ['record-outcomes']);
     this.recorder.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['ec2:CreateTags'],

@@ -1,5 +1,4 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { BackupClient } from '@aws-sdk/client-backup';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -11,13 +10,12 @@ const logger = new Logger();
 // Checked at cold start: a misconfigured function fails on its first event, loudly.
 const settings = notifierSettings(process.env);
 const ec2 = new EC2Client({});
-const backup = new BackupClient({});
 const notifier = new Notifier({ sns: new SNSClient({}), dynamodb: new DynamoDBClient({}) }, settings, logger);
 
 export async function handler(event: BackupJobStateChangeEvent): Promise<JobEventResult> {
   const result = await handleJobEvent(event, {
     notifier,
-    labelRecoveryPoint: (arn, verdict) => tagRecoveryPoint({ ec2, backup }, arn, verdict),
+    labelRecoveryPoint: (arn, verdict) => tagRecoveryPoint({ ec2 }, arn, verdict),
   });
   if (result.action === 'ignored') logger.info('Backup job event ignored', { reason: result.reason });
   else {

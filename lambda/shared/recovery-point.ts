@@ -6,10 +6,11 @@
  * An EC2 recovery point is an AMI (`arn:aws:ec2:<region>::image/ami-...`). AWS Backup's TagResource
  * only manages tags of resource types under full AWS Backup management, which EC2 is not, and the
  * recovery point tags given to StartBackupJob land on the AMI: so an EC2 label is written with
- * ec2:CreateTags on the image. Any other recovery point ARN goes through backup:TagResource.
+ * ec2:CreateTags on the image. This app backs up EC2 instances only, so any other recovery point
+ * is refused rather than tagged: no function holds backup:TagResource.
  */
 
-import { type BackupClient, TagResourceCommand } from '@aws-sdk/client-backup';
+import type { BackupClient } from '@aws-sdk/client-backup';
 import { CreateTagsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { ConsistencyTag, ConsistencyVerdict } from './consistency';
 import { RECOVERY_POINT_TAGS } from './tags';
@@ -54,7 +55,12 @@ export function recoveryPointTarget(arn: string): RecoveryPointTarget {
 
 export interface RecoveryPointClients {
   readonly ec2: Pick<EC2Client, 'send'>;
-  readonly backup: Pick<BackupClient, 'send'>;
+  /** Not called: EC2 recovery points are tagged through EC2. Optional so older callers compile. */
+  readonly backup?: Pick<BackupClient, 'send'>;
+}
+
+export class NotAnEc2RecoveryPointError extends Error {
+  override readonly name = 'NotAnEc2RecoveryPointError';
 }
 
 /**
@@ -67,16 +73,17 @@ export async function tagRecoveryPoint(
   verdict: ConsistencyVerdict,
 ): Promise<RecoveryPointTarget> {
   const target = recoveryPointTarget(recoveryPointArn);
-  const tags = consistencyTags(verdict);
-  if (target.kind === 'ec2-image') {
-    await clients.ec2.send(
-      new CreateTagsCommand({
-        Resources: [target.imageId],
-        Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
-      }),
+  if (target.kind !== 'ec2-image') {
+    throw new NotAnEc2RecoveryPointError(
+      `Recovery point ${JSON.stringify(recoveryPointArn)} is not an EC2 image (arn:aws:ec2:<region>::image/ami-...): this app labels only the AMIs of its EC2 backups.`,
     );
-  } else {
-    await clients.backup.send(new TagResourceCommand({ ResourceArn: target.arn, Tags: tags }));
   }
+  const tags = consistencyTags(verdict);
+  await clients.ec2.send(
+    new CreateTagsCommand({
+      Resources: [target.imageId],
+      Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+    }),
+  );
   return target;
 }

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { type NotifierOperation, tableActions } from '../../lambda/shared/notifier-permissions';
 import { nagFindings, type SynthResult, synthApp } from '../../sim/app-synth';
 
 type Statement = {
@@ -45,12 +46,54 @@ describe('ConsistentBackup stack', () => {
     expect(lint.status).toBe(0);
   });
 
-  it('creates a KMS-encrypted backup vault kept on stack deletion', () => {
+  it('grants each function only the DynamoDB actions of what its code does with the state table', () => {
+    const roles = result.template.findResources('AWS::IAM::Role');
+    const policies = result.template.findResources('AWS::IAM::Policy');
+    const dynamoActions = (handlerDir: string) => {
+      const roleId = Object.entries(roles).find(
+        ([, r]) => r.Properties.Description === `Execution role of the ${handlerDir} function`,
+      )?.[0];
+      expect(roleId, handlerDir).toBeDefined();
+      const granted = { table: new Set<string>(), pendingRunsIndex: new Set<string>() };
+      for (const policy of Object.values(policies)) {
+        if (!JSON.stringify(policy.Properties.Roles).includes(`"${roleId}"`)) continue;
+        for (const st of policy.Properties.PolicyDocument.Statement as Statement[]) {
+          const onIndex = JSON.stringify(st.Resource).includes('/index/');
+          for (const a of actionsOf(st).filter((x) => x.startsWith('dynamodb:'))) {
+            (onIndex ? granted.pendingRunsIndex : granted.table).add(a);
+          }
+        }
+      }
+      return { table: [...granted.table].sort(), pendingRunsIndex: [...granted.pendingRunsIndex].sort() };
+    };
+    const uses: Record<string, readonly NotifierOperation[]> = {
+      discovery: ['record-discovery'],
+      'record-outcome': ['record-outcomes'],
+      'job-events': ['finalize-jobs'],
+      'run-summary': ['sweep-runs'],
+    };
+    for (const [dir, ops] of Object.entries(uses)) expect(dynamoActions(dir), dir).toEqual(tableActions(ops));
+    // dead-letters writes and removes its once-only marks and reads nothing.
+    expect(dynamoActions('dead-letters')).toEqual({
+      table: ['dynamodb:DeleteItem', 'dynamodb:PutItem'],
+      pendingRunsIndex: [],
+    });
+    expect(dynamoActions('backup-probe')).toEqual({ table: [], pendingRunsIndex: [] });
+    // Nobody holds an action the notifier never calls.
+    const all = statements(result).flatMap(actionsOf);
+    expect(all).not.toContain('dynamodb:ConditionCheckItem');
+    expect(all).not.toContain('backup:TagResource');
+  });
+
+  it("creates a backup vault kept on stack deletion, with no customer-managed key (EC2 backups keep the volumes' encryption)", () => {
     result.template.hasResource('AWS::Backup::BackupVault', {
-      Properties: { EncryptionKeyArn: Match.anyValue() },
+      Properties: { EncryptionKeyArn: Match.absent() },
       DeletionPolicy: 'Retain',
     });
-    result.template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    const keys = result.template.findResources('AWS::KMS::Key');
+    expect(Object.values(keys).map((k) => k.Properties.Description)).toEqual([
+      'Encrypts the ec2-consistent-backup notification topic',
+    ]);
   });
 
   it('synthesizes environment-agnostic, as `cdk synth` does without credentials, still nag-clean', () => {

@@ -157,7 +157,7 @@ describe('recordOutcome', () => {
 });
 
 describe('recovery point labels', () => {
-  it('tags an EC2 recovery point on its AMI and any other through AWS Backup', async () => {
+  it('tags an EC2 recovery point on its AMI and refuses any other (no function has backup:TagResource)', async () => {
     ec2.on(CreateTagsCommand).resolves({});
     backup.on(TagResourceCommand).resolves({});
     const clients = { ec2: new EC2Client({}), backup: new BackupClient({}) };
@@ -173,8 +173,10 @@ describe('recovery point labels', () => {
       { Key: 'ConsistentBackup:FreezeMs', Value: '57001' },
     ]);
     const rp = 'arn:aws:backup:eu-west-1:111122223333:recovery-point:abc';
-    await tagRecoveryPoint(clients, rp, verdict);
-    expect(backup.commandCalls(TagResourceCommand)[0].args[0].input).toMatchObject({ ResourceArn: rp });
+    await expect(tagRecoveryPoint(clients, rp, verdict)).rejects.toThrow(
+      /is not an EC2 image .* this app labels only the AMIs of its EC2 backups/,
+    );
+    expect(backup.commandCalls(TagResourceCommand)).toHaveLength(0);
   });
 
   it('keeps tag values within what EC2 and AWS Backup accept', () => {
