@@ -7,6 +7,7 @@ import { Documents } from './documents';
 import { Notifications } from './notifications';
 import { RestoreTesting } from './restore-testing';
 import { Schedule } from './schedule';
+import { ServiceNowForwarder } from './servicenow';
 import { Vault } from './vault';
 import { Workflow } from './workflow';
 
@@ -32,6 +33,8 @@ export class ConsistentBackup extends Construct {
   readonly copies?: Copies;
   /** Present when restoreTestSubnetId is set. */
   readonly restoreTesting?: RestoreTesting;
+  /** Present when config `serviceNowForwarder` is true. */
+  readonly serviceNow?: ServiceNowForwarder;
 
   constructor(scope: Construct, id: string, props: ConsistentBackupProps) {
     super(scope, id);
@@ -73,6 +76,12 @@ export class ConsistentBackup extends Construct {
         vault: this.vault,
         documents: this.documents,
         notifications: this.notifications,
+      });
+    }
+    if (config.serviceNowForwarder) {
+      this.serviceNow = new ServiceNowForwarder(this, 'ServiceNow', {
+        topic: this.notifications.topic,
+        secretName: config.serviceNowSecretName,
       });
     }
   }
