@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { nagFindings, synthApp } from '../helpers/app';
+import { nagFindings, synthApp } from '../../sim/app-synth';
 
 type Statement = { Action: string | string[]; Resource: unknown };
 

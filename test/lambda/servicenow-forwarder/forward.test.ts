@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type BatchDeps, forwardBatch } from '../../../lambda/servicenow-forwarder/batch';
 import { gmtTime, retryAfterMs, toInboundEvent } from '../../../lambda/servicenow-forwarder/forward';
 import { credentialsProblem, EMPTY_SECRET } from '../../../lambda/servicenow-forwarder/settings';
-import { buildOutcomeNotification, type Notification } from '../../../lambda/shared/notification';
+import type { Notification } from '../../../lambda/shared/notification';
+import { buildOutcomeNotification } from '../../../lambda/shared/notifications/outcome';
 import { outcome } from '../notifications/fixtures';
 import { InboundEventServer, inboundEventProblems } from './inbound-event-server';
 
