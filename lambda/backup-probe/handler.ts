@@ -10,12 +10,13 @@ import {
   waitForCommand,
   waitForSnapshots,
 } from './probe';
+import { countThrottles } from '../shared/throttle-metrics';
 
 const logger = new Logger();
 // The probe loops itself with jittered backoff; SDK retries inside a 1 s poll would only add latency.
-const backup = new BackupClient({ maxAttempts: 2 });
-const ec2 = new EC2Client({ maxAttempts: 2 });
-const ssm = new SSMClient({ maxAttempts: 2 });
+const backup = countThrottles(new BackupClient({ maxAttempts: 2 }));
+const ec2 = countThrottles(new EC2Client({ maxAttempts: 2 }));
+const ssm = countThrottles(new SSMClient({ maxAttempts: 2 }));
 
 /** Logs how a command ended without its stdout, which can carry anything a hook printed. */
 function logCommandEnd<T extends { status: string; commandId?: string; detail?: string }>(

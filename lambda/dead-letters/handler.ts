@@ -5,14 +5,15 @@ import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { Notifier, notifierSettings } from '../shared/notifier';
 import { processDeadLetters } from './dead-letters';
 import { readDeadLetterSettings } from './settings';
+import { countThrottles } from '../shared/throttle-metrics';
 
 const logger = new Logger();
 // Checked at cold start: a misconfigured function fails on its first batch, loudly, and SQS keeps
 // the messages until it is fixed.
 const settings = readDeadLetterSettings(process.env);
 const notifierConfig = notifierSettings(process.env);
-const dynamodb = new DynamoDBClient({});
-const notifier = new Notifier({ sns: new SNSClient({}), dynamodb }, notifierConfig, logger);
+const dynamodb = countThrottles(new DynamoDBClient({}));
+const notifier = new Notifier({ sns: countThrottles(new SNSClient({})), dynamodb }, notifierConfig, logger);
 
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   logger.addContext(context);

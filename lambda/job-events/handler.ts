@@ -5,12 +5,17 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { Notifier, notifierSettings } from '../shared/notifier';
 import { tagRecoveryPoint } from '../shared/recovery-point';
 import { type BackupJobStateChangeEvent, handleJobEvent, type JobEventResult } from './job-events';
+import { countThrottles } from '../shared/throttle-metrics';
 
 const logger = new Logger();
 // Checked at cold start: a misconfigured function fails on its first event, loudly.
 const settings = notifierSettings(process.env);
-const ec2 = new EC2Client({});
-const notifier = new Notifier({ sns: new SNSClient({}), dynamodb: new DynamoDBClient({}) }, settings, logger);
+const ec2 = countThrottles(new EC2Client({}));
+const notifier = new Notifier(
+  { sns: countThrottles(new SNSClient({})), dynamodb: countThrottles(new DynamoDBClient({})) },
+  settings,
+  logger,
+);
 
 export async function handler(event: BackupJobStateChangeEvent): Promise<JobEventResult> {
   const result = await handleJobEvent(event, {

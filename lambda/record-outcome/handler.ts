@@ -6,6 +6,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy } from '../shared/options';
 import { createNotifier } from '../shared/notifier';
 import { type RecordOutcomeEvent, recordOutcome } from './record';
+import { countThrottles } from '../shared/throttle-metrics';
 
 function requireEnv(name: string, pattern: RegExp, allowed: string): string {
   const value = process.env[name];
@@ -26,8 +27,11 @@ const settings = {
 };
 
 const logger = new Logger();
-const sink = createNotifier(process.env, { sns: new SNSClient({}), dynamodb: new DynamoDBClient({}) });
-const clients = { ec2: new EC2Client({}), backup: new BackupClient({}) };
+const sink = createNotifier(process.env, {
+  sns: countThrottles(new SNSClient({})),
+  dynamodb: countThrottles(new DynamoDBClient({})),
+});
+const clients = { ec2: countThrottles(new EC2Client({})), backup: countThrottles(new BackupClient({})) };
 
 export const handler = async (event: RecordOutcomeEvent) => {
   const result = await recordOutcome(event, { sink, clients, settings }, new Date());

@@ -4,13 +4,14 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { forwardBatch } from './batch';
 import { readForwarderSettings } from './settings';
+import { countThrottles } from '../shared/throttle-metrics';
 
 const logger = new Logger();
 // Checked at cold start: a misconfigured function fails its first batch, loudly, and the queue
 // keeps the messages.
 const settings = readForwarderSettings(process.env);
-const secrets = new SecretsManagerClient({});
-const sqs = new SQSClient({});
+const secrets = countThrottles(new SecretsManagerClient({}));
+const sqs = countThrottles(new SQSClient({}));
 
 // The secret is read again after five minutes, so a corrected password is picked up without a
 // deployment, and a burst of events costs one read.

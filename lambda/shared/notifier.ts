@@ -29,6 +29,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { emitExclusion, emitOutcome, emitPublished } from './metrics';
 import type { Consistency } from './consistency';
 import {
   messageAttributes,
@@ -285,6 +286,7 @@ export class Notifier implements OutcomeSink {
       );
       throw err;
     }
+    emitOutcome(outcome);
     await this.ensurePending(outcome.runId);
     await this.finishRunIfDone(outcome.runId);
   }
@@ -294,7 +296,8 @@ export class Notifier implements OutcomeSink {
     await pool(excluded, PUBLISH_CONCURRENCY, async (instance) => {
       const notification = buildExclusionNotification(summary, instance, now);
       // One Minor per instance and run, however often discovery is retried for the window.
-      await this.notifyProblem(notification, instance.instanceName, `run:${summary.runId}`, now);
+      if (await this.notifyProblem(notification, instance.instanceName, `run:${summary.runId}`, now))
+        emitExclusion(instance.reason);
     });
     const deadline = new Date(now.getTime() + this.settings.summaryDeadlineMinutes * 60_000).toISOString();
     // A report with instances handed over is not the run's last: the run cannot finish on it.
@@ -787,6 +790,7 @@ export class Notifier implements OutcomeSink {
         MessageAttributes: messageAttributes(notification),
       }),
     );
+    emitPublished(notification);
     this.logger?.info('Notification published', {
       eventType: notification.eventType,
       severity: notification.severity,
