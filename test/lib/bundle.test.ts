@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { build } from 'esbuild';
@@ -12,7 +13,7 @@ describe('the bundle production runs', () => {
   it('is built by the construct with the SDK inside: no import of @aws-sdk/* is left to the runtime', () => {
     // Real local bundling (esbuild, no Docker) of the smallest function, as cdk synth does it.
     const app = new App({
-      outdir: fs.mkdtempSync(path.join(ROOT, 'node_modules', '.cache', 'bundle-test-')),
+      outdir: fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-bundle-')),
     });
     const stack = new Stack(app, 'BundleTest', { env: { account: '111122223333', region: 'eu-west-1' } });
     new BackupFunction(stack, 'DeadLetters', { handlerDir: 'dead-letters', description: 'bundle test' });
@@ -28,7 +29,7 @@ describe('the bundle production runs', () => {
       ?.version as string;
     expect(code).toContain('AmazonSimpleNotificationService');
     expect(code).toContain(`"${pinned}"`);
-    fs.rmSync(path.dirname(assembly.directory), { recursive: true, force: true });
+    fs.rmSync(assembly.directory, { recursive: true, force: true });
   }, 60_000);
 
   it('holds one copy of each SDK package, at the version package-lock.json pins', async () => {
