@@ -4,6 +4,8 @@ import { Copies } from './copies';
 import { DeadLetters } from './dead-letters';
 import { Discovery } from './discovery';
 import { Documents } from './documents';
+import { BackupFunction } from './lambda-function';
+import { Monitoring } from './monitoring';
 import { Notifications } from './notifications';
 import { RestoreTesting } from './restore-testing';
 import { Schedule } from './schedule';
@@ -35,6 +37,7 @@ export class ConsistentBackup extends Construct {
   readonly restoreTesting?: RestoreTesting;
   /** Present when config `serviceNowForwarder` is true. */
   readonly serviceNow?: ServiceNowForwarder;
+  readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: ConsistentBackupProps) {
     super(scope, id);
@@ -84,5 +87,39 @@ export class ConsistentBackup extends Construct {
         secretName: config.serviceNowSecretName,
       });
     }
+    // Last: it watches every function and dead-letter queue created above.
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      config,
+      topic: this.notifications.topic,
+      stateMachine: this.workflow.stateMachine,
+      functions: this.node.findAll().filter((c): c is BackupFunction => c instanceof BackupFunction),
+      deadLetterQueues: [
+        {
+          queue: this.schedule.deadLetterQueue,
+          title: 'Schedule dead letters',
+          holds: 'windows EventBridge Scheduler could not start (discovery was not invoked).',
+          drainedBy: 'dead-letters',
+          todo: 'Each message is a discovery-not-invoked Major once notified; read the dead-letters log for the message id, fix the cause, and re-run discovery with the command the notification gives.',
+        },
+        {
+          queue: this.discovery.failedInvocations,
+          title: 'Discovery failures',
+          holds:
+            'discovery invocations (a window, or a hand-over) that failed: their instances were not started.',
+          drainedBy: 'dead-letters',
+          todo: 'Each message is a discovery-failed Major once notified; read the dead-letters log for the message id and re-run discovery with the payload it gives (safe: execution names are fixed per window).',
+        },
+        ...(this.serviceNow
+          ? [
+              {
+                queue: this.serviceNow.deadLetterQueue,
+                title: 'ServiceNow undeliverable',
+                holds: 'notifications the forwarder could not deliver to ServiceNow Event Management.',
+                todo: 'Read the reason attribute (aws sqs receive-message --message-attribute-names All), fix it (usually the secret), then aws sqs start-message-move-task --source-arn <this queue ARN> (docs/servicenow.md).',
+              },
+            ]
+          : []),
+      ],
+    });
   }
 }

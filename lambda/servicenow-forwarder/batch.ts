@@ -7,13 +7,14 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import {
+  alarmToInboundEvent,
   DEFAULT_RETRY,
   type DeliveryDeps,
-  notificationOf,
   PermanentDeliveryError,
   postEvent,
   type RetryPolicy,
   toInboundEvent,
+  topicMessageOf,
 } from './forward';
 
 export type ForwarderLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -30,18 +31,28 @@ export interface BatchDeps extends DeliveryDeps {
 /** Outcome of one message, for the log and the tests. */
 export type MessageOutcome =
   | { readonly messageId: string; readonly result: 'delivered'; readonly attempts: number }
+  | { readonly messageId: string; readonly result: 'not-sent'; readonly reason: string }
   | { readonly messageId: string; readonly result: 'dead-lettered'; readonly reason: string }
   | { readonly messageId: string; readonly result: 'retry-later'; readonly reason: string };
 
 async function forwardOne(record: SQSRecord, deps: BatchDeps): Promise<MessageOutcome> {
   const { messageId } = record;
   try {
-    const notification = notificationOf(record.body);
-    const delivered = await postEvent(toInboundEvent(notification), deps, deps.policy ?? DEFAULT_RETRY);
+    const message = topicMessageOf(record.body);
+    const event =
+      message.kind === 'notification'
+        ? toInboundEvent(message.notification)
+        : alarmToInboundEvent(message.alarm);
+    if (!event) {
+      const reason = 'an alarm state (INSUFFICIENT_DATA) that asks nothing of an operator';
+      deps.logger.info('Not sent to ServiceNow', { messageId, reason });
+      return { messageId, result: 'not-sent', reason };
+    }
+    const delivered = await postEvent(event, deps, deps.policy ?? DEFAULT_RETRY);
     deps.logger.info('Forwarded to ServiceNow', {
       messageId,
-      messageKey: notification.event.message_key,
-      severity: notification.severity,
+      messageKey: event.message_key,
+      severity: event.severity,
       attempts: delivered.attempts,
     });
     return { messageId, result: 'delivered', attempts: delivered.attempts };

@@ -68,8 +68,26 @@ export class TransientDeliveryError extends Error {
 
 const SEVERITY_CODE_VALUES = new Set(Object.values(SEVERITY_CODES));
 
-/** The notification in an SQS message body: raw delivery, or the SNS envelope around it. */
-export function notificationOf(body: string): Notification {
+/** A CloudWatch alarm's state change as it publishes it to SNS (lib/monitoring.ts's alarms). */
+export interface AlarmMessage {
+  readonly AlarmName: string;
+  readonly AlarmDescription?: string | null;
+  readonly AWSAccountId?: string;
+  readonly Region?: string;
+  readonly AlarmArn?: string;
+  readonly NewStateValue: 'ALARM' | 'OK' | 'INSUFFICIENT_DATA';
+  readonly NewStateReason?: string;
+  readonly OldStateValue?: string;
+  readonly StateChangeTime?: string;
+}
+
+/** What a queue message carries: one of ours, or a state change of one of the stack's alarms. */
+export type TopicMessage =
+  | { readonly kind: 'notification'; readonly notification: Notification }
+  | { readonly kind: 'alarm'; readonly alarm: AlarmMessage };
+
+/** Reads an SQS message body: raw delivery, or the SNS envelope around it. */
+export function topicMessageOf(body: string): TopicMessage {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -78,21 +96,69 @@ export function notificationOf(body: string): Notification {
   }
   const envelope = parsed as { Type?: unknown; Message?: unknown };
   if (envelope && envelope.Type === 'Notification' && typeof envelope.Message === 'string') {
-    return notificationOf(envelope.Message);
+    return topicMessageOf(envelope.Message);
+  }
+  const alarm = parsed as Partial<AlarmMessage>;
+  if (typeof alarm?.AlarmName === 'string' && typeof alarm.NewStateValue === 'string') {
+    return { kind: 'alarm', alarm: alarm as AlarmMessage };
   }
   const n = parsed as Partial<Notification>;
   if (n?.schema !== NOTIFICATION_SCHEMA || typeof n.event !== 'object' || n.event === null) {
     throw new PermanentDeliveryError(
-      `The message is not an ${NOTIFICATION_SCHEMA} notification: ${body.slice(0, 200)}`,
+      `The message is neither an ${NOTIFICATION_SCHEMA} notification nor a CloudWatch alarm: ${body.slice(0, 200)}`,
     );
   }
-  return n as Notification;
+  return { kind: 'notification', notification: n as Notification };
+}
+
+/** The notification in a body (tests, and callers that only expect ours). */
+export function notificationOf(body: string): Notification {
+  const message = topicMessageOf(body);
+  if (message.kind !== 'notification') throw new PermanentDeliveryError('The message is a CloudWatch alarm');
+  return message.notification;
+}
+
+const cut = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max - 3)}...`);
+
+/**
+ * The event for an alarm's state change: ALARM opens a Major alert keyed by the alarm, OK closes it
+ * (Clear, Closing); INSUFFICIENT_DATA says nothing an operator acts on, so it is not sent.
+ */
+export function alarmToInboundEvent(alarm: AlarmMessage): InboundEvent | undefined {
+  if (alarm.NewStateValue !== 'ALARM' && alarm.NewStateValue !== 'OK') return undefined;
+  const account = alarm.AWSAccountId ?? 'unknown';
+  const region = alarm.AlarmArn?.split(':')[3] ?? 'unknown';
+  const ok = alarm.NewStateValue === 'OK';
+  return {
+    source: EVENT_SOURCE,
+    event_class: cut(`${EVENT_SOURCE} ${account}/${region}`, 100),
+    node: cut(`${account}/${region}`, LIMITS.node),
+    resource: cut(alarm.AlarmName, LIMITS.resource),
+    type: 'cloudwatch-alarm',
+    severity: ok ? SEVERITY_CODES.Clear : SEVERITY_CODES.Major,
+    message_key: cut(`${EVENT_SOURCE}:${account}:${region}:alarm:${alarm.AlarmName}`, LIMITS.message_key),
+    description: cut(
+      `${ok ? 'Back to OK' : 'In ALARM'}: ${alarm.AlarmName}. ${alarm.AlarmDescription ?? ''}\n\n${alarm.NewStateReason ?? ''}`.trim(),
+      LIMITS.description,
+    ),
+    time_of_event: gmtTime(alarm.StateChangeTime ?? new Date().toISOString()),
+    resolution_state: ok ? 'Closing' : 'New',
+    additional_info: JSON.stringify({
+      event_type: 'cloudwatch-alarm',
+      account,
+      region,
+      alarm_arn: alarm.AlarmArn ?? '',
+      old_state: alarm.OldStateValue ?? '',
+      new_state: alarm.NewStateValue,
+    }),
+  };
 }
 
 /** ServiceNow's `yyyy-MM-dd HH:mm:ss` in GMT, from either form the schema carries. */
 export function gmtTime(timeOfEvent: string): string {
   if (/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(timeOfEvent)) return timeOfEvent;
-  const date = new Date(timeOfEvent);
+  // CloudWatch writes `2026-11-22T02:05:07.123+0000`.
+  const date = new Date(timeOfEvent.replace(/([+-]\d\d)(\d\d)$/, '$1:$2'));
   if (!/^\d{4}-\d\d-\d\dT/.test(timeOfEvent) || Number.isNaN(date.getTime())) {
     throw new PermanentDeliveryError(`time_of_event ${JSON.stringify(timeOfEvent)} is not a date and time`);
   }

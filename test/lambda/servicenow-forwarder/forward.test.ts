@@ -237,6 +237,61 @@ describe('forwarding a notification to the inbound event web service', () => {
   });
 });
 
+/**
+ * A CloudWatch alarm's state change as it reaches an SNS subscriber: the JSON CloudWatch publishes
+ * (AlarmName, AlarmDescription, AWSAccountId, NewStateValue, NewStateReason, StateChangeTime with a
+ * `+0000` offset, Region as a display name, AlarmArn, OldStateValue, Trigger, ...).
+ */
+function alarmMessage(state: 'ALARM' | 'OK' | 'INSUFFICIENT_DATA') {
+  return {
+    AlarmName: 'Ec2ConsistentBackup-ConsistentBackupMonitoringCriticalNotification0A1B2C3D-AbCdEf123456',
+    AlarmDescription: 'A Critical notification went out: a thaw failed after its retries.',
+    AWSAccountId: '111122223333',
+    AlarmConfigurationUpdatedTimestamp: '2026-11-20T10:00:00.000+0000',
+    NewStateValue: state,
+    NewStateReason:
+      'Threshold Crossed: 1 datapoint [1.0 (22/11/26 02:04:00)] was greater than or equal to the threshold (1.0).',
+    StateChangeTime: '2026-11-22T02:05:07.123+0000',
+    Region: 'EU (Ireland)',
+    AlarmArn:
+      'arn:aws:cloudwatch:eu-west-1:111122223333:alarm:Ec2ConsistentBackup-ConsistentBackupMonitoringCriticalNotification0A1B2C3D-AbCdEf123456',
+    OldStateValue: state === 'OK' ? 'ALARM' : 'OK',
+    OKActions: [],
+    AlarmActions: ['arn:aws:sns:eu-west-1:111122223333:Ec2ConsistentBackup-Topic'],
+    InsufficientDataActions: [],
+    Trigger: { MetricName: 'Notifications', Namespace: 'Ec2ConsistentBackup', Statistic: 'SUM', Period: 60 },
+  };
+}
+
+describe("the stack's alarms on the same topic", () => {
+  it('opens a Major alert for ALARM and closes it with a Clear for OK, on one message key', async () => {
+    const result = await forwardBatch(
+      [sqsRecord(JSON.stringify(alarmMessage('ALARM'))), sqsRecord(JSON.stringify(alarmMessage('OK')))],
+      deps({ concurrency: 1 }),
+    );
+    expect(result.outcomes.map((o) => o.result)).toEqual(['delivered', 'delivered']);
+    expect(server.received.map((r) => r.problems)).toEqual([[], []]);
+    const [open, close] = server.events;
+    expect(open).toMatchObject({
+      type: 'cloudwatch-alarm',
+      node: '111122223333/eu-west-1',
+      severity: '2',
+      resolution_state: 'New',
+      time_of_event: '2026-11-22 02:05:07',
+    });
+    expect(close).toMatchObject({ severity: '0', resolution_state: 'Closing' });
+    expect(close?.message_key).toBe(open?.message_key);
+    expect(String(open?.description)).toMatch(/^In ALARM: .*A Critical notification went out/);
+  });
+
+  it('does not send INSUFFICIENT_DATA, which asks nothing of an operator', async () => {
+    const result = await forwardBatch([sqsRecord(JSON.stringify(alarmMessage('INSUFFICIENT_DATA')))], deps());
+    expect(result.outcomes[0]?.result).toBe('not-sent');
+    expect(result.batchItemFailures).toEqual([]);
+    expect(server.received).toHaveLength(0);
+  });
+});
+
 describe('its pieces', () => {
   it('writes time_of_event in GMT as yyyy-MM-dd HH:mm:ss from either form the schema carries', () => {
     expect(gmtTime('2026-11-22 02:05:07')).toBe('2026-11-22 02:05:07');
