@@ -2,7 +2,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { METRIC_CATALOGUE, METRICS_NAMESPACE } from '../../lambda/shared/metrics';
 import { type SynthResult, synthApp } from '../../sim/app-synth';
 
-type Resource = { Type: string; Properties: Record<string, any> };
+// biome-ignore lint/suspicious/noExplicitAny: synthesized CloudFormation JSON, asserted field by field.
+type Json = any;
+type Resource = { Type: string; Properties: Record<string, Json> };
 
 function alarms(result: SynthResult): Record<string, Resource> {
   return result.template.findResources('AWS::CloudWatch::Alarm') as Record<string, Resource>;
@@ -18,7 +20,7 @@ function alarm(result: SynthResult, idPart: string): Resource {
 }
 
 /** The dashboard body with every token replaced by a readable placeholder, parsed. */
-function dashboard(result: SynthResult): { widgets: any[] } {
+function dashboard(result: SynthResult): { widgets: Json[] } {
   const [body] = Object.values(result.template.findResources('AWS::CloudWatch::Dashboard')).map(
     (d) => (d as Resource).Properties.DashboardBody,
   );
@@ -29,7 +31,7 @@ function dashboard(result: SynthResult): { widgets: any[] } {
   return JSON.parse(text);
 }
 
-const widget = (body: { widgets: any[] }, title: RegExp) => {
+const widget = (body: { widgets: Json[] }, title: RegExp) => {
   const found = body.widgets.filter((w) => title.test(w.properties?.title ?? ''));
   expect(
     found.map((w) => w.properties.title),
@@ -44,7 +46,7 @@ describe('Monitoring: alarms', () => {
     result = synthApp({ serviceNowForwarder: 'true' });
   });
 
-  it('fires on any Critical notification, from the catalogue metric', () => {
+  it('fires on Json Critical notification, from the catalogue metric', () => {
     const a = alarm(result, 'CriticalNotification');
     expect(a.Properties).toMatchObject({
       Namespace: METRICS_NAMESPACE,
@@ -63,10 +65,10 @@ describe('Monitoring: alarms', () => {
 
   it('fires on executions failed, timed out or aborted, summed', () => {
     const a = alarm(result, 'ExecutionsNotSucceeded');
-    const expression = a.Properties.Metrics.find((m: any) => m.Expression);
+    const expression = a.Properties.Metrics.find((m: Json) => m.Expression);
     expect(expression.Expression).toBe('failed + timedOut + aborted');
-    const names = a.Properties.Metrics.filter((m: any) => m.MetricStat).map(
-      (m: any) => m.MetricStat.Metric.MetricName,
+    const names = a.Properties.Metrics.filter((m: Json) => m.MetricStat).map(
+      (m: Json) => m.MetricStat.Metric.MetricName,
     );
     expect(names.sort()).toEqual(['ExecutionsAborted', 'ExecutionsFailed', 'ExecutionsTimedOut']);
     expect(a.Properties.Threshold).toBe(1);
@@ -76,7 +78,7 @@ describe('Monitoring: alarms', () => {
   it('has an alarm for every dead-letter queue of the stack', () => {
     const resources = result.template.toJSON().Resources as Record<string, Resource>;
     const dlqIds = new Set<string>();
-    const idOf = (arn: any) => arn?.['Fn::GetAtt']?.[0] as string | undefined;
+    const idOf = (arn: Json) => arn?.['Fn::GetAtt']?.[0] as string | undefined;
     for (const r of Object.values(resources)) {
       const p = r.Properties ?? {};
       if (r.Type === 'AWS::SQS::Queue' && p.RedrivePolicy)
@@ -91,8 +93,8 @@ describe('Monitoring: alarms', () => {
     const watched = new Set(
       Object.values(alarms(result)).flatMap((a) =>
         (a.Properties.Dimensions ?? [])
-          .filter((d: any) => d.Name === 'QueueName')
-          .map((d: any) => d.Value['Fn::GetAtt'][0]),
+          .filter((d: Json) => d.Name === 'QueueName')
+          .map((d: Json) => d.Value['Fn::GetAtt'][0]),
       ),
     );
     for (const id of dlqIds) expect(watched.has(id), `an alarm on ${id}`).toBe(true);
@@ -135,11 +137,11 @@ describe('Monitoring: alarms', () => {
 
   it('fires when the crash-consistent share of a run passes the threshold', () => {
     const a = alarm(result, 'CrashConsistentShare');
-    const expression = a.Properties.Metrics.find((m: any) => m.Expression);
+    const expression = a.Properties.Metrics.find((m: Json) => m.Expression);
     expect(expression.Expression).toBe(
       'IF(application + filesystem + crash > 0, 100 * crash / (application + filesystem + crash), 0)',
     );
-    for (const m of a.Properties.Metrics.filter((x: any) => x.MetricStat)) {
+    for (const m of a.Properties.Metrics.filter((x: Json) => x.MetricStat)) {
       expect(m.MetricStat.Metric.MetricName).toBe(METRIC_CATALOGUE.instancesByLabel.name);
       expect(m.MetricStat.Period).toBe(86_400);
     }
@@ -185,14 +187,14 @@ describe('Monitoring: alarms', () => {
 });
 
 describe('Monitoring: dashboard', () => {
-  let body: { widgets: any[] };
+  let body: { widgets: Json[] };
   let result: SynthResult;
   beforeAll(() => {
     result = synthApp({ serviceNowForwarder: 'true' });
     body = dashboard(result);
   });
 
-  const metricsOf = (props: any) => props.metrics as unknown[][];
+  const metricsOf = (props: Json) => props.metrics as unknown[][];
 
   it('shows consistency per run as stacked labels, one point per window', () => {
     const w = widget(body, /^Consistency per run/);
@@ -215,7 +217,7 @@ describe('Monitoring: dashboard', () => {
     const w = widget(body, /^Freeze duration/);
     const stats = metricsOf(w)
       .filter((m) => m[1] === 'FreezeDuration')
-      .map((m) => (m.at(-1) as any).stat);
+      .map((m) => (m.at(-1) as Json).stat);
     expect(stats).toEqual(['p50', 'p99']);
   });
 
@@ -239,7 +241,7 @@ describe('Monitoring: dashboard', () => {
 
   it('shows the depth of every dead-letter queue', () => {
     const w = widget(body, /^Dead-letter queues/);
-    expect(metricsOf(w).map((m) => (m.at(-1) as any).label)).toEqual([
+    expect(metricsOf(w).map((m) => (m.at(-1) as Json).label)).toEqual([
       'Schedule dead letters',
       'Discovery failures',
       'ServiceNow undeliverable',
@@ -255,7 +257,7 @@ describe('Monitoring: dashboard', () => {
     const durations = metricsOf(widget(body, /^Lambda duration/));
     expect(errors).toHaveLength(functions.length);
     expect(durations).toHaveLength(functions.length);
-    expect(errors.map((m) => (m.at(-1) as any).label).sort()).toEqual(
+    expect(errors.map((m) => (m.at(-1) as Json).label).sort()).toEqual(
       [
         'backup-probe',
         'dead-letters',
@@ -266,7 +268,7 @@ describe('Monitoring: dashboard', () => {
         'servicenow-forwarder',
       ].sort(),
     );
-    for (const m of durations) expect((m.at(-1) as any).stat).toBe('p99');
+    for (const m of durations) expect((m.at(-1) as Json).stat).toBe('p99');
   });
 
   it('shows execution outcomes and the alarms', () => {
