@@ -12,7 +12,8 @@
  * that load on the machine hits both alike. Nothing here calls AWS: the clients are created at
  * module load, as in Lambda, but no request is made.
  *
- * Usage: npm run bench:bundle [-- --runs 15] [-- --json]
+ * Usage: npm run bench:bundle [-- --runs 15] [-- --json] [-- --update-docs]
+ * (`--update-docs` rewrites the table in docs/operating.md between its bundle markers.)
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -99,9 +100,11 @@ function resolveIntrinsics(template: Template, value: unknown): string {
 }
 
 function targets(): Target[] {
-  const app = new App({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] } });
+  // Every function the app can have, the optional ServiceNow forwarder included.
+  const context = { ...cdkJson.context, serviceNowForwarder: true };
+  const app = new App({ context: { ...context, 'aws:cdk:bundling-stacks': [] } });
   const stack = new ConsistentBackupStack(app, 'Ec2ConsistentBackup', {
-    config: parseConfig(cdkJson.context),
+    config: parseConfig(context),
     env: { account: ACCOUNT, region: REGION },
   });
   const template = app.synth().getStackByName(stack.stackName).template as Template;
