@@ -44,4 +44,19 @@ console.log(
     .map(([id]) => id)
     .join(', '),
 );
+console.log(
+  'Alarms:',
+  resources
+    .filter(([, r]) => r.Type === 'AWS::CloudWatch::Alarm')
+    .map(([id]) => id)
+    .join(', ') || '(none)',
+);
+console.log(
+  'Dashboard:',
+  resources
+    .filter(([, r]) => r.Type === 'AWS::CloudWatch::Dashboard')
+    .map(([id]) => id)
+    .join(', ') || '(none)',
+  '(docs/operating.md)',
+);
 console.log('Deploy with: npx cdk deploy (see README "Deploy").');
