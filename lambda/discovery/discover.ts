@@ -11,6 +11,7 @@ import { classify, type Decision, decideFromEc2, decideFromPlan, needsReadiness 
 import { type StartResult, startExecution } from './fan-out';
 import { type PlanEntry, planFleet, type ResumePoint } from './fleet-plan';
 import { listOptedInInstances } from './instances';
+import { onDemandExecutionName, onDemandRunId, parseOnDemand, selectOnDemand } from './on-demand';
 import { type Clock, realClock, TokenBucket } from './rate';
 import { ReadinessCancelledError, ReadinessLookup, type SsmReadiness } from './readiness';
 import type { DiscoverySettings } from './settings';
@@ -72,6 +73,8 @@ export interface DiscoveryEvent {
   readonly scheduledTime?: unknown;
   readonly scheduleArn?: unknown;
   readonly handOver?: unknown;
+  /** Set for a run an operator started (lambda/discovery/on-demand.ts), absent for the schedule's. */
+  readonly onDemand?: unknown;
 }
 
 export interface InvocationInfo {
@@ -231,7 +234,8 @@ export async function runDiscovery(
   const random = deps.random ?? Math.random;
   const startedAt = clock.now();
   const window = windowFromScheduledTime(event.scheduledTime);
-  const runId = runIdFor(window);
+  const onDemand = parseOnDemand(event.onDemand);
+  const runId = onDemand ? onDemandRunId(onDemand) : runIdFor(window);
   const cursor = parseCursor(event.handOver, runId);
   const invocation = cursor?.invocation ?? 1;
   const { partition, accountId } = arnParts(info.functionArn);
@@ -241,7 +245,8 @@ export async function runDiscovery(
   const resume: ResumePoint | undefined = cursor
     ? { afterKey: cursor.afterKey, boundarySlots: cursor.boundarySlots }
     : undefined;
-  const entries = planFleet(listing.instances, window, settings.stagger, resume);
+  const fleet = onDemand ? selectOnDemand(listing.instances, onDemand) : listing.instances;
+  const entries = planFleet(fleet, window, settings.stagger, resume);
   const doneEarlier = new Set(cursor?.doneBeyond ?? []);
 
   const readiness = new ReadinessLookup(
@@ -333,7 +338,9 @@ export async function runDiscovery(
     }
     const input = buildWorkflowInput(entry, decision, run);
     const result: StartResult = await startExecution(
-      executionName(instance.instanceId, window),
+      onDemand
+        ? onDemandExecutionName(instance.instanceId, onDemand)
+        : executionName(instance.instanceId, window),
       JSON.stringify(input),
       startOptions,
     );
@@ -413,6 +420,7 @@ export async function runDiscovery(
               JSON.stringify({
                 scheduledTime: event.scheduledTime,
                 scheduleArn: event.scheduleArn,
+                ...(onDemand ? { onDemand } : {}),
                 handOver,
               }),
             ),
