@@ -15,6 +15,7 @@
  * Usage: npm run bench:bundle [-- --runs 15] [-- --json] [-- --update-docs]
  * (`--update-docs` rewrites the table in docs/operating.md between its bundle markers.)
  */
+import '../sim/local-node';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -10,6 +10,7 @@
  *   that is not deployed (real SDK calls to STS and CloudFormation, answered by moto).
  */
 
+import '../sim/local-node';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
