@@ -239,19 +239,33 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ runs, node: process.version, rows }, null, 2));
     return;
   }
+  const cell = (t: number[]) => `${ms(median(t))} (${ms(Math.min(...t))}-${ms(Math.max(...t))})`;
+  const table = rows.map(
+    ({ name, built, times }) =>
+      `| ${name} | ${kib(built.bundled.bundleBytes)} | ${kib(built.bundled.mapBytes)} | ${kib(built.bundled.zipBytes)} | ${cell(times.bundled)} | ${kib(built.external.bundleBytes)} | ${kib(built.external.zipBytes)} | ${cell(times.external)} |`,
+  );
   console.log(
     `Module load at cold start, median (min-max) of ${runs} fresh processes, Node ${process.version}:\n`,
   );
   console.log(
-    '| function | bundle (SDK inside) | source map | zipped | load | bundle (SDK external) | source map | zipped | load |',
+    '| function | bundle, SDK inside | its source map | zipped | module load | bundle, SDK external | zipped | module load |',
   );
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-  for (const { name, built, times } of rows) {
-    const cell = (t: number[]) => `${ms(median(t))} (${ms(Math.min(...t))}-${ms(Math.max(...t))})`;
-    console.log(
-      `| ${name} | ${kib(built.bundled.bundleBytes)} | ${kib(built.bundled.mapBytes)} | ${kib(built.bundled.zipBytes)} | ${cell(times.bundled)} | ${kib(built.external.bundleBytes)} | ${kib(built.external.mapBytes)} | ${kib(built.external.zipBytes)} | ${cell(times.external)} |`,
-    );
-  }
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const line of table) console.log(line);
+  if (args.includes('--update-docs')) updateDocs(table, runs);
+}
+
+/** Replaces the measured rows in docs/operating.md, keeping its header row. */
+function updateDocs(table: string[], runs: number): void {
+  const file = path.join(ROOT, 'docs', 'operating.md');
+  const doc = fs.readFileSync(file, 'utf8');
+  const section = /(<!-- bundle:start -->\n\| function[^\n]*\n\| ---[^\n]*\n)[\s\S]*?(<!-- bundle:end -->)/;
+  if (!section.test(doc))
+    throw new Error('bench-bundle: docs/operating.md has no bundle table between its markers');
+  const date = new Date().toISOString().slice(0, 10);
+  const note = `\nMeasured ${date}, ${runs} runs per variant, Node ${process.version}.\n`;
+  fs.writeFileSync(file, doc.replace(section, `$1${table.join('\n')}\n${note}$2`));
+  console.log(`\nUpdated ${path.relative(process.cwd(), file)}.`);
 }
 
 main().catch((err) => {
