@@ -109,6 +109,28 @@ export class ConsistentBackup extends Construct {
           drainedBy: 'dead-letters',
           todo: 'Each message is a discovery-failed Major once notified; read the dead-letters log for the message id and re-run discovery with the payload it gives (safe: execution names are fixed per window).',
         },
+        ...(this.copies?.queue.deadLetterQueue
+          ? [
+              {
+                queue: this.copies.queue.deadLetterQueue.queue,
+                title: 'Copy events not handled',
+                holds:
+                  'AWS Backup events the copy-jobs function failed on at every delivery. Its last attempt reports each one, so a message here was not reported either: a copy may not have started, or its failure not been notified.',
+                todo: 'Read the copy-jobs log (Errors on the dashboard) for the cause and fix it; the hourly copy sweep then starts missing copies of the last 26 hours by itself. Move the messages back with aws sqs start-message-move-task --source-arn <this queue ARN> once fixed, or purge them after the sweep (docs/protecting-backups.md).',
+              },
+            ]
+          : []),
+        ...(this.restoreTesting?.queue.deadLetterQueue
+          ? [
+              {
+                queue: this.restoreTesting.queue.deadLetterQueue.queue,
+                title: 'Restore validations not handled',
+                holds:
+                  'Restore test events the restore-validation function failed on at every delivery and could not report: a restored copy may not have been checked, or its verdict not been notified or reported to AWS Backup.',
+                todo: 'Read the restore-validation log (Errors on the dashboard) for the cause and fix it; the hourly restore sweep then handles the restore jobs it finds. Move the messages back with aws sqs start-message-move-task --source-arn <this queue ARN> once fixed, or purge them after the sweep (docs/protecting-backups.md).',
+              },
+            ]
+          : []),
         ...(this.serviceNow
           ? [
               {

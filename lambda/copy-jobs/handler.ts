@@ -17,21 +17,22 @@ import {
   sweepCopies,
 } from './copies';
 import { readCopySettings } from './settings';
+import { countThrottles } from '../shared/throttle-metrics';
 
 const logger = new Logger();
 // Checked at cold start: a misconfigured function fails on its first message, loudly.
 const settings = readCopySettings(process.env);
 const notifier = new Notifier(
-  { sns: new SNSClient({}), dynamodb: new DynamoDBClient({}) },
+  { sns: countThrottles(new SNSClient({})), dynamodb: countThrottles(new DynamoDBClient({})) },
   notifierSettings(process.env),
   logger,
 );
 const regional = new Map<string, EC2Client>();
 const deps: CopyDeps = {
-  backup: new BackupClient({}),
-  ec2: new EC2Client({}),
+  backup: countThrottles(new BackupClient({})),
+  ec2: countThrottles(new EC2Client({})),
   ec2In: (region) => {
-    const client = regional.get(region) ?? new EC2Client({ region });
+    const client = regional.get(region) ?? countThrottles(new EC2Client({ region }));
     regional.set(region, client);
     return client;
   },

@@ -16,16 +16,17 @@ import {
   reportLastAttempt,
   sweepRestoreJobs,
 } from './validation';
+import { countThrottles } from '../shared/throttle-metrics';
 
 const logger = new Logger();
 // Checked at cold start: a misconfigured function fails on its first message, loudly.
 const settings = readRestoreSettings(process.env);
 const deps: RestoreDeps = {
-  backup: new BackupClient({}),
-  ssm: new SSMClient({}),
-  ec2: new EC2Client({}),
+  backup: countThrottles(new BackupClient({})),
+  ssm: countThrottles(new SSMClient({})),
+  ec2: countThrottles(new EC2Client({})),
   notifier: new Notifier(
-    { sns: new SNSClient({}), dynamodb: new DynamoDBClient({}) },
+    { sns: countThrottles(new SNSClient({})), dynamodb: countThrottles(new DynamoDBClient({})) },
     notifierSettings(process.env),
     logger,
   ),

@@ -25,6 +25,27 @@ function statements(result: SynthResult): Statement[] {
 
 const actionsOf = (s: Statement) => (Array.isArray(s.Action) ? s.Action : [s.Action]);
 
+/** The DynamoDB actions the execution role of function `handlerDir` holds, on the table and on its index. */
+function dynamoActionsOf(result: SynthResult, handlerDir: string) {
+  const roles = result.template.findResources('AWS::IAM::Role');
+  const policies = result.template.findResources('AWS::IAM::Policy');
+  const roleId = Object.entries(roles).find(
+    ([, r]) => r.Properties.Description === `Execution role of the ${handlerDir} function`,
+  )?.[0];
+  expect(roleId, handlerDir).toBeDefined();
+  const granted = { table: new Set<string>(), pendingRunsIndex: new Set<string>() };
+  for (const policy of Object.values(policies)) {
+    if (!JSON.stringify(policy.Properties.Roles).includes(`"${roleId}"`)) continue;
+    for (const st of policy.Properties.PolicyDocument.Statement as Statement[]) {
+      const onIndex = JSON.stringify(st.Resource).includes('/index/');
+      for (const a of actionsOf(st).filter((x) => x.startsWith('dynamodb:'))) {
+        (onIndex ? granted.pendingRunsIndex : granted.table).add(a);
+      }
+    }
+  }
+  return { table: [...granted.table].sort(), pendingRunsIndex: [...granted.pendingRunsIndex].sort() };
+}
+
 describe('ConsistentBackup stack', () => {
   let result: SynthResult;
   beforeAll(() => {
@@ -47,25 +68,7 @@ describe('ConsistentBackup stack', () => {
   });
 
   it('grants each function only the DynamoDB actions of what its code does with the state table', () => {
-    const roles = result.template.findResources('AWS::IAM::Role');
-    const policies = result.template.findResources('AWS::IAM::Policy');
-    const dynamoActions = (handlerDir: string) => {
-      const roleId = Object.entries(roles).find(
-        ([, r]) => r.Properties.Description === `Execution role of the ${handlerDir} function`,
-      )?.[0];
-      expect(roleId, handlerDir).toBeDefined();
-      const granted = { table: new Set<string>(), pendingRunsIndex: new Set<string>() };
-      for (const policy of Object.values(policies)) {
-        if (!JSON.stringify(policy.Properties.Roles).includes(`"${roleId}"`)) continue;
-        for (const st of policy.Properties.PolicyDocument.Statement as Statement[]) {
-          const onIndex = JSON.stringify(st.Resource).includes('/index/');
-          for (const a of actionsOf(st).filter((x) => x.startsWith('dynamodb:'))) {
-            (onIndex ? granted.pendingRunsIndex : granted.table).add(a);
-          }
-        }
-      }
-      return { table: [...granted.table].sort(), pendingRunsIndex: [...granted.pendingRunsIndex].sort() };
-    };
+    const dynamoActions = (handlerDir: string) => dynamoActionsOf(result, handlerDir);
     const uses: Record<string, readonly NotifierOperation[]> = {
       discovery: ['record-discovery'],
       'record-outcome': ['record-outcomes'],
@@ -83,6 +86,18 @@ describe('ConsistentBackup stack', () => {
     const all = statements(result).flatMap(actionsOf);
     expect(all).not.toContain('dynamodb:ConditionCheckItem');
     expect(all).not.toContain('backup:TagResource');
+  });
+
+  it('grants copy tracking and restore verification only the DynamoDB actions of their notifier operations', () => {
+    const withBoth = synthApp({
+      notificationEmails: 'ops@example.com',
+      copyDestinations: 'arn:aws:backup:us-east-1:444455556666:backup-vault:central=365',
+      restoreTestSubnetId: 'subnet-0123456789abcdef0',
+      restoreTestSecurityGroupIds: 'sg-0123456789abcdef0',
+    });
+    expect(dynamoActionsOf(withBoth, 'copy-jobs')).toEqual(tableActions(['track-copies']));
+    expect(dynamoActionsOf(withBoth, 'restore-validation')).toEqual(tableActions(['verify-restores']));
+    expect(nagFindings(withBoth.app)).toEqual([]);
   });
 
   it("creates a backup vault kept on stack deletion, with no customer-managed key (EC2 backups keep the volumes' encryption)", () => {

@@ -75,7 +75,14 @@ describe('Monitoring: alarms', () => {
     expect(JSON.stringify(a.Properties.AlarmDescription)).toContain('list-executions');
   });
 
-  it('has an alarm for every dead-letter queue of the stack', () => {
+  it('has an alarm for every dead-letter queue of the stack, with every optional part on', () => {
+    const everything = synthApp({
+      serviceNowForwarder: 'true',
+      copyDestinations: 'arn:aws:backup:us-east-1:444455556666:backup-vault:central=365',
+      restoreTestSubnetId: 'subnet-0123456789abcdef0',
+      restoreTestSecurityGroupIds: 'sg-0123456789abcdef0',
+    });
+    const result = everything;
     const resources = result.template.toJSON().Resources as Record<string, Resource>;
     const dlqIds = new Set<string>();
     const idOf = (arn: Json) => arn?.['Fn::GetAtt']?.[0] as string | undefined;
@@ -89,7 +96,7 @@ describe('Monitoring: alarms', () => {
         dlqIds.add(idOf(p.DestinationConfig.OnFailure.Destination) as string);
       }
     }
-    expect(dlqIds.size).toBe(3);
+    expect(dlqIds.size).toBe(5);
     const watched = new Set(
       Object.values(alarms(result)).flatMap((a) =>
         (a.Properties.Dimensions ?? [])

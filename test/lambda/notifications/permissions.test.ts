@@ -8,9 +8,17 @@ import type { TransactWriteItemsCommandInput } from '@aws-sdk/client-dynamodb';
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { afterEach, describe, expect, it } from 'vitest';
 import { handleJobEvent } from '../../../lambda/job-events/job-events';
+import {
+  buildCopyFailedNotification,
+  buildCopyRecoveredNotification,
+  buildVerificationFailedNotification,
+  buildVerificationRecoveredNotification,
+  type CopyContext,
+  type VerificationContext,
+} from '../../../lambda/shared/notifications/protection';
 import { NOTIFIER_OPERATIONS, type NotifierOperation } from '../../../lambda/shared/notifier-permissions';
 import type { FakeDynamoDb } from '../../../sim/dynamodb';
-import { excluded, harness, outcome, summary } from './fixtures';
+import { ACCOUNT, excluded, harness, outcome, REGION, summary } from './fixtures';
 
 type Harness = ReturnType<typeof harness>;
 let open: Harness[] = [];
@@ -156,6 +164,79 @@ describe('notifier operations and the DynamoDB actions they are granted', () => 
     expect(await h.notifier.sweepOverdueRuns()).toEqual(['run-20261122T0200Z']);
     expect(await h.notifier.sweepOverdueRuns()).toEqual([]);
     expect(actionsOf(h.table, from)).toEqual(declared('sweep-runs'));
+  });
+
+  it('track-copies: a failed copy counted once however often delivered, a publish that fails and is undone, a Clear for an open problem and none for an absent one', async () => {
+    const h = start();
+    const copy: CopyContext = {
+      accountId: ACCOUNT,
+      region: REGION,
+      instanceId: 'i-0a1b2c3d4e5f60718',
+      runId: 'run-20261122T0200Z',
+      sourceRecoveryPointArn: IMAGE,
+      destinationVaultArn: 'arn:aws:backup:us-east-1:444455556666:backup-vault:central',
+      copyJobId: 'C0FFEE00-B5C6-7D8E-9F0A-1B2C3D4E5F60',
+      copyJobState: 'FAILED',
+    };
+    const from = h.table.calls.length;
+    const failed = buildCopyFailedNotification(copy, 'Access denied', h.now());
+    expect(await h.notifier.countCopy('run-20261122T0200Z', 'copiesFailed', 'copy:1:FAILED')).toBe(true);
+    expect(await h.notifier.countCopy('run-20261122T0200Z', 'copiesFailed', 'copy:1:FAILED')).toBe(false);
+    h.snsMock.on(PublishCommand).rejectsOnce(new Error('SNS is down'));
+    await expect(h.notifier.notifyProblem(failed, undefined, 'copy:1:FAILED', h.now())).rejects.toThrow(
+      'SNS is down',
+    );
+    h.snsMock.on(PublishCommand).callsFake((input) => {
+      h.published.push(input);
+      return { MessageId: `m-${h.published.length}` };
+    });
+    expect(await h.notifier.notifyProblem(failed, undefined, 'copy:1:FAILED', h.now())).toBe(true);
+    const completed = {
+      ...copy,
+      copyJobId: 'C0FFEE01-B5C6-7D8E-9F0A-1B2C3D4E5F61',
+      copyJobState: 'COMPLETED',
+    };
+    const build = (problem: Parameters<typeof buildCopyRecoveredNotification>[0]) =>
+      buildCopyRecoveredNotification(problem, completed, h.now());
+    expect(await h.notifier.clearProblem(copy.instanceId, 'copy', build)).toMatchObject({
+      severity: 'Clear',
+    });
+    expect(await h.notifier.clearProblem(copy.instanceId, 'copy', build)).toBeUndefined();
+    expect(actionsOf(h.table, from)).toEqual(declared('track-copies'));
+  });
+
+  it('verify-restores: a failed verification, its repeat, and the Clear of a later verified restore', async () => {
+    const h = start();
+    const test: VerificationContext = {
+      accountId: ACCOUNT,
+      region: REGION,
+      instanceId: 'i-0a1b2c3d4e5f60718',
+      restoreJobId: 'R0A1B2C3-B5C6-7D8E-9F0A-1B2C3D4E5F60',
+      recoveryPointArn: IMAGE,
+      result: 'failed',
+      summary: 'fsck found errors on /data',
+      detail: '/dev/nvme1n1: 3 errors',
+    };
+    const from = h.table.calls.length;
+    const failed = buildVerificationFailedNotification(test, h.now());
+    expect(await h.notifier.notifyProblem(failed, undefined, `restore:${test.restoreJobId}`, h.now())).toBe(
+      true,
+    );
+    expect(await h.notifier.notifyProblem(failed, undefined, `restore:${test.restoreJobId}`, h.now())).toBe(
+      false,
+    );
+    const verified = {
+      ...test,
+      restoreJobId: 'R1A1B2C3-B5C6-7D8E-9F0A-1B2C3D4E5F61',
+      result: 'verified' as const,
+    };
+    const build = (problem: Parameters<typeof buildVerificationRecoveredNotification>[0]) =>
+      buildVerificationRecoveredNotification(problem, verified, h.now());
+    expect(await h.notifier.clearProblem(test.instanceId, 'verification', build)).toMatchObject({
+      severity: 'Clear',
+    });
+    expect(await h.notifier.clearProblem(test.instanceId, 'verification', build)).toBeUndefined();
+    expect(actionsOf(h.table, from)).toEqual(declared('verify-restores'));
   });
 
   it('publish-only: publishing touches no table', async () => {
