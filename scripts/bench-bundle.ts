@@ -66,6 +66,12 @@ function placeholder(template: Template, logicalId: string, attribute?: string):
         : `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${name}`;
     case 'AWS::SecretsManager::Secret':
       return `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${name}-AbCdEf`;
+    case 'AWS::IAM::Role':
+      return attribute === 'Arn' ? `arn:aws:iam::${ACCOUNT}:role/${name}` : name;
+    case 'AWS::Backup::RestoreTestingPlan':
+      return attribute === 'RestoreTestingPlanArn'
+        ? `arn:aws:backup:${REGION}:${ACCOUNT}:restore-testing-plan:${name}`
+        : name;
     case 'AWS::Backup::BackupVault':
       return attribute === 'BackupVaultArn'
         ? `arn:aws:backup:${REGION}:${ACCOUNT}:backup-vault:${name}`
@@ -101,8 +107,14 @@ function resolveIntrinsics(template: Template, value: unknown): string {
 }
 
 function targets(): Target[] {
-  // Every function the app can have, the optional ServiceNow forwarder included.
-  const context = { ...cdkJson.context, serviceNowForwarder: true };
+  // Every function the app can have: the optional ServiceNow forwarder, copies and restore testing included.
+  const context = {
+    ...cdkJson.context,
+    serviceNowForwarder: true,
+    copyDestinations: 'arn:aws:backup:us-east-1:444455556666:backup-vault:central=365',
+    restoreTestSubnetId: 'subnet-0123456789abcdef0',
+    restoreTestSecurityGroupIds: 'sg-0123456789abcdef0',
+  };
   const app = new App({ context: { ...context, 'aws:cdk:bundling-stacks': [] } });
   const stack = new ConsistentBackupStack(app, 'Ec2ConsistentBackup', {
     config: parseConfig(context),
