@@ -100,11 +100,15 @@ describe.skipIf(!capabilities.real)('npm run demo on a machine without xfsprogs'
       'backed-up',
       'ext4:clean/ledger ok ext4:clean',
     ]);
+    // Without its hook the application is not told: the copy ends wherever its last 4 KiB block
+    // ended, which is inside a transfer except when a block boundary falls right after a credit
+    // record (one byte position in a transfer of about 30), so the ledger is usually, not always, torn.
+    // The filesystem itself is clean either way, and the label says filesystem, not application.
     expect(row('app-2')?.slice(2, 6)).toEqual([
       'filesystem',
       expect.stringMatching(/^[1-9]\d*$/),
       'backed-up',
-      'ext4:clean/ledger torn',
+      expect.stringMatching(/^ext4:clean\/ledger (torn|ok)$/),
     ]);
     expect(row('app-3')?.[2]).toBe('crash');
     expect(row('app-3')?.[5]).toMatch(/^ext4:(journal replay|clean)\/ledger ok$/);
