@@ -1,10 +1,12 @@
 /**
- * npm run bench:workflow [-- --faults N] [-- --update-readme]
+ * npm run bench:workflow [-- --faults N] [-- --update-docs]
  *
  * Executes the synthesized state machine locally (aws-local-stepfunctions) against the simulated AWS
  * of sim/workflow-sim.ts for each named scenario, and prints the state transitions (every state
  * entered, Parallel branches included) and the simulated freeze window. With --faults N it also runs
- * N generated fault schedules and reports how many broke a promise.
+ * N generated fault schedules and reports how many broke a promise. With --update-docs it rewrites
+ * the table in docs/workflow.md between its workflow-bench markers, with the date it was measured
+ * (--update-readme, the flag's old name, does the same).
  */
 
 import '../sim/local-node';
@@ -84,15 +86,17 @@ async function main(): Promise<void> {
     );
   }
 
-  if (args.includes('--update-readme')) {
-    const readme = path.join(__dirname, '..', 'README.md');
-    const text = fs.readFileSync(readme, 'utf8');
+  if (args.includes('--update-docs') || args.includes('--update-readme')) {
+    const doc = path.join(__dirname, '..', 'docs', 'workflow.md');
+    const text = fs.readFileSync(doc, 'utf8');
     const re = /<!-- workflow-bench:start -->[\s\S]*<!-- workflow-bench:end -->/;
+    if (!re.test(text)) throw new Error('bench-workflow: docs/workflow.md has no workflow-bench markers');
+    const measured = `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run bench:workflow\` (seed 1).`;
     fs.writeFileSync(
-      readme,
-      text.replace(re, `<!-- workflow-bench:start -->\n${table}\n<!-- workflow-bench:end -->`),
+      doc,
+      text.replace(re, `<!-- workflow-bench:start -->\n${measured}\n\n${table}\n<!-- workflow-bench:end -->`),
     );
-    console.log('README.md updated');
+    console.log('docs/workflow.md updated');
   }
 }
 

@@ -271,13 +271,13 @@ describe('Workflow construct', () => {
     expect(nagFindings(vss.app)).toEqual([]);
   });
 
-  it('keeps the README diagram in step with the definition (UPDATE_README=1 rewrites it)', () => {
-    const readme = path.join(__dirname, '..', '..', 'README.md');
+  it('keeps the diagram in docs/workflow.md in step with the definition (UPDATE_DOCS=1 rewrites it)', () => {
+    const readme = path.join(__dirname, '..', '..', 'docs', 'workflow.md');
     const text = fs.readFileSync(readme, 'utf8');
     const diagram = `\`\`\`mermaid\n${toMermaid(vss.asl)}\n\`\`\``;
     const re = /<!-- workflow-diagram:start -->[\s\S]*<!-- workflow-diagram:end -->/;
     const block = `<!-- workflow-diagram:start -->\n${diagram}\n<!-- workflow-diagram:end -->`;
-    if (process.env.UPDATE_README === '1') fs.writeFileSync(readme, text.replace(re, block));
+    if (process.env.UPDATE_DOCS === '1') fs.writeFileSync(readme, text.replace(re, block));
     expect(fs.readFileSync(readme, 'utf8').match(re)?.[0]).toBe(block);
   });
 });
