@@ -4,10 +4,13 @@ import { describe, expect, it } from 'vitest';
 
 const root = path.join(__dirname, '../..');
 
-/** The README and every page under docs/: the pages whose links a move could break. */
-const pages = ['README.md', ...readdirSync(path.join(root, 'docs')).map((f) => `docs/${f}`)].filter((p) =>
-  p.endsWith('.md'),
-);
+/** The READMEs and every page under docs/: the pages whose links a move could break. */
+const pages = [
+  'README.md',
+  'hooks/README.md',
+  'ssm-documents/README.md',
+  ...readdirSync(path.join(root, 'docs')).map((f) => `docs/${f}`),
+].filter((p) => p.endsWith('.md'));
 
 /**
  * Pages another branch is writing while this one links to them; each entry goes when its page lands.
