@@ -14,10 +14,19 @@ const result = spawnSync(
   ['cdk', 'synth', '--quiet', '--no-notices', '--output', out, ...process.argv.slice(2)],
   {
     cwd: root,
-    stdio: 'inherit',
+    stdio: ['inherit', 'inherit', 'pipe'],
+    encoding: 'utf8',
     env: { ...process.env, CDK_DISABLE_CLI_TELEMETRY: 'true' },
   },
 );
+// The CLI always counts the feature flags cdk.json leaves at their defaults ("N feature flags are
+// not configured"), even with --quiet: the app keeps those defaults on purpose (a flag changes
+// the template), so that one line is dropped; everything else on stderr passes through.
+const stderr = (result.stderr ?? '')
+  .split('\n')
+  .filter((line) => !/feature flags are not configured/.test(line))
+  .join('\n');
+if (stderr.trim()) process.stderr.write(stderr.endsWith('\n') ? stderr : `${stderr}\n`);
 if (result.status !== 0) process.exit(result.status ?? 1);
 const seconds = ((Date.now() - started) / 1000).toFixed(1);
 
