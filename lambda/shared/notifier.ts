@@ -406,7 +406,7 @@ export class Notifier implements OutcomeSink {
     return true;
   }
 
-  /** The instance's open problems. */
+  /** The instance's open problems, read consistently: a Clear is decided on what is really open. */
   async openProblems(instanceId: string): Promise<(OpenProblem & { lastSeenAt: string })[]> {
     const problems: (OpenProblem & { lastSeenAt: string })[] = [];
     let startKey: Item | undefined;
@@ -416,6 +416,7 @@ export class Notifier implements OutcomeSink {
           TableName: this.settings.tableName,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
           ExpressionAttributeValues: { ':pk': S(`INSTANCE#${instanceId}`), ':prefix': S('PROBLEM#') },
+          ConsistentRead: true,
           ExclusiveStartKey: startKey,
         }),
       );
@@ -438,35 +439,29 @@ export class Notifier implements OutcomeSink {
   /**
    * Sends a Clear for each problem of the job's instance that was last seen before the job's
    * outcome was recorded (a newer problem is not disproved by an older backup). Returns what it sent.
+   *
+   * The Clear is published before the problem is deleted: a publish that fails leaves the problem
+   * open, so the retry (job-events gives its claim back) finds it and sends the Clear. The price is
+   * at-least-once: when the delete fails after a successful publish, the retry sends the Clear again,
+   * which closes nothing twice; a lost Clear would leave the ServiceNow alert open forever.
    */
   async clearProblems(job: StoredJob): Promise<Notification[]> {
     const now = this.clock();
     const sent: Notification[] = [];
     for (const problem of await this.openProblems(job.instanceId)) {
-      try {
-        await this.clients.dynamodb.send(
-          new DeleteItemCommand({
-            TableName: this.settings.tableName,
-            Key: { pk: S(`INSTANCE#${job.instanceId}`), sk: S(`PROBLEM#${problem.problemClass}`) },
-            ConditionExpression: 'lastSeenAt <= :recordedAt',
-            ExpressionAttributeValues: { ':recordedAt': S(job.recordedAt) },
-          }),
-        );
-      } catch (err) {
-        if (isConditionFailure(err)) continue;
-        throw err;
-      }
+      if (!(problem.lastSeenAt <= job.recordedAt)) continue;
       const clear = buildClearNotification(problem, job, now);
       await this.publish(clear);
       sent.push(clear);
+      await this.deleteProblemAsSeen(job.instanceId, problem.problemClass, problem.lastSeenAt);
     }
     return sent;
   }
 
   /**
    * Closes one open problem of an instance (copy and verification problems close on their own
-   * success, not on a backup's): deletes it and publishes the Clear `build` makes from it. Returns
-   * the Clear, or undefined when no such problem was open.
+   * success, not on a backup's): publishes the Clear `build` makes from it, then deletes it, as
+   * clearProblems does. Returns the Clear, or undefined when no such problem was open.
    */
   async clearProblem(
     instanceId: string,
@@ -479,20 +474,6 @@ export class Notifier implements OutcomeSink {
     );
     const item = found.Item;
     if (!item) return undefined;
-    try {
-      // Only the problem as read: one refreshed meanwhile is newer than the success that clears it.
-      await this.clients.dynamodb.send(
-        new DeleteItemCommand({
-          TableName: this.settings.tableName,
-          Key: key,
-          ConditionExpression: 'lastSeenAt = :seen',
-          ExpressionAttributeValues: { ':seen': S(str(item, 'lastSeenAt') ?? '') },
-        }),
-      );
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
-    }
     const clear = build({
       accountId: str(item, 'accountId') ?? '',
       region: str(item, 'region') ?? '',
@@ -502,7 +483,38 @@ export class Notifier implements OutcomeSink {
       eventType: str(item, 'eventType') as OpenProblem['eventType'],
     });
     await this.publish(clear);
+    await this.deleteProblemAsSeen(instanceId, problemClass, str(item, 'lastSeenAt') ?? '');
     return clear;
+  }
+
+  /**
+   * Deletes a problem whose Clear went out, but only as it was read: one refreshed meanwhile was
+   * seen again after the success that cleared it, and stays open (its own message followed).
+   */
+  private async deleteProblemAsSeen(
+    instanceId: string,
+    problemClass: ProblemClass,
+    lastSeenAt: string,
+  ): Promise<void> {
+    try {
+      await this.clients.dynamodb.send(
+        new DeleteItemCommand({
+          TableName: this.settings.tableName,
+          Key: { pk: S(`INSTANCE#${instanceId}`), sk: S(`PROBLEM#${problemClass}`) },
+          ConditionExpression: 'lastSeenAt = :seen',
+          ExpressionAttributeValues: { ':seen': S(lastSeenAt) },
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) {
+        this.logger?.info('Problem seen again while its Clear was sent; it stays open', {
+          instanceId,
+          problemClass,
+        });
+        return;
+      }
+      throw err;
+    }
   }
 
   // -------------------------------------------------------------------------------------------

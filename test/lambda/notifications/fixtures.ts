@@ -61,9 +61,13 @@ export function harness(start = new Date('2026-11-22T02:05:00Z')) {
   const { client: dynamodb, mock: dynamodbMock } = table.install();
   const snsMock = mockClient(SNSClient);
   const published: PublishCommandInput[] = [];
+  /** Publishes that fail before SNS accepts them, each with this message (failPublishes). */
+  const failing: string[] = [];
   snsMock.on(PublishCommand).callsFake((input: PublishCommandInput) => {
+    const failure = failing.shift();
+    if (failure !== undefined) return Promise.reject(new Error(failure));
     published.push(input);
-    return { MessageId: `m-${published.length}` };
+    return Promise.resolve({ MessageId: `m-${published.length}` });
   });
   let now = start;
   const clock = () => now;
@@ -81,6 +85,10 @@ export function harness(start = new Date('2026-11-22T02:05:00Z')) {
     notifier,
     /** Every published message body, parsed. */
     messages: (): Notification[] => published.map((p) => JSON.parse(p.Message ?? '{}') as Notification),
+    /** The next `count` publishes fail (nothing reaches the topic); later ones succeed again. */
+    failPublishes(count: number, message = 'SNS is down') {
+      for (let i = 0; i < count; i++) failing.push(message);
+    },
     advance(minutes: number) {
       now = new Date(now.getTime() + minutes * 60_000);
     },
