@@ -3,7 +3,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { type Notification, validateNotification } from '../../../lambda/shared/notification';
 import { Notifier } from '../../../lambda/shared/notifier';
 import type { DiscoverySummary, ExcludedInstance, WorkflowOutcome } from '../../../lambda/shared/outcome';
-import { FakeDynamoDb } from '../../../sim/dynamodb';
+import { FakeDynamoDb, type FakeDynamoDbOptions } from '../../../sim/dynamodb';
 
 export const ACCOUNT = '111122223333';
 export const REGION = 'eu-west-1';
@@ -56,8 +56,12 @@ export function excluded(
 }
 
 /** A notifier over the fake table and a mocked SNS client that records every publish. */
-export function harness(start = new Date('2026-11-22T02:05:00Z')) {
-  const table = new FakeDynamoDb(TABLE, { PendingRuns: { partitionKey: 'pending', sortKey: 'deadline' } });
+export function harness(start = new Date('2026-11-22T02:05:00Z'), tableOptions: FakeDynamoDbOptions = {}) {
+  const table = new FakeDynamoDb(
+    TABLE,
+    { PendingRuns: { partitionKey: 'pending', sortKey: 'deadline' } },
+    tableOptions,
+  );
   const { client: dynamodb, mock: dynamodbMock } = table.install();
   const snsMock = mockClient(SNSClient);
   const published: PublishCommandInput[] = [];

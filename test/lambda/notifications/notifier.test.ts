@@ -64,7 +64,7 @@ describe('recordOutcome', () => {
     const job = h.table.item('JOB#job-a1', 'JOB');
     expect(job?.outcome?.S).toBe('thaw-failed');
     expect(Number(job?.expiresAt?.N)).toBe(Math.floor(h.now().getTime() / 1000) + 7 * 86400);
-    expect(h.table.item(`RUN#${o.runId}`, 'RUN')?.failed?.N).toBe('1');
+    expect((await h.notifier.readRun(o.runId)).totals.failed).toBe(1);
   });
 
   it('a retried record-outcome for the same execution neither publishes nor counts again', async () => {
@@ -73,9 +73,9 @@ describe('recordOutcome', () => {
     await h.notifier.recordOutcome(o);
     await h.notifier.recordOutcome(o);
     expect(h.published).toHaveLength(1);
-    const run = h.table.item(`RUN#${o.runId}`, 'RUN');
-    expect(run?.completed?.N).toBe('1');
-    expect(run?.failed?.N).toBe('1');
+    const { totals } = await h.notifier.readRun(o.runId);
+    expect(totals.completed).toBe(1);
+    expect(totals.failed).toBe(1);
   });
 
   it('a retry after a failure past the notification still finishes the run', async () => {
@@ -106,7 +106,7 @@ describe('recordOutcome', () => {
       .rejectsOnce(Object.assign(new Error('throttled'), { name: 'ThrottledException' }));
     await expect(h.notifier.recordOutcome(o)).rejects.toThrow('throttled');
     expect(h.table.item(`EXEC#${o.executionArn}`, 'OUTCOME')).toBeUndefined();
-    expect(h.table.item(`RUN#${o.runId}`, 'RUN')?.completed?.N).toBe('0');
+    expect((await h.notifier.readRun(o.runId)).totals.completed).toBe(0);
     expect(h.table.item(`INSTANCE#${A}`, 'PROBLEM#window')?.lastEventId).toBeUndefined();
 
     h.snsMock.on(PublishCommand).callsFake((input) => {
@@ -116,7 +116,7 @@ describe('recordOutcome', () => {
     await h.notifier.recordOutcome(o);
     expect(h.published).toHaveLength(1);
     expect(expectValidPublish(h.published[0]).eventType).toBe('skipped-active-job');
-    expect(h.table.item(`RUN#${o.runId}`, 'RUN')?.completed?.N).toBe('1');
+    expect((await h.notifier.readRun(o.runId)).totals.completed).toBe(1);
   });
 
   it('an application-consistent backup publishes nothing per instance but stores the job for job-events', async () => {
