@@ -245,17 +245,26 @@ function compare(a: AttributeValue | undefined, op: string, b: AttributeValue | 
   throw new Error(`Fake DynamoDB: unknown comparator ${op}`);
 }
 
+/** Parses a condition once, to test many items (a Query) against it. */
+function compileCondition(
+  expression: string | undefined,
+  names: Names,
+  values: Values,
+): (item: Item) => boolean {
+  if (!expression) return () => true;
+  const parser = new Parser(tokenize(expression), names, values);
+  const condition = parser.condition();
+  if (!parser.done()) throw new Error(`Fake DynamoDB: trailing tokens in ${JSON.stringify(expression)}`);
+  return condition;
+}
+
 function evaluateCondition(
   expression: string | undefined,
   names: Names,
   values: Values,
   item: Item,
 ): boolean {
-  if (!expression) return true;
-  const parser = new Parser(tokenize(expression), names, values);
-  const condition = parser.condition();
-  if (!parser.done()) throw new Error(`Fake DynamoDB: trailing tokens in ${JSON.stringify(expression)}`);
-  return condition(item);
+  return compileCondition(expression, names, values)(item);
 }
 
 function numberOf(v: AttributeValue | undefined, what: string): number {
@@ -515,15 +524,13 @@ export class FakeDynamoDb {
       );
       sortKey = index.sortKey ?? sortKey;
     }
+    const keyCondition = compileCondition(
+      input.KeyConditionExpression,
+      input.ExpressionAttributeNames,
+      input.ExpressionAttributeValues,
+    );
     const matches = source
-      .filter((item) =>
-        evaluateCondition(
-          input.KeyConditionExpression,
-          input.ExpressionAttributeNames,
-          input.ExpressionAttributeValues,
-          item,
-        ),
-      )
+      .filter(keyCondition)
       .sort((a, b) => String(scalar(a[sortKey])).localeCompare(String(scalar(b[sortKey]))));
     return { Items: matches.map((item) => ({ ...item })), Count: matches.length };
   }
