@@ -3,8 +3,19 @@
  * table fake, whose transactions conflict as DynamoDB's do (sim/dynamodb.ts). Every outcome must be
  * counted exactly once, none may fail, and the one summary must carry the right counts.
  */
+import {
+  TransactionCanceledException,
+  TransactionConflictException,
+  TransactWriteItemsCommand,
+} from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
+import {
+  isConditionFailure,
+  isRetryableCancellation,
+  TRANSACTION_RETRY,
+} from '../../../lambda/shared/notifier';
 import type { OutcomeKind, WorkflowOutcome } from '../../../lambda/shared/outcome';
+import { viewRun } from '../../../lambda/shared/run-ledger';
 import { harness, outcome, summary } from './fixtures';
 
 let h: ReturnType<typeof harness> | undefined;
@@ -83,6 +94,81 @@ describe('a run whose outcomes all arrive at once', () => {
     console.info(
       `${n} concurrent outcomes (transactions held ${transactionMs ?? 'one macrotask'}): conflicts`,
       h.table.conflicts,
+      'retries',
+      h.notifier.retries,
     );
+  });
+});
+
+describe('what a cancelled transaction means', () => {
+  const cancelled = (...codes: string[]) =>
+    new TransactionCanceledException({
+      message: 'Transaction cancelled',
+      $metadata: {},
+      CancellationReasons: codes.map((Code) => ({ Code })),
+    });
+
+  it('a conflict is retried and is never taken for a condition failure (a repeat)', () => {
+    for (const err of [
+      cancelled('None', 'TransactionConflict'),
+      cancelled('TransactionConflict', 'ThrottlingError'),
+      new TransactionConflictException({ message: 'ongoing transaction', $metadata: {} }),
+    ]) {
+      expect(isRetryableCancellation(err)).toBe(true);
+      expect(isConditionFailure(err)).toBe(false);
+    }
+  });
+
+  it('a failed condition is the answer, even beside a conflict; anything else is an error', () => {
+    const repeat = cancelled('ConditionalCheckFailed', 'TransactionConflict');
+    expect(isConditionFailure(repeat)).toBe(true);
+    expect(isRetryableCancellation(repeat)).toBe(false);
+    expect(isRetryableCancellation(cancelled('None', 'ValidationError'))).toBe(false);
+    expect(isRetryableCancellation(new Error('socket hang up'))).toBe(false);
+  });
+
+  it('an outcome whose shard stays contended fails loudly after the last attempt, recording nothing', async () => {
+    const waits: number[] = [];
+    h = harness(undefined, {}, { random: () => 0.5, sleep: async (ms) => void waits.push(ms) });
+    let sent = 0;
+    h.dynamodbMock.on(TransactWriteItemsCommand).callsFake(() => {
+      sent++;
+      return Promise.reject(cancelled('None', 'TransactionConflict'));
+    });
+    const o = mixed(5);
+    await expect(h.notifier.recordOutcome(o)).rejects.toBeInstanceOf(TransactionCanceledException);
+    expect(sent).toBe(TRANSACTION_RETRY.attempts);
+    // Full jitter (random 0.5 here) under a ceiling that doubles from 20 ms up to 1 s.
+    expect(waits).toEqual([10, 20, 40, 80, 160, 320, 500, 500, 500]);
+    expect(h.notifier.retries.transactions).toBe(TRANSACTION_RETRY.attempts - 1);
+    expect(h.published).toEqual([]);
+    expect(h.table.item(`EXEC#${o.executionArn}`, 'OUTCOME')).toBeUndefined();
+  });
+});
+
+describe('summing a run', () => {
+  it('adds the shards to what the run item itself counted (runs counted before the shards existed)', () => {
+    const S = (v: string) => ({ S: v });
+    const N = (v: number) => ({ N: String(v) });
+    const view = viewRun([
+      { pk: S('RUN#r'), sk: S('RUN'), expected: N(5), completed: N(2), failed: N(2) },
+      {
+        pk: S('RUN#r'),
+        sk: S('COUNT#03'),
+        completed: N(2),
+        application: N(2),
+        lastReportAt: S('2026-11-22T02:10:00Z'),
+      },
+      {
+        pk: S('RUN#r'),
+        sk: S('COUNT#17'),
+        completed: N(1),
+        skipped: N(1),
+        lastReportAt: S('2026-11-22T02:12:00Z'),
+      },
+    ]);
+    expect(view.totals).toMatchObject({ completed: 5, failed: 2, application: 2, skipped: 1 });
+    expect(view.lastReportAt).toBe('2026-11-22T02:12:00Z');
+    expect(view.present.has('copiesStarted')).toBe(false);
   });
 });

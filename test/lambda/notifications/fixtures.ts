@@ -1,7 +1,7 @@
 import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { type Notification, validateNotification } from '../../../lambda/shared/notification';
-import { Notifier } from '../../../lambda/shared/notifier';
+import { Notifier, type NotifierTiming } from '../../../lambda/shared/notifier';
 import type { DiscoverySummary, ExcludedInstance, WorkflowOutcome } from '../../../lambda/shared/outcome';
 import { FakeDynamoDb, type FakeDynamoDbOptions } from '../../../sim/dynamodb';
 
@@ -56,7 +56,11 @@ export function excluded(
 }
 
 /** A notifier over the fake table and a mocked SNS client that records every publish. */
-export function harness(start = new Date('2026-11-22T02:05:00Z'), tableOptions: FakeDynamoDbOptions = {}) {
+export function harness(
+  start = new Date('2026-11-22T02:05:00Z'),
+  tableOptions: FakeDynamoDbOptions = {},
+  timing?: NotifierTiming,
+) {
   const table = new FakeDynamoDb(
     TABLE,
     { PendingRuns: { partitionKey: 'pending', sortKey: 'deadline' } },
@@ -80,6 +84,7 @@ export function harness(start = new Date('2026-11-22T02:05:00Z'), tableOptions: 
     { topicArn: TOPIC, tableName: TABLE, summaryDeadlineMinutes: 240 },
     undefined,
     clock,
+    timing,
   );
   return {
     table,
