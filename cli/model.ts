@@ -7,13 +7,14 @@
  */
 
 import { DescribeBackupJobCommand } from '@aws-sdk/client-backup';
-import { GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, QueryCommand } from '@aws-sdk/client-dynamodb';
 import {
   DescribeExecutionCommand,
   type ExecutionListItem,
   GetExecutionHistoryCommand,
   ListExecutionsCommand,
 } from '@aws-sdk/client-sfn';
+import { runPk, viewRun } from '../lambda/shared/run-ledger';
 import type { AwsClients } from './aws';
 
 const NAME = /^(i-[0-9a-f]{8,17})-(\d{8}T\d{4}Z|od\d{8}T\d{6}Z)$/;
@@ -221,29 +222,42 @@ export interface RunRecord {
   readonly summaryReason?: string;
 }
 
-/** The notifier's record of the run, undefined until discovery or an execution reported. */
+/**
+ * The notifier's record of the run, undefined until discovery or an execution reported. Outcomes
+ * are counted on shard items beside the run item (lambda/shared/run-ledger.ts): one consistent
+ * Query of the run's collection, summed as the run summary sums it.
+ */
 export async function runRecord(
   aws: AwsClients,
   tableName: string,
   runId: string,
 ): Promise<RunRecord | undefined> {
-  const item = (
-    await aws.dynamodb.send(
-      new GetItemCommand({
+  const items: Record<string, AttributeValue>[] = [];
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await aws.dynamodb.send(
+      new QueryCommand({
         TableName: tableName,
-        Key: { pk: { S: `RUN#${runId}` }, sk: { S: 'RUN' } },
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': { S: runPk(runId) } },
         ConsistentRead: true,
+        ExclusiveStartKey: startKey,
       }),
-    )
-  ).Item;
+    );
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  const view = viewRun(items);
+  const item = view.run;
   if (!item) return undefined;
+  const counted = view.present.has('completed') ? view.totals.completed : undefined;
   const n = (key: string) => (item[key]?.N !== undefined ? Number(item[key]?.N) : undefined);
   const s = (key: string) => item[key]?.S;
   return {
     ...(s('window') ? { window: s('window') } : {}),
     ...(n('discovered') !== undefined ? { discovered: n('discovered') } : {}),
     ...(n('expected') !== undefined ? { expected: n('expected') } : {}),
-    ...(n('completed') !== undefined ? { completed: n('completed') } : {}),
+    ...(counted !== undefined ? { completed: counted } : {}),
     excluded: (parse(s('excluded')) as Record<string, number> | undefined) ?? {},
     ...(s('discoveryRecordedAt') ? { discoveryRecordedAt: s('discoveryRecordedAt') } : {}),
     ...(s('summarySentAt') ? { summarySentAt: s('summarySentAt') } : {}),

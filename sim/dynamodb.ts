@@ -5,6 +5,22 @@
  * REMOVE), ReturnValues, key conditions on the table or a sparse GSI, and all-or-nothing
  * TransactWriteItems. It throws the SDK's own exception classes, so error handling is exercised too.
  * Anything outside that subset throws, rather than silently doing something else.
+ *
+ * Transactions take time and conflict, as DynamoDB's do. A TransactWriteItems holds its items from
+ * when it is accepted until it commits (`transactionMs`, one macrotask by default), and meanwhile:
+ * - another TransactWriteItems touching any of those items is cancelled: TransactionCanceledException
+ *   whose CancellationReasons carry, in request order, `TransactionConflict` ("Transaction is ongoing
+ *   for the item.") for each contended item and `None` for the others;
+ * - a PutItem, UpdateItem or DeleteItem of one of those items fails with TransactionConflictException
+ *   ("Operation was rejected because there is an ongoing transaction for the item.");
+ * - a GetItem or Query reads the last committed value (read-committed).
+ * Sources: the DynamoDB API reference, TransactWriteItems and TransactionCanceledException
+ * ("Cancellation reason codes and possible error messages": None, ConditionalCheckFailed,
+ * TransactionConflict, ...), as in botocore's dynamodb/2012-08-10/service-2.json; the developer
+ * guide, "Amazon DynamoDB Transactions: How it works", section "Transaction conflict handling in
+ * DynamoDB". Neither conflict error is retried by the SDK's standard retry strategy
+ * (@smithy/service-error-classification lists neither): the caller must.
+ * `conflicts` counts both kinds, for tests and measurements.
  */
 
 import {
@@ -20,6 +36,7 @@ import {
   QueryCommand,
   type QueryCommandInput,
   TransactionCanceledException,
+  TransactionConflictException,
   TransactWriteItemsCommand,
   type TransactWriteItemsCommandInput,
   UpdateItemCommand,
@@ -228,17 +245,26 @@ function compare(a: AttributeValue | undefined, op: string, b: AttributeValue | 
   throw new Error(`Fake DynamoDB: unknown comparator ${op}`);
 }
 
+/** Parses a condition once, to test many items (a Query) against it. */
+function compileCondition(
+  expression: string | undefined,
+  names: Names,
+  values: Values,
+): (item: Item) => boolean {
+  if (!expression) return () => true;
+  const parser = new Parser(tokenize(expression), names, values);
+  const condition = parser.condition();
+  if (!parser.done()) throw new Error(`Fake DynamoDB: trailing tokens in ${JSON.stringify(expression)}`);
+  return condition;
+}
+
 function evaluateCondition(
   expression: string | undefined,
   names: Names,
   values: Values,
   item: Item,
 ): boolean {
-  if (!expression) return true;
-  const parser = new Parser(tokenize(expression), names, values);
-  const condition = parser.condition();
-  if (!parser.done()) throw new Error(`Fake DynamoDB: trailing tokens in ${JSON.stringify(expression)}`);
-  return condition(item);
+  return compileCondition(expression, names, values)(item);
 }
 
 function numberOf(v: AttributeValue | undefined, what: string): number {
@@ -312,14 +338,27 @@ function conditionFailed(): ConditionalCheckFailedException {
 
 // ---------------------------------------------------------------------------------------------
 
+export interface FakeDynamoDbOptions {
+  /**
+   * How long a TransactWriteItems holds its items before it commits, in milliseconds; undefined
+   * (the default) holds them for one macrotask, so that transactions started together overlap.
+   */
+  readonly transactionMs?: number;
+}
+
 export class FakeDynamoDb {
   readonly items = new Map<string, Item>();
   /** Every command input, in order, for assertions on what was written. */
   readonly calls: { command: string; input: unknown }[] = [];
+  /** Requests refused because a transaction held an item they touch. */
+  readonly conflicts = { transactions: 0, writes: 0 };
+  /** Keys held by a transaction that has not committed yet. */
+  private readonly held = new Set<string>();
 
   constructor(
     readonly tableName: string,
     private readonly indexes: Record<string, IndexDefinition> = {},
+    private readonly options: FakeDynamoDbOptions = {},
   ) {}
 
   /** Routes a mocked DynamoDBClient's commands to this table; returns the client to pass on. */
@@ -353,7 +392,7 @@ export class FakeDynamoDb {
   }
 
   /** Async like the SDK's send: a failure is a rejected promise, never a synchronous throw. */
-  private async run<T>(command: string, input: object, work: () => T): Promise<T> {
+  private async run<T>(command: string, input: object, work: () => T | Promise<T>): Promise<T> {
     this.calls.push({ command, input });
     const tables =
       'TransactItems' in input
@@ -372,8 +411,19 @@ export class FakeDynamoDb {
     return { Item: item ? { ...item } : undefined };
   }
 
+  /** DynamoDB refuses a single-item write to an item an ongoing transaction holds. */
+  private refuseIfHeld(key: string): void {
+    if (!this.held.has(key)) return;
+    this.conflicts.writes++;
+    throw new TransactionConflictException({
+      message: 'Operation was rejected because there is an ongoing transaction for the item.',
+      $metadata: {},
+    });
+  }
+
   put(input: PutItemCommandInput) {
     const key = keyString(input.Item);
+    this.refuseIfHeld(key);
     const existing = this.items.get(key) ?? {};
     if (
       !evaluateCondition(
@@ -416,6 +466,7 @@ export class FakeDynamoDb {
   }
 
   update(input: UpdateItemCommandInput) {
+    this.refuseIfHeld(keyString(input.Key));
     const { key, before, after } = this.planUpdate(input);
     this.items.set(key, after);
     switch (input.ReturnValues) {
@@ -439,6 +490,7 @@ export class FakeDynamoDb {
 
   delete(input: DeleteItemCommandInput) {
     const key = keyString(input.Key);
+    this.refuseIfHeld(key);
     const existing = this.items.get(key);
     if (
       !evaluateCondition(
@@ -456,6 +508,10 @@ export class FakeDynamoDb {
 
   query(input: QueryCommandInput) {
     if (!input.KeyConditionExpression) throw new Error('Fake DynamoDB: Query without KeyConditionExpression');
+    if (input.IndexName && input.ConsistentRead) {
+      // DynamoDB: a ValidationException; a global secondary index is only eventually consistent.
+      throw new Error('Fake DynamoDB: Consistent reads are not supported on global secondary indexes');
+    }
     let source = [...this.items.values()];
     let sortKey = 'sk';
     if (input.IndexName) {
@@ -468,24 +524,40 @@ export class FakeDynamoDb {
       );
       sortKey = index.sortKey ?? sortKey;
     }
+    const keyCondition = compileCondition(
+      input.KeyConditionExpression,
+      input.ExpressionAttributeNames,
+      input.ExpressionAttributeValues,
+    );
     const matches = source
-      .filter((item) =>
-        evaluateCondition(
-          input.KeyConditionExpression,
-          input.ExpressionAttributeNames,
-          input.ExpressionAttributeValues,
-          item,
-        ),
-      )
+      .filter(keyCondition)
       .sort((a, b) => String(scalar(a[sortKey])).localeCompare(String(scalar(b[sortKey]))));
     return { Items: matches.map((item) => ({ ...item })), Count: matches.length };
   }
 
-  transact(input: TransactWriteItemsCommandInput) {
+  async transact(input: TransactWriteItemsCommandInput) {
+    const ops = input.TransactItems ?? [];
+    const keys = ops.map((op) => {
+      if (op.Put) return keyString(op.Put.Item);
+      const target = op.Update ?? op.Delete ?? op.ConditionCheck;
+      return keyString(target?.Key);
+    });
+    if (new Set(keys).size !== keys.length) {
+      throw new Error('Fake DynamoDB: a transaction cannot include more than one operation on one item');
+    }
+    if (keys.some((key) => this.held.has(key))) {
+      this.conflicts.transactions++;
+      const reasons = keys.map((key) =>
+        this.held.has(key)
+          ? { Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item.' }
+          : { Code: 'None' },
+      );
+      throw cancelled(reasons);
+    }
     const plans: (() => void)[] = [];
-    const reasons: { Code: string }[] = [];
+    const reasons: { Code: string; Message?: string }[] = [];
     let failed = false;
-    for (const op of input.TransactItems ?? []) {
+    for (const op of ops) {
       try {
         if (op.Put) {
           const put = op.Put;
@@ -523,17 +595,32 @@ export class FakeDynamoDb {
       } catch (err) {
         if (!(err instanceof ConditionalCheckFailedException)) throw err;
         failed = true;
-        reasons.push({ Code: 'ConditionalCheckFailed' });
+        reasons.push({ Code: 'ConditionalCheckFailed', Message: 'The conditional request failed' });
       }
     }
-    if (failed) {
-      throw new TransactionCanceledException({
-        message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons.map((r) => r.Code).join(', ')}]`,
-        $metadata: {},
-        CancellationReasons: reasons,
-      });
+    if (failed) throw cancelled(reasons);
+    // Accepted: the items are held until the commit, which applies the plans evaluated now (nothing
+    // else can write a held item meanwhile).
+    for (const key of keys) this.held.add(key);
+    try {
+      await this.hold();
+      for (const apply of plans) apply();
+    } finally {
+      for (const key of keys) this.held.delete(key);
     }
-    for (const apply of plans) apply();
     return {};
   }
+
+  private hold(): Promise<void> {
+    const ms = this.options.transactionMs;
+    return new Promise((resolve) => (ms === undefined ? setImmediate(resolve) : setTimeout(resolve, ms)));
+  }
+}
+
+function cancelled(reasons: { Code: string; Message?: string }[]): TransactionCanceledException {
+  return new TransactionCanceledException({
+    message: `Transaction cancelled, please refer cancellation reasons for specific reasons [${reasons.map((r) => r.Code).join(', ')}]`,
+    $metadata: {},
+    CancellationReasons: reasons,
+  });
 }

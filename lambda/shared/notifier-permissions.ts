@@ -10,20 +10,20 @@
  */
 
 export const NOTIFIER_OPERATIONS = {
-  /** record-outcome: Notifier.recordOutcome (mark and count in one transaction, undone on failure; the job, the problem, the run). */
+  /** record-outcome: Notifier.recordOutcome (mark and count on a shard in one transaction, undone on failure; the job, the problem; reads the run's collection to finish it). */
   'record-outcomes': {
-    table: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
+    table: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
     pendingRunsIndex: [],
   },
-  /** discovery: Notifier.recordDiscovery (exclusions as problems, the run's expected count). */
-  'record-discovery': { table: ['dynamodb:UpdateItem'], pendingRunsIndex: [] },
+  /** discovery: Notifier.recordDiscovery (exclusions as problems, the run's expected count; reads the run's collection to finish it). */
+  'record-discovery': { table: ['dynamodb:UpdateItem', 'dynamodb:Query'], pendingRunsIndex: [] },
   /** job-events: getJob, claimFinalState, releaseFinalState, notifyProblem, clearProblems (which queries the instance's open problems). */
   'finalize-jobs': {
     table: ['dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query', 'dynamodb:DeleteItem'],
     pendingRunsIndex: [],
   },
-  /** run-summary: Notifier.sweepOverdueRuns (queries the sparse index of pending runs, sends and marks). */
-  'sweep-runs': { table: ['dynamodb:UpdateItem'], pendingRunsIndex: ['dynamodb:Query'] },
+  /** run-summary: Notifier.sweepOverdueRuns (queries the sparse index of pending runs, sums each run's collection, sends and marks). */
+  'sweep-runs': { table: ['dynamodb:UpdateItem', 'dynamodb:Query'], pendingRunsIndex: ['dynamodb:Query'] },
   /** copy-jobs: countCopy (a once-only mark and the run's counter in one transaction), notifyProblem, clearProblem. */
   'track-copies': {
     table: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],

@@ -8,10 +8,12 @@
  *   TTL 90 days, renewed by every repeat: a problem nobody fixed for 90 days stops being tracked.
  * - `JOB#<backupJobId>` / `JOB`: the verdict of a backup job this app started, for job-events.
  *   TTL 7 days, longer than any EC2 backup job runs.
- * - `EXEC#<executionArn>` / `OUTCOME`: marks an outcome as counted, so a retried record-outcome
- *   neither counts nor notifies twice. TTL 7 days.
- * - `RUN#<runId>` / `RUN`: the run's counters and, until its summary is sent, `pending` and
+ * - `EXEC#<executionArn>` / `OUTCOME`: marks an outcome as counted (and on which shard), so a
+ *   retried record-outcome neither counts nor notifies twice. TTL 7 days.
+ * - `RUN#<runId>` / `RUN`: what discovery reported and, until its summary is sent, `pending` and
  *   `deadline`, which put it in the sparse `PendingRuns` index the deadline sweep reads. TTL 30 days.
+ * - `RUN#<runId>` / `COUNT#<nn>`: the run's counters, sharded so that outcomes ending together do
+ *   not contend for one item (lambda/shared/run-ledger.ts). TTL 30 days.
  * - `COUNTED#<key>` / `COUNTED`: marks one copy counter update as done (countCopy), so a repeated
  *   event never counts twice. TTL 30 days, as long as the run it counts for.
  */
@@ -25,7 +27,9 @@ import {
   GetItemCommand,
   QueryCommand,
   TransactionCanceledException,
+  TransactionConflictException,
   TransactWriteItemsCommand,
+  type TransactWriteItemsCommandInput,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
@@ -42,16 +46,26 @@ import {
 import { buildClearNotification, type OpenProblem } from './notifications/clear';
 import { buildExclusionNotification } from './notifications/exclusion';
 import { buildOutcomeNotification, outcomeEventId } from './notifications/outcome';
-import { buildRunSummaryNotification, type RunCounts } from './notifications/run-summary';
+import { buildRunSummaryNotification } from './notifications/run-summary';
 import type { JobContext } from './notifications/backup-job';
 import type {
   DiscoverySummary,
   ExcludedInstance,
-  ExclusionReason,
   OutcomeKind,
   OutcomeSink,
   WorkflowOutcome,
 } from './outcome';
+import {
+  RUN_COUNTER_SHARDS,
+  RUN_SK,
+  type RunCounter,
+  type RunView,
+  runCounts,
+  runFinished,
+  runPk,
+  shardSk,
+  viewRun,
+} from './run-ledger';
 
 const ENV = NOTIFIER_ENV;
 const DAY_S = 24 * 3600;
@@ -61,6 +75,12 @@ export type CopyCounter = 'copiesStarted' | 'copiesCompleted' | 'copiesFailed';
 export const DEFAULT_SUMMARY_DEADLINE_MINUTES = 240;
 /** Parallel publishes when discovery reports many excluded instances at once. */
 const PUBLISH_CONCURRENCY = 16;
+/**
+ * A transaction DynamoDB cancelled for a conflict (or throttling) is tried again, up to this many
+ * times in all, after a full-jitter exponential backoff: random(0, min(cap, base x 2^n)) ms.
+ * 10 attempts wait at most about 4 s in all, well inside record-outcome's 70 s task timeout.
+ */
+export const TRANSACTION_RETRY = { attempts: 10, baseMs: 20, capMs: 1000 } as const;
 
 export interface NotifierSettings {
   readonly topicArn: string;
@@ -185,7 +205,8 @@ export interface StoredJob extends JobContext {
   readonly finalState?: string;
 }
 
-function isConditionFailure(err: unknown): boolean {
+/** A condition was not met: the answer to a question the write asked, never retried. */
+export function isConditionFailure(err: unknown): boolean {
   if (err instanceof ConditionalCheckFailedException) return true;
   if (err instanceof TransactionCanceledException) {
     return (err.CancellationReasons ?? []).some((r) => r.Code === 'ConditionalCheckFailed');
@@ -193,6 +214,42 @@ function isConditionFailure(err: unknown): boolean {
   const name = (err as { name?: string } | undefined)?.name;
   return name === 'ConditionalCheckFailedException';
 }
+
+/** Cancellation reasons that say "not now" rather than "no" (API reference, TransactWriteItems). */
+const RETRYABLE_CANCELLATIONS = new Set([
+  'TransactionConflict',
+  'ThrottlingError',
+  'ProvisionedThroughputExceeded',
+]);
+
+/**
+ * A write refused because another transaction held one of its items (or for throughput), which
+ * the SDK's retry strategy does not retry: a TransactionCanceledException whose reasons are all
+ * `None` or retryable (a ConditionalCheckFailed among them makes it a condition failure), or the
+ * TransactionConflictException a single-item write gets.
+ */
+export function isRetryableCancellation(err: unknown): boolean {
+  const name = (err as { name?: string } | undefined)?.name;
+  if (err instanceof TransactionConflictException || name === 'TransactionConflictException') return true;
+  if (!(err instanceof TransactionCanceledException) && name !== 'TransactionCanceledException') return false;
+  const codes = ((err as TransactionCanceledException).CancellationReasons ?? []).map(
+    (r) => r.Code ?? 'None',
+  );
+  return (
+    codes.some((c) => RETRYABLE_CANCELLATIONS.has(c)) &&
+    codes.every((c) => c === 'None' || RETRYABLE_CANCELLATIONS.has(c))
+  );
+}
+
+/** Randomness and waiting, injectable so that tests can count and need not wait. */
+export interface NotifierTiming {
+  readonly random: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+}
+const REAL_TIMING: NotifierTiming = {
+  random: Math.random,
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
 
 async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -213,11 +270,15 @@ async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Pr
 }
 
 export class Notifier implements OutcomeSink {
+  /** Transactions tried again after a conflict or throttling, since this notifier was made. */
+  readonly retries = { transactions: 0 };
+
   constructor(
     private readonly clients: NotifierClients,
     readonly settings: NotifierSettings,
     private readonly logger?: NotifierLogger,
     private readonly clock: () => Date = () => new Date(),
+    private readonly timing: NotifierTiming = REAL_TIMING,
   ) {}
 
   // -------------------------------------------------------------------------------------------
@@ -226,36 +287,37 @@ export class Notifier implements OutcomeSink {
   async recordOutcome(outcome: WorkflowOutcome): Promise<void> {
     const now = this.clock();
     const counter = outcomeCounter(outcome.outcome, outcome.verdict?.consistency);
+    const deltas = (sign: 1 | -1) => ({ completed: sign, [counter]: sign });
+    const mark = { pk: S(`EXEC#${outcome.executionArn}`), sk: S('OUTCOME') };
+    let shard = 0;
     // Count and mark in one transaction: a retried call finds the mark and does nothing twice.
     try {
-      await this.clients.dynamodb.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [
-            {
-              Put: {
-                TableName: this.settings.tableName,
-                Item: {
-                  pk: S(`EXEC#${outcome.executionArn}`),
-                  sk: S('OUTCOME'),
-                  outcome: S(outcome.outcome),
-                  runId: S(outcome.runId),
-                  expiresAt: N(this.ttl(now, TTL_DAYS.execution)),
-                },
-                ConditionExpression: 'attribute_not_exists(pk)',
+      await this.transact(() => {
+        shard = this.pickShard();
+        return [
+          {
+            Put: {
+              TableName: this.settings.tableName,
+              Item: {
+                ...mark,
+                outcome: S(outcome.outcome),
+                runId: S(outcome.runId),
+                shard: N(shard),
+                expiresAt: N(this.ttl(now, TTL_DAYS.execution)),
               },
+              ConditionExpression: 'attribute_not_exists(pk)',
             },
-            { Update: this.runCounterUpdate(outcome, counter, 1, now) },
-          ],
-        }),
-      );
+          },
+          { Update: this.shardUpdate(outcome.runId, shard, deltas(1), now, true) },
+        ];
+      });
     } catch (err) {
       if (isConditionFailure(err)) {
         this.logger?.info('Outcome already recorded; ignoring the repeat', {
           executionArn: outcome.executionArn,
         });
         // The first attempt may have failed after notifying but before checking the run: check again.
-        await this.ensurePending(outcome.runId);
-        await this.finishRunIfDone(outcome.runId);
+        await this.finishRunIfDone(outcome.runId, outcome);
         return;
       }
       throw err;
@@ -271,24 +333,14 @@ export class Notifier implements OutcomeSink {
         await this.notifyProblem(notification, outcome.instanceName, outcomeEventId(outcome), now);
     } catch (err) {
       // Undo the mark and the count so the retry of this call redoes everything.
-      await this.clients.dynamodb.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [
-            {
-              Delete: {
-                TableName: this.settings.tableName,
-                Key: { pk: S(`EXEC#${outcome.executionArn}`), sk: S('OUTCOME') },
-              },
-            },
-            { Update: this.runCounterUpdate(outcome, counter, -1, now) },
-          ],
-        }),
-      );
+      await this.transact(() => [
+        { Delete: { TableName: this.settings.tableName, Key: mark } },
+        { Update: this.shardUpdate(outcome.runId, shard, deltas(-1), now, false) },
+      ]);
       throw err;
     }
     emitOutcome(outcome);
-    await this.ensurePending(outcome.runId);
-    await this.finishRunIfDone(outcome.runId);
+    await this.finishRunIfDone(outcome.runId, outcome);
   }
 
   async recordDiscovery(summary: DiscoverySummary, excluded: readonly ExcludedInstance[]): Promise<void> {
@@ -308,7 +360,7 @@ export class Notifier implements OutcomeSink {
         Key: { pk: S(`RUN#${summary.runId}`), sk: S('RUN') },
         // Each report carries the run's totals so far, and a retried discovery for the same window
         // sees every execution (started + already running): the latest report is the truth.
-        UpdateExpression: `SET accountId = :account, #region = :region, #window = :window, discovered = :discovered, excluded = :excluded, expected = :expected, ${last ? 'discoveryRecordedAt = :now, ' : ''}deadline = :deadline, completed = if_not_exists(completed, :zero), expiresAt = :ttl`,
+        UpdateExpression: `SET accountId = :account, #region = :region, #window = :window, discovered = :discovered, excluded = :excluded, expected = :expected, ${last ? 'discoveryRecordedAt = :now, ' : ''}deadline = :deadline, expiresAt = :ttl`,
         ExpressionAttributeNames: { '#region': 'region', '#window': 'window' },
         ExpressionAttributeValues: {
           ':account': S(summary.accountId),
@@ -319,12 +371,10 @@ export class Notifier implements OutcomeSink {
           ':expected': N(summary.started + summary.alreadyRunning),
           ...(last ? { ':now': S(now.toISOString()) } : {}),
           ':deadline': S(deadline),
-          ':zero': N(0),
           ':ttl': N(this.ttl(now, TTL_DAYS.run)),
         },
       }),
     );
-    await this.ensurePending(summary.runId);
     await this.finishRunIfDone(summary.runId);
   }
 
@@ -406,7 +456,7 @@ export class Notifier implements OutcomeSink {
     return true;
   }
 
-  /** The instance's open problems. */
+  /** The instance's open problems, read consistently: a Clear is decided on what is really open. */
   async openProblems(instanceId: string): Promise<(OpenProblem & { lastSeenAt: string })[]> {
     const problems: (OpenProblem & { lastSeenAt: string })[] = [];
     let startKey: Item | undefined;
@@ -416,6 +466,7 @@ export class Notifier implements OutcomeSink {
           TableName: this.settings.tableName,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
           ExpressionAttributeValues: { ':pk': S(`INSTANCE#${instanceId}`), ':prefix': S('PROBLEM#') },
+          ConsistentRead: true,
           ExclusiveStartKey: startKey,
         }),
       );
@@ -438,35 +489,29 @@ export class Notifier implements OutcomeSink {
   /**
    * Sends a Clear for each problem of the job's instance that was last seen before the job's
    * outcome was recorded (a newer problem is not disproved by an older backup). Returns what it sent.
+   *
+   * The Clear is published before the problem is deleted: a publish that fails leaves the problem
+   * open, so the retry (job-events gives its claim back) finds it and sends the Clear. The price is
+   * at-least-once: when the delete fails after a successful publish, the retry sends the Clear again,
+   * which closes nothing twice; a lost Clear would leave the ServiceNow alert open forever.
    */
   async clearProblems(job: StoredJob): Promise<Notification[]> {
     const now = this.clock();
     const sent: Notification[] = [];
     for (const problem of await this.openProblems(job.instanceId)) {
-      try {
-        await this.clients.dynamodb.send(
-          new DeleteItemCommand({
-            TableName: this.settings.tableName,
-            Key: { pk: S(`INSTANCE#${job.instanceId}`), sk: S(`PROBLEM#${problem.problemClass}`) },
-            ConditionExpression: 'lastSeenAt <= :recordedAt',
-            ExpressionAttributeValues: { ':recordedAt': S(job.recordedAt) },
-          }),
-        );
-      } catch (err) {
-        if (isConditionFailure(err)) continue;
-        throw err;
-      }
+      if (!(problem.lastSeenAt <= job.recordedAt)) continue;
       const clear = buildClearNotification(problem, job, now);
       await this.publish(clear);
       sent.push(clear);
+      await this.deleteProblemAsSeen(job.instanceId, problem.problemClass, problem.lastSeenAt);
     }
     return sent;
   }
 
   /**
    * Closes one open problem of an instance (copy and verification problems close on their own
-   * success, not on a backup's): deletes it and publishes the Clear `build` makes from it. Returns
-   * the Clear, or undefined when no such problem was open.
+   * success, not on a backup's): publishes the Clear `build` makes from it, then deletes it, as
+   * clearProblems does. Returns the Clear, or undefined when no such problem was open.
    */
   async clearProblem(
     instanceId: string,
@@ -479,20 +524,6 @@ export class Notifier implements OutcomeSink {
     );
     const item = found.Item;
     if (!item) return undefined;
-    try {
-      // Only the problem as read: one refreshed meanwhile is newer than the success that clears it.
-      await this.clients.dynamodb.send(
-        new DeleteItemCommand({
-          TableName: this.settings.tableName,
-          Key: key,
-          ConditionExpression: 'lastSeenAt = :seen',
-          ExpressionAttributeValues: { ':seen': S(str(item, 'lastSeenAt') ?? '') },
-        }),
-      );
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
-    }
     const clear = build({
       accountId: str(item, 'accountId') ?? '',
       region: str(item, 'region') ?? '',
@@ -502,7 +533,38 @@ export class Notifier implements OutcomeSink {
       eventType: str(item, 'eventType') as OpenProblem['eventType'],
     });
     await this.publish(clear);
+    await this.deleteProblemAsSeen(instanceId, problemClass, str(item, 'lastSeenAt') ?? '');
     return clear;
+  }
+
+  /**
+   * Deletes a problem whose Clear went out, but only as it was read: one refreshed meanwhile was
+   * seen again after the success that cleared it, and stays open (its own message followed).
+   */
+  private async deleteProblemAsSeen(
+    instanceId: string,
+    problemClass: ProblemClass,
+    lastSeenAt: string,
+  ): Promise<void> {
+    try {
+      await this.clients.dynamodb.send(
+        new DeleteItemCommand({
+          TableName: this.settings.tableName,
+          Key: { pk: S(`INSTANCE#${instanceId}`), sk: S(`PROBLEM#${problemClass}`) },
+          ConditionExpression: 'lastSeenAt = :seen',
+          ExpressionAttributeValues: { ':seen': S(lastSeenAt) },
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) {
+        this.logger?.info('Problem seen again while its Clear was sent; it stays open', {
+          instanceId,
+          problemClass,
+        });
+        return;
+      }
+      throw err;
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -607,26 +669,54 @@ export class Notifier implements OutcomeSink {
   // -------------------------------------------------------------------------------------------
   // Run summary
 
-  private runCounterUpdate(outcome: WorkflowOutcome, counter: string, delta: 1 | -1, now: Date) {
-    const deadline = new Date(now.getTime() + this.settings.summaryDeadlineMinutes * 60_000).toISOString();
+  /** A random shard: outcomes ending together spread over the run's counters (run-ledger.ts). */
+  private pickShard(): number {
+    return Math.min(RUN_COUNTER_SHARDS - 1, Math.floor(this.timing.random() * RUN_COUNTER_SHARDS));
+  }
+
+  /**
+   * Adds `deltas` to one counter shard of the run. An outcome's report also records when it came,
+   * which keeps the summary's deadline away while waves are still finishing (sweepOverdueRuns).
+   */
+  private shardUpdate(
+    runId: string,
+    shard: number,
+    deltas: Partial<Record<RunCounter, number>>,
+    now: Date,
+    report: boolean,
+  ) {
+    const entries = Object.entries(deltas);
     return {
       TableName: this.settings.tableName,
-      Key: { pk: S(`RUN#${outcome.runId}`), sk: S('RUN') },
-      // The first outcome may arrive before discovery reports: it sets what a summary needs. Every
-      // report pushes the deadline on, so a run whose waves are still finishing is not cut short;
-      // the deadline strikes when nothing has reported for summaryDeadlineMinutes.
-      UpdateExpression:
-        'SET accountId = if_not_exists(accountId, :account), #region = if_not_exists(#region, :region), #window = if_not_exists(#window, :window), deadline = :deadline, expiresAt = if_not_exists(expiresAt, :ttl) ADD completed :delta, #counter :delta',
-      ExpressionAttributeNames: { '#region': 'region', '#window': 'window', '#counter': counter },
+      Key: { pk: S(runPk(runId)), sk: S(shardSk(shard)) },
+      UpdateExpression: `SET expiresAt = if_not_exists(expiresAt, :ttl)${report ? ', lastReportAt = :now' : ''} ADD ${entries.map((_, i) => `#c${i} :d${i}`).join(', ')}`,
+      ExpressionAttributeNames: Object.fromEntries(entries.map(([name], i) => [`#c${i}`, name])),
       ExpressionAttributeValues: {
-        ':account': S(outcome.accountId),
-        ':region': S(outcome.region),
-        ':window': S(outcome.window),
-        ':deadline': S(deadline),
         ':ttl': N(this.ttl(now, TTL_DAYS.run)),
-        ':delta': N(delta),
+        ...(report ? { ':now': S(now.toISOString()) } : {}),
+        ...Object.fromEntries(entries.map(([, delta], i) => [`:d${i}`, N(delta as number)])),
       },
     };
+  }
+
+  /**
+   * Sends a TransactWriteItems, and sends it again while DynamoDB cancels it for a conflict or
+   * throttling, which the SDK does not retry: after a full-jitter backoff, and with `build` called
+   * anew, so that a counter update can move to another shard. A condition failure, or anything
+   * else, is thrown at once.
+   */
+  private async transact(build: () => TransactWriteItemsCommandInput['TransactItems']): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.clients.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: build() }));
+        return;
+      } catch (err) {
+        if (!isRetryableCancellation(err) || attempt >= TRANSACTION_RETRY.attempts) throw err;
+        this.retries.transactions++;
+        const ceiling = Math.min(TRANSACTION_RETRY.capMs, TRANSACTION_RETRY.baseMs * 2 ** (attempt - 1));
+        await this.timing.sleep(this.timing.random() * ceiling);
+      }
+    }
   }
 
   /**
@@ -636,32 +726,20 @@ export class Notifier implements OutcomeSink {
   async countCopy(runId: string, counter: CopyCounter, onceKey: string): Promise<boolean> {
     const now = this.clock();
     try {
-      await this.clients.dynamodb.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [
-            {
-              Put: {
-                TableName: this.settings.tableName,
-                Item: {
-                  pk: S(`COUNTED#${onceKey}`),
-                  sk: S('COUNTED'),
-                  expiresAt: N(this.ttl(now, TTL_DAYS.run)),
-                },
-                ConditionExpression: 'attribute_not_exists(pk)',
-              },
+      await this.transact(() => [
+        {
+          Put: {
+            TableName: this.settings.tableName,
+            Item: {
+              pk: S(`COUNTED#${onceKey}`),
+              sk: S('COUNTED'),
+              expiresAt: N(this.ttl(now, TTL_DAYS.run)),
             },
-            {
-              Update: {
-                TableName: this.settings.tableName,
-                Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
-                UpdateExpression: 'SET expiresAt = if_not_exists(expiresAt, :ttl) ADD #counter :one',
-                ExpressionAttributeNames: { '#counter': counter },
-                ExpressionAttributeValues: { ':ttl': N(this.ttl(now, TTL_DAYS.run)), ':one': N(1) },
-              },
-            },
-          ],
-        }),
-      );
+            ConditionExpression: 'attribute_not_exists(pk)',
+          },
+        },
+        { Update: this.shardUpdate(runId, this.pickShard(), { [counter]: 1 }, now, false) },
+      ]);
       return true;
     } catch (err) {
       if (isConditionFailure(err)) return false;
@@ -669,13 +747,44 @@ export class Notifier implements OutcomeSink {
     }
   }
 
-  /** Sends the summary once every expected execution has reported. True when this call sent it. */
-  async finishRunIfDone(runId: string): Promise<boolean> {
-    return this.sendSummary(
-      runId,
-      'finished',
-      'attribute_exists(discoveryRecordedAt) AND completed >= expected AND attribute_not_exists(summarySentAt)',
-    );
+  /** The run's item collection, read consistently: the run item and its counter shards, summed. */
+  async readRun(runId: string): Promise<RunView> {
+    const items: Item[] = [];
+    let startKey: Item | undefined;
+    do {
+      const page = await this.clients.dynamodb.send(
+        new QueryCommand({
+          TableName: this.settings.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': S(runPk(runId)) },
+          ConsistentRead: true,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return viewRun(items);
+  }
+
+  /**
+   * Puts the run in the deadline sweep's index unless its summary is out, and sends the summary once
+   * every expected execution has reported. `seed` (an outcome) creates the run item when discovery
+   * has not reported yet. True when this call sent the summary.
+   *
+   * Every reporter writes first and reads the run's collection after, consistently: whichever
+   * write completes last is followed by a read that sees every count, so some reporter sees the run
+   * finished, and the conditional claim in sendSummary lets exactly one of them send.
+   */
+  async finishRunIfDone(
+    runId: string,
+    seed?: Pick<WorkflowOutcome, 'accountId' | 'region' | 'window'>,
+  ): Promise<boolean> {
+    const view = await this.readRun(runId);
+    if (str(view.run, 'summarySentAt')) return false;
+    if (str(view.run, 'pending') === undefined && (view.run || seed)) await this.markPending(runId, seed);
+    if (!runFinished(view)) return false;
+    return this.sendSummary(runId, 'finished', view);
   }
 
   /** The deadline sweep: sends the summary of every run whose deadline passed. Returns the run ids. */
@@ -696,8 +805,18 @@ export class Notifier implements OutcomeSink {
       for (const item of page.Items ?? []) {
         const runId = str(item, 'pk')?.replace(/^RUN#/, '');
         if (!runId) continue;
-        if (await this.sendSummary(runId, 'deadline', 'attribute_not_exists(summarySentAt)'))
-          sent.push(runId);
+        const view = await this.readRun(runId);
+        // Outcomes report on the shards, not on the run item: the deadline runs from the latest.
+        const due = view.lastReportAt
+          ? new Date(
+              Date.parse(view.lastReportAt) + this.settings.summaryDeadlineMinutes * 60_000,
+            ).toISOString()
+          : undefined;
+        if (due && due > now.toISOString() && !str(view.run, 'summarySentAt')) {
+          await this.pushDeadline(runId, due);
+          continue;
+        }
+        if (await this.sendSummary(runId, 'deadline', view)) sent.push(runId);
         else await this.dropPending(runId);
       }
       startKey = page.LastEvaluatedKey;
@@ -705,12 +824,28 @@ export class Notifier implements OutcomeSink {
     return sent;
   }
 
+  private async pushDeadline(runId: string, deadline: string): Promise<void> {
+    try {
+      await this.clients.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.settings.tableName,
+          Key: { pk: S(runPk(runId)), sk: S(RUN_SK) },
+          UpdateExpression: 'SET deadline = :deadline',
+          ConditionExpression: 'attribute_exists(pending) AND attribute_not_exists(summarySentAt)',
+          ExpressionAttributeValues: { ':deadline': S(deadline) },
+        }),
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+  }
+
   private async dropPending(runId: string): Promise<void> {
     try {
       await this.clients.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.settings.tableName,
-          Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
+          Key: { pk: S(runPk(runId)), sk: S(RUN_SK) },
           UpdateExpression: 'REMOVE pending',
           ConditionExpression: 'attribute_exists(summarySentAt)',
         }),
@@ -720,16 +855,41 @@ export class Notifier implements OutcomeSink {
     }
   }
 
-  /** Puts the run in the deadline sweep's index, unless its summary is already out. */
-  private async ensurePending(runId: string): Promise<void> {
+  /**
+   * Puts the run in the deadline sweep's index, unless its summary is already out. With `seed`, an
+   * outcome that came before discovery creates the run item with what a summary needs. Written once
+   * per run (while `pending` is missing), not once per outcome: the run item is no hot item.
+   */
+  private async markPending(
+    runId: string,
+    seed?: Pick<WorkflowOutcome, 'accountId' | 'region' | 'window'>,
+  ): Promise<void> {
+    const now = this.clock();
+    const deadline = new Date(now.getTime() + this.settings.summaryDeadlineMinutes * 60_000).toISOString();
     try {
       await this.clients.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.settings.tableName,
-          Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
-          UpdateExpression: 'SET pending = :pending',
-          ConditionExpression: 'attribute_exists(pk) AND attribute_not_exists(summarySentAt)',
-          ExpressionAttributeValues: { ':pending': S('RUN') },
+          Key: { pk: S(runPk(runId)), sk: S(RUN_SK) },
+          UpdateExpression: seed
+            ? 'SET pending = :pending, deadline = if_not_exists(deadline, :deadline), accountId = if_not_exists(accountId, :account), #region = if_not_exists(#region, :region), #window = if_not_exists(#window, :window), expiresAt = if_not_exists(expiresAt, :ttl)'
+            : 'SET pending = :pending, deadline = if_not_exists(deadline, :deadline)',
+          ConditionExpression: seed
+            ? 'attribute_not_exists(summarySentAt)'
+            : 'attribute_exists(pk) AND attribute_not_exists(summarySentAt)',
+          ...(seed ? { ExpressionAttributeNames: { '#region': 'region', '#window': 'window' } } : {}),
+          ExpressionAttributeValues: {
+            ':pending': S('RUN'),
+            ':deadline': S(deadline),
+            ...(seed
+              ? {
+                  ':account': S(seed.accountId),
+                  ':region': S(seed.region),
+                  ':window': S(seed.window),
+                  ':ttl': N(this.ttl(now, TTL_DAYS.run)),
+                }
+              : {}),
+          },
         }),
       );
     } catch (err) {
@@ -737,38 +897,45 @@ export class Notifier implements OutcomeSink {
     }
   }
 
-  private async sendSummary(
-    runId: string,
-    reason: 'finished' | 'deadline',
-    condition: string,
-  ): Promise<boolean> {
+  /**
+   * Claims the run's summary (only one reporter wins) and publishes it with the counts of `view`.
+   * A finished run is claimed only as it was read: a discovery report meanwhile changes what
+   * "finished" means, and the next reporter decides again.
+   */
+  private async sendSummary(runId: string, reason: 'finished' | 'deadline', view: RunView): Promise<boolean> {
     const now = this.clock();
-    let item: Item | undefined;
+    const asRead: { condition: string; values: Item } =
+      reason === 'finished'
+        ? {
+            condition: ' AND discoveryRecordedAt = :recorded AND expected = :expected',
+            values: {
+              ':recorded': S(str(view.run, 'discoveryRecordedAt') ?? ''),
+              ':expected': N(num(view.run, 'expected') ?? -1),
+            },
+          }
+        : { condition: '', values: {} };
     try {
-      const result = await this.clients.dynamodb.send(
+      await this.clients.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.settings.tableName,
-          Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
+          Key: { pk: S(runPk(runId)), sk: S(RUN_SK) },
           UpdateExpression: 'SET summarySentAt = :now, summaryReason = :reason REMOVE pending',
-          ConditionExpression: `attribute_exists(pk) AND ${condition}`,
-          ExpressionAttributeValues: { ':now': S(now.toISOString()), ':reason': S(reason) },
-          ReturnValues: 'ALL_NEW',
+          ConditionExpression: `attribute_exists(pk) AND attribute_not_exists(summarySentAt)${asRead.condition}`,
+          ExpressionAttributeValues: { ':now': S(now.toISOString()), ':reason': S(reason), ...asRead.values },
         }),
       );
-      item = result.Attributes;
     } catch (err) {
       if (isConditionFailure(err)) return false;
       throw err;
     }
-    const counts = runCounts(runId, item);
     try {
-      await this.publish(buildRunSummaryNotification(counts, reason, now));
+      await this.publish(buildRunSummaryNotification(runCounts(runId, view), reason, now));
     } catch (err) {
       // Un-send, so the next outcome or the sweep tries again.
       await this.clients.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.settings.tableName,
-          Key: { pk: S(`RUN#${runId}`), sk: S('RUN') },
+          Key: { pk: S(runPk(runId)), sk: S(RUN_SK) },
           UpdateExpression: 'SET pending = :pending REMOVE summarySentAt, summaryReason',
           ExpressionAttributeValues: { ':pending': S('RUN') },
         }),
@@ -801,40 +968,4 @@ export class Notifier implements OutcomeSink {
   private ttl(now: Date, days: number): number {
     return Math.floor(now.getTime() / 1000) + days * DAY_S;
   }
-}
-
-function runCounts(runId: string, item: Item | undefined): RunCounts {
-  let excluded: Partial<Record<ExclusionReason, number>> = {};
-  const rawExcluded = str(item, 'excluded');
-  if (rawExcluded) {
-    try {
-      excluded = JSON.parse(rawExcluded) as Partial<Record<ExclusionReason, number>>;
-    } catch {
-      excluded = {};
-    }
-  }
-  return {
-    runId,
-    window: str(item, 'window') ?? 'unknown',
-    accountId: str(item, 'accountId') ?? '',
-    region: str(item, 'region') ?? '',
-    discovered: num(item, 'discovered'),
-    excluded,
-    started: num(item, 'expected'),
-    finished: num(item, 'completed') ?? 0,
-    application: num(item, 'application') ?? 0,
-    filesystem: num(item, 'filesystem') ?? 0,
-    fellBack: num(item, 'fellBack') ?? 0,
-    skipped: num(item, 'skipped') ?? 0,
-    failed: num(item, 'failed') ?? 0,
-    ...(['copiesStarted', 'copiesCompleted', 'copiesFailed'].some((k) => num(item, k) !== undefined)
-      ? {
-          copies: {
-            started: num(item, 'copiesStarted') ?? 0,
-            completed: num(item, 'copiesCompleted') ?? 0,
-            failed: num(item, 'copiesFailed') ?? 0,
-          },
-        }
-      : {}),
-  };
 }

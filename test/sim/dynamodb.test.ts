@@ -2,7 +2,9 @@ import {
   ConditionalCheckFailedException,
   PutItemCommand,
   QueryCommand,
+  GetItemCommand,
   TransactionCanceledException,
+  TransactionConflictException,
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
@@ -84,6 +86,72 @@ describe('the in-memory DynamoDB the notifier tests use', () => {
       'ConditionalCheckFailed',
     ]);
     expect(table.item('new', 'X')).toBeUndefined();
+  });
+
+  it('cancels a transaction that touches an item another ongoing transaction holds, with TransactionConflict for that item', async () => {
+    const { table, client } = setup();
+    const add = (pk: string) => ({
+      Update: {
+        TableName: TABLE,
+        Key: key(pk),
+        UpdateExpression: 'ADD n :one',
+        ExpressionAttributeValues: { ':one': { N: '1' } },
+      },
+    });
+    const transaction = (...ops: ReturnType<typeof add>[]) =>
+      client.send(new TransactWriteItemsCommand({ TransactItems: ops }));
+    // Started together: the first holds `hot` until it commits, so the second is cancelled whole.
+    const [first, second] = await Promise.allSettled([
+      transaction(add('hot'), add('a')),
+      transaction(add('b'), add('hot')),
+    ]);
+    expect(first.status).toBe('fulfilled');
+    expect(second.status).toBe('rejected');
+    const err = (second as PromiseRejectedResult).reason as TransactionCanceledException;
+    expect(err).toBeInstanceOf(TransactionCanceledException);
+    expect(err.CancellationReasons).toEqual([
+      { Code: 'None' },
+      { Code: 'TransactionConflict', Message: 'Transaction is ongoing for the item.' },
+    ]);
+    expect(table.item('hot', 'X')?.n).toEqual({ N: '1' });
+    expect(table.item('b', 'X')).toBeUndefined();
+    expect(table.conflicts).toEqual({ transactions: 1, writes: 0 });
+
+    // One after the other, nothing conflicts; transactions on different items never do.
+    await transaction(add('b'), add('hot'));
+    await Promise.all([transaction(add('c')), transaction(add('d'))]);
+    expect(table.item('hot', 'X')?.n).toEqual({ N: '2' });
+    expect(table.conflicts.transactions).toBe(1);
+  });
+
+  it('refuses a single-item write to an item a transaction holds, and lets reads see the committed value', async () => {
+    const { table, client } = setup();
+    await client.send(new PutItemCommand({ TableName: TABLE, Item: { ...key('hot'), v: { S: 'old' } } }));
+    const pending = client.send(
+      new TransactWriteItemsCommand({
+        TransactItems: [{ Put: { TableName: TABLE, Item: { ...key('hot'), v: { S: 'new' } } } }],
+      }),
+    );
+    const during = client.send(new GetItemCommand({ TableName: TABLE, Key: key('hot') }));
+    const write = client
+      .send(
+        new UpdateItemCommand({
+          TableName: TABLE,
+          Key: key('hot'),
+          UpdateExpression: 'SET v = :v',
+          ExpressionAttributeValues: { ':v': { S: 'single' } },
+        }),
+      )
+      .catch((e: unknown) => e);
+    expect((await during).Item?.v).toEqual({ S: 'old' });
+    const refused = await write;
+    expect(refused).toBeInstanceOf(TransactionConflictException);
+    expect((refused as Error).message).toBe(
+      'Operation was rejected because there is an ongoing transaction for the item.',
+    );
+    await pending;
+    expect(table.item('hot', 'X')?.v).toEqual({ S: 'new' });
+    expect(table.conflicts).toEqual({ transactions: 0, writes: 1 });
   });
 
   it('queries a sparse index by key condition', async () => {

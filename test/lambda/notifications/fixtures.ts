@@ -1,9 +1,9 @@
 import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { type Notification, validateNotification } from '../../../lambda/shared/notification';
-import { Notifier } from '../../../lambda/shared/notifier';
+import { Notifier, type NotifierTiming } from '../../../lambda/shared/notifier';
 import type { DiscoverySummary, ExcludedInstance, WorkflowOutcome } from '../../../lambda/shared/outcome';
-import { FakeDynamoDb } from '../../../sim/dynamodb';
+import { FakeDynamoDb, type FakeDynamoDbOptions } from '../../../sim/dynamodb';
 
 export const ACCOUNT = '111122223333';
 export const REGION = 'eu-west-1';
@@ -56,14 +56,26 @@ export function excluded(
 }
 
 /** A notifier over the fake table and a mocked SNS client that records every publish. */
-export function harness(start = new Date('2026-11-22T02:05:00Z')) {
-  const table = new FakeDynamoDb(TABLE, { PendingRuns: { partitionKey: 'pending', sortKey: 'deadline' } });
+export function harness(
+  start = new Date('2026-11-22T02:05:00Z'),
+  tableOptions: FakeDynamoDbOptions = {},
+  timing?: NotifierTiming,
+) {
+  const table = new FakeDynamoDb(
+    TABLE,
+    { PendingRuns: { partitionKey: 'pending', sortKey: 'deadline' } },
+    tableOptions,
+  );
   const { client: dynamodb, mock: dynamodbMock } = table.install();
   const snsMock = mockClient(SNSClient);
   const published: PublishCommandInput[] = [];
+  /** Publishes that fail before SNS accepts them, each with this message (failPublishes). */
+  const failing: string[] = [];
   snsMock.on(PublishCommand).callsFake((input: PublishCommandInput) => {
+    const failure = failing.shift();
+    if (failure !== undefined) return Promise.reject(new Error(failure));
     published.push(input);
-    return { MessageId: `m-${published.length}` };
+    return Promise.resolve({ MessageId: `m-${published.length}` });
   });
   let now = start;
   const clock = () => now;
@@ -72,6 +84,7 @@ export function harness(start = new Date('2026-11-22T02:05:00Z')) {
     { topicArn: TOPIC, tableName: TABLE, summaryDeadlineMinutes: 240 },
     undefined,
     clock,
+    timing,
   );
   return {
     table,
@@ -81,6 +94,10 @@ export function harness(start = new Date('2026-11-22T02:05:00Z')) {
     notifier,
     /** Every published message body, parsed. */
     messages: (): Notification[] => published.map((p) => JSON.parse(p.Message ?? '{}') as Notification),
+    /** The next `count` publishes fail (nothing reaches the topic); later ones succeed again. */
+    failPublishes(count: number, message = 'SNS is down') {
+      for (let i = 0; i < count; i++) failing.push(message);
+    },
     advance(minutes: number) {
       now = new Date(now.getTime() + minutes * 60_000);
     },

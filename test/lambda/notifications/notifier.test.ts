@@ -1,6 +1,12 @@
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { afterEach, describe, expect, it } from 'vitest';
 import { handleJobEvent } from '../../../lambda/job-events/job-events';
+import type { OpenProblem } from '../../../lambda/shared/notifications/clear';
+import {
+  buildCopyFailedNotification,
+  buildCopyRecoveredNotification,
+  type CopyContext,
+} from '../../../lambda/shared/notifications/protection';
 import { createNotifier, NotifierConfigError } from '../../../lambda/shared/notifier';
 import {
   ACCOUNT,
@@ -58,7 +64,7 @@ describe('recordOutcome', () => {
     const job = h.table.item('JOB#job-a1', 'JOB');
     expect(job?.outcome?.S).toBe('thaw-failed');
     expect(Number(job?.expiresAt?.N)).toBe(Math.floor(h.now().getTime() / 1000) + 7 * 86400);
-    expect(h.table.item(`RUN#${o.runId}`, 'RUN')?.failed?.N).toBe('1');
+    expect((await h.notifier.readRun(o.runId)).totals.failed).toBe(1);
   });
 
   it('a retried record-outcome for the same execution neither publishes nor counts again', async () => {
@@ -67,9 +73,9 @@ describe('recordOutcome', () => {
     await h.notifier.recordOutcome(o);
     await h.notifier.recordOutcome(o);
     expect(h.published).toHaveLength(1);
-    const run = h.table.item(`RUN#${o.runId}`, 'RUN');
-    expect(run?.completed?.N).toBe('1');
-    expect(run?.failed?.N).toBe('1');
+    const { totals } = await h.notifier.readRun(o.runId);
+    expect(totals.completed).toBe(1);
+    expect(totals.failed).toBe(1);
   });
 
   it('a retry after a failure past the notification still finishes the run', async () => {
@@ -100,7 +106,7 @@ describe('recordOutcome', () => {
       .rejectsOnce(Object.assign(new Error('throttled'), { name: 'ThrottledException' }));
     await expect(h.notifier.recordOutcome(o)).rejects.toThrow('throttled');
     expect(h.table.item(`EXEC#${o.executionArn}`, 'OUTCOME')).toBeUndefined();
-    expect(h.table.item(`RUN#${o.runId}`, 'RUN')?.completed?.N).toBe('0');
+    expect((await h.notifier.readRun(o.runId)).totals.completed).toBe(0);
     expect(h.table.item(`INSTANCE#${A}`, 'PROBLEM#window')?.lastEventId).toBeUndefined();
 
     h.snsMock.on(PublishCommand).callsFake((input) => {
@@ -110,7 +116,7 @@ describe('recordOutcome', () => {
     await h.notifier.recordOutcome(o);
     expect(h.published).toHaveLength(1);
     expect(expectValidPublish(h.published[0]).eventType).toBe('skipped-active-job');
-    expect(h.table.item(`RUN#${o.runId}`, 'RUN')?.completed?.N).toBe('1');
+    expect((await h.notifier.readRun(o.runId)).totals.completed).toBe(1);
   });
 
   it('an application-consistent backup publishes nothing per instance but stores the job for job-events', async () => {
@@ -474,6 +480,75 @@ describe('de-duplication and Clear across runs', () => {
         .map((m) => m.event.resource)
         .sort(),
     ).toEqual(['consistency', 'window']);
+  });
+
+  it('a Clear whose publish fails is not lost: the retried event finds the problem open and sends it', async () => {
+    h = harness();
+    const deps = { notifier: h.notifier, labelRecoveryPoint: async () => undefined, clock: h.now };
+    await h.notifier.recordOutcome(
+      outcome({ ...run1, outcome: 'backup-start-failed', instanceId: A, error: { error: 'E', cause: 'c' } }),
+    );
+    h.advance(24 * 60);
+    await h.notifier.recordOutcome(
+      outcome({
+        ...run2,
+        outcome: 'backed-up',
+        instanceId: A,
+        backupJobId: 'a2',
+        verdict: app('application'),
+      }),
+    );
+    h.advance(20);
+    const before = h.published.length;
+    h.failPublishes(1);
+    // job-events gives its claim back and throws, so EventBridge delivers the event again.
+    await expect(handleJobEvent(completed('a2'), deps)).rejects.toThrow('SNS is down');
+    expect(h.published).toHaveLength(before);
+    expect(await h.notifier.openProblems(A)).toHaveLength(1);
+
+    const retry = await handleJobEvent(completed('a2'), deps);
+    expect(retry.action === 'handled' && retry.notifications.map((n) => n.severity)).toEqual(['Clear']);
+    const clears = h.messages().filter((m) => m.severity === 'Clear');
+    expect(clears.map((m) => m.event.message_key)).toEqual([
+      `ec2-consistent-backup:${ACCOUNT}:${REGION}:${A}:backup`,
+    ]);
+    expect(await h.notifier.openProblems(A)).toEqual([]);
+    // Handled now: a third delivery sends nothing.
+    await handleJobEvent(completed('a2'), deps);
+    expect(h.messages().filter((m) => m.severity === 'Clear')).toHaveLength(1);
+  });
+
+  it('a single-problem Clear (copies, restore tests) whose publish fails leaves the problem open for the retry', async () => {
+    h = harness();
+    const copy: CopyContext = {
+      accountId: ACCOUNT,
+      region: REGION,
+      instanceId: A,
+      runId: run1.runId,
+      sourceRecoveryPointArn: 'arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0',
+      destinationVaultArn: 'arn:aws:backup:us-east-1:444455556666:backup-vault:central',
+      copyJobId: 'C0FFEE00-B5C6-7D8E-9F0A-1B2C3D4E5F60',
+      copyJobState: 'FAILED',
+    };
+    await h.notifier.notifyProblem(
+      buildCopyFailedNotification(copy, 'Access denied', h.now()),
+      undefined,
+      'copy:1',
+      h.now(),
+    );
+    const completedCopy = {
+      ...copy,
+      copyJobId: 'C0FFEE01-B5C6-7D8E-9F0A-1B2C3D4E5F61',
+      copyJobState: 'COMPLETED',
+    };
+    const build = (problem: OpenProblem) => buildCopyRecoveredNotification(problem, completedCopy, h.now());
+    h.failPublishes(1);
+    await expect(h.notifier.clearProblem(A, 'copy', build)).rejects.toThrow('SNS is down');
+    expect(await h.notifier.openProblems(A)).toHaveLength(1);
+    expect(await h.notifier.clearProblem(A, 'copy', build)).toMatchObject({ severity: 'Clear' });
+    expect(await h.notifier.openProblems(A)).toEqual([]);
+    expect(await h.notifier.clearProblem(A, 'copy', build)).toBeUndefined();
+    expect(h.messages().map((m) => m.severity)).toEqual(['Major', 'Clear']);
   });
 
   it('an older backup does not clear a problem opened after it was taken', async () => {

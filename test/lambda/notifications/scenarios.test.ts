@@ -233,20 +233,34 @@ describe('discovery scenarios through the notifier', () => {
       ...(i % 3 === 0 ? { ssm: { ping: 'ConnectionLost' } } : {}),
       tags: { ConsistentBackup: 'enabled' },
     }));
-    const fake = new FakeAws(instances, { latency: { start: [4, 6] } });
+    const fake = new FakeAws(instances);
     cleanup.push(() => fake.restore());
     const h = notifierHarness();
     const settings = testSettings({ startConcurrency: 4, handOverReserveMs: 100 });
+    // No wall clock: each invocation has 250 virtual ms, each StartExecution costs 5 of them, and
+    // discovery's own waits (its token bucket) advance the same virtual clock. So every invocation
+    // starts the same ~30 executions and hands over, whatever the machine's load.
+    let virtualMs = Date.parse(EVENT.scheduledTime);
+    const clock = {
+      now: () => virtualMs,
+      sleep: async (ms: number) => {
+        virtualMs += Math.max(0, Math.ceil(ms));
+      },
+    };
     let event: Record<string, unknown> = EVENT;
     const summariesAfter: number[] = [];
     const fed = new Set<string>();
     for (let n = 0; n < 60; n++) {
-      const deadline = Date.now() + 250;
       const before = fake.invocations.length;
+      const startsBefore = fake.counts.start;
+      const began = clock.now();
       const result = await runDiscovery(
         event,
-        { functionArn: plentyOfTime.functionArn, remainingMs: () => deadline - Date.now() },
-        discoveryDeps(h.notifier, new RecordingLog(), settings),
+        {
+          functionArn: plentyOfTime.functionArn,
+          remainingMs: () => 250 - 5 * (fake.counts.start - startsBefore) - (clock.now() - began),
+        },
+        { ...discoveryDeps(h.notifier, new RecordingLog(), settings), clock },
       );
       // Every execution started so far finishes at once (say, an active job skips the window).
       for (const [name, execution] of fake.executions) {
