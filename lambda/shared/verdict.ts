@@ -54,6 +54,8 @@ export interface SnapshotWaitResult {
     readonly volumeId: string;
     readonly snapshotId: string;
     readonly startTime: string;
+    /** When the probe first saw it listed (its clock); absent in results written before it existed. */
+    readonly seenAtMs?: number;
   }[];
   readonly missingVolumeIds: readonly string[];
   /** The backup job state last seen, when DescribeBackupJob answered. */

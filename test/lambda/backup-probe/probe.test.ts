@@ -1,14 +1,25 @@
 import { BackupClient, DescribeBackupJobCommand, ListBackupJobsCommand } from '@aws-sdk/client-backup';
 import { DescribeSnapshotsCommand, EC2Client, type SnapshotState } from '@aws-sdk/client-ec2';
-import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import {
+  GetCommandInvocationCommand,
+  ListCommandsCommand,
+  SendCommandCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   activeJobs,
+  CallTimedOut,
   COMMAND_POLL,
   type Clock,
+  FREEZE_LOOKUPS,
+  FREEZE_RESULT_MARGIN_SECONDS,
   freeze,
+  freezeNotAfter,
+  isAmbiguous,
   isTransient,
+  MUTATING_CALL_MS,
   JOB_CHECK_MS,
   parseProbeRequest,
   ProbeInputError,
@@ -29,18 +40,41 @@ afterEach(() => {
 });
 
 const T0 = Date.parse('2026-11-22T02:00:00Z');
-function fakeClock(start = T0): Clock & { t: number; sleeps: number[] } {
+function fakeClock(start = T0): Clock & { t: number; sleeps: number[]; abandoned: number[] } {
   const c = {
     t: start,
     sleeps: [] as number[],
+    /** The limits of the calls that were abandoned (the timer won). */
+    abandoned: [] as number[],
     now: () => c.t,
     sleep: async (ms: number) => {
       c.sleeps.push(ms);
       c.t += ms;
     },
+    // A mocked call answers within microtasks; the timer fires only after them (setImmediate), and
+    // then charges its whole limit to the clock: a hung call costs exactly its limit.
+    timer: (ms: number) => {
+      let cancelled = false;
+      const done = new Promise<void>((resolve) => {
+        setImmediate(() => {
+          if (cancelled) return;
+          c.abandoned.push(ms);
+          c.t += ms;
+          resolve();
+        });
+      });
+      return {
+        done,
+        cancel: () => {
+          cancelled = true;
+        },
+      };
+    },
   };
   return c;
 }
+/** A call that never answers (a hung connection). */
+const hang = () => new Promise<never>(() => undefined);
 const half = () => 0.5;
 const sdkError = (name: string, status = 400) =>
   Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
@@ -160,7 +194,8 @@ describe('freeze', () => {
     expect(input.Parameters).toEqual({
       ExecutionId: ['i-0123456789abcdef0-20261122T0200Z'],
       VolumeIds: ['vol-0aaaaaaaaaaaaaaa1,vol-0aaaaaaaaaaaaaaa2'],
-      NotAfter: ['2026-11-22T02:15:00Z'],
+      // The request's timeoutSeconds is 60: this execution watches the command until T0 + 60 s.
+      NotAfter: ['2026-11-22T02:00:30.000Z'],
       WatchdogSeconds: ['90'],
       HookTimeoutSeconds: ['30'],
       Include: ['/data'],
@@ -184,7 +219,7 @@ describe('freeze', () => {
     );
   });
 
-  it('retries SendCommand only when it was throttled, never after an ambiguous failure', async () => {
+  it('retries SendCommand only when it was throttled, without looking it up', async () => {
     ssm
       .on(SendCommandCommand)
       .rejectsOnce(sdkError('ThrottlingException'))
@@ -192,13 +227,130 @@ describe('freeze', () => {
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success' });
     await freeze(new SSMClient({}), fakeClock(), request, half);
     expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(2);
+    expect(ssm.commandCalls(ListCommandsCommand)).toHaveLength(0);
+  });
 
-    ssm.reset();
+  // Issue 13 item 1: the NotAfter is the moment this execution stops watching, not discovery's hour.
+  it("sends a NotAfter of the send time + timeoutSeconds − 30 s, or discovery's when that is earlier", async () => {
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'c9' } });
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{}' });
+    const clock = fakeClock(T0 + 7_250);
+    // An ungrouped instance: discovery's NotAfter is the window + 3,600 s.
+    await freeze(
+      new SSMClient({}),
+      clock,
+      { ...request, notAfter: '2026-11-22T03:00:00Z', timeoutSeconds: 180 },
+      half,
+    );
+    const sent = (n: number) => ssm.commandCalls(SendCommandCommand)[n].args[0].input.Parameters?.NotAfter;
+    expect(FREEZE_RESULT_MARGIN_SECONDS).toBe(30);
+    expect(sent(0)).toEqual([new Date(T0 + 7_250 + 150_000).toISOString()]);
+    // A blast-radius slot that ends sooner wins.
+    await freeze(
+      new SSMClient({}),
+      fakeClock(T0 + 7_250),
+      { ...request, notAfter: '2026-11-22T02:01:00Z', timeoutSeconds: 180 },
+      half,
+    );
+    expect(sent(1)).toEqual(['2026-11-22T02:01:00.000Z']);
+    expect(freezeNotAfter('2026-11-22T02:01:00Z', T0, 20)).toBe('2026-11-22T02:00:00.000Z');
+  });
+});
+
+// Issue 13 item 3: SendCommand has no idempotency token; a retry must never freeze twice.
+describe('freeze: no duplicate command from a retry', () => {
+  const request = {
+    documentName: 'Ec2ConsistentBackup-Freeze',
+    instanceId: 'i-0123456789abcdef0',
+    executionId: 'i-0123456789abcdef0-20261122T0200Z',
+    volumeIds: VOLS,
+    volumeDevices: '',
+    notAfter: '2026-11-22T02:15:00Z',
+    watchdogSeconds: 90,
+    hookTimeoutSeconds: 30,
+    include: '',
+    exclude: '',
+    timeoutSeconds: 60,
+  };
+  const listed = (executionId: string, CommandId = 'c-first') => ({
+    Commands: [
+      { CommandId: 'c-other', Parameters: { ExecutionId: ['some-other-execution'] } },
+      {
+        CommandId,
+        Parameters: { ExecutionId: [executionId] },
+        Comment: `ec2-consistent-backup freeze ${executionId}`,
+      },
+    ],
+  });
+
+  it('a 5xx after the command was created is resolved by ListCommands, and nothing is sent again', async () => {
     ssm.on(SendCommandCommand).rejects(sdkError('InternalServerError', 500));
+    ssm.on(ListCommandsCommand).resolves(listed(request.executionId));
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{}' });
+    const clock = fakeClock();
+    const r = await freeze(new SSMClient({}), clock, request, half);
+    expect(r).toMatchObject({ succeeded: true, commandId: 'c-first' });
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    const lookup = ssm.commandCalls(ListCommandsCommand)[0].args[0].input;
+    expect(lookup).toMatchObject({
+      InstanceId: request.instanceId,
+      Filters: [
+        { key: 'InvokedAfter', value: '2026-11-22T01:59:00Z' },
+        { key: 'DocumentName', value: request.documentName },
+      ],
+    });
+    expect(ssm.commandCalls(GetCommandInvocationCommand)[0].args[0].input.CommandId).toBe('c-first');
+  });
+
+  it('a hung SendCommand is abandoned after its limit and looked up, not sent blindly again', async () => {
+    ssm.on(SendCommandCommand).callsFake(hang);
+    ssm.on(ListCommandsCommand).resolves(listed(request.executionId));
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{}' });
+    const clock = fakeClock();
+    const r = await freeze(new SSMClient({}), clock, request, half);
+    expect(r.commandId).toBe('c-first');
+    expect(clock.abandoned).toEqual([MUTATING_CALL_MS]);
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+  });
+
+  it('an ambiguous failure that did not take effect is sent again once no command of this execution is listed', async () => {
+    ssm
+      .on(SendCommandCommand)
+      .rejectsOnce(sdkError('TimeoutError'))
+      .resolves({ Command: { CommandId: 'c-second' } });
+    // Only another execution's freeze is listed, on every look-up.
+    ssm.on(ListCommandsCommand).resolves(listed('some-other-execution', 'c-x'));
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{}' });
+    const r = await freeze(new SSMClient({}), fakeClock(), request, half);
+    expect(r.commandId).toBe('c-second');
+    expect(ssm.commandCalls(ListCommandsCommand)).toHaveLength(FREEZE_LOOKUPS);
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(2);
+  });
+
+  it('never sends again when the look-up itself fails: the error goes to the state machine', async () => {
+    ssm.on(SendCommandCommand).rejects(sdkError('InternalServerError', 500));
+    ssm.on(ListCommandsCommand).rejects(sdkError('AccessDeniedException'));
     await expect(freeze(new SSMClient({}), fakeClock(), request, half)).rejects.toThrow(
       'InternalServerError',
     );
     expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+  });
+
+  it('a rejected request (4xx) is final: no look-up, no resend', async () => {
+    ssm.on(SendCommandCommand).rejects(sdkError('InvalidInstanceId'));
+    await expect(freeze(new SSMClient({}), fakeClock(), request, half)).rejects.toThrow('InvalidInstanceId');
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    expect(ssm.commandCalls(ListCommandsCommand)).toHaveLength(0);
+  });
+
+  it('classifies throttling as refused and 5xx, timeouts and network errors as ambiguous', () => {
+    expect(isAmbiguous(sdkError('ThrottlingException'))).toBe(false);
+    expect(isAmbiguous(sdkError('ThrottlingException', 500))).toBe(false);
+    expect(isAmbiguous(sdkError('InternalServerError', 500))).toBe(true);
+    expect(isAmbiguous(sdkError('TimeoutError', 0))).toBe(true);
+    expect(isAmbiguous(Object.assign(new Error('socket hang up'), { name: 'ECONNRESET' }))).toBe(true);
+    expect(isAmbiguous(new CallTimedOut('x'))).toBe(true);
+    expect(isAmbiguous(sdkError('InvalidParameters'))).toBe(false);
   });
 });
 
@@ -374,7 +526,7 @@ describe('waitForSnapshots', () => {
 describe('parseProbeRequest', () => {
   it('names the bad value and what is allowed', () => {
     expect(() => parseProbeRequest({ action: 'thaw' })).toThrow(
-      'Invalid action: got "thaw"; allowed: activeJobs, freeze, waitForCommand, waitForSnapshots.',
+      'Invalid action: got "thaw"; allowed: activeJobs, freeze, waitForCommand, waitForSnapshots, startBackupJob.',
     );
     expect(() => parseProbeRequest({ action: 'waitForSnapshots', volumeIds: ['vol-xyz'] })).toThrow(
       /Invalid volumeIds: got \["vol-xyz"\]/,
