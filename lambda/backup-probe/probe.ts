@@ -558,6 +558,8 @@ export async function waitForSnapshots(
   let throttled = false;
   let jobCheckedAt = -Infinity;
   for (;;) {
+    // Past the deadline not even one more call: the thaw comes first.
+    if (deadline - clock.now() <= 0) return result('budget-exceeded', found, jobState);
     try {
       const listed = await startedSnapshots(clients.ec2, volumeIds, frozenAtMs, within);
       const seenAt = clock.now();
@@ -569,6 +571,7 @@ export async function waitForSnapshots(
       if (found.length === volumeIds.length) return result('started', found, jobState);
       if (typeof backupJobId === 'string' && clock.now() - jobCheckedAt >= JOB_CHECK_MS) {
         jobCheckedAt = clock.now();
+        if (deadline - clock.now() <= 0) return result('budget-exceeded', found, jobState);
         const job = await within((s) =>
           clients.backup.send(new DescribeBackupJobCommand({ BackupJobId: backupJobId }), { abortSignal: s }),
         );

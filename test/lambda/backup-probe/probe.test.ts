@@ -1,4 +1,9 @@
-import { BackupClient, DescribeBackupJobCommand, ListBackupJobsCommand } from '@aws-sdk/client-backup';
+import {
+  BackupClient,
+  DescribeBackupJobCommand,
+  ListBackupJobsCommand,
+  StartBackupJobCommand,
+} from '@aws-sdk/client-backup';
 import { DescribeSnapshotsCommand, EC2Client, type SnapshotState } from '@aws-sdk/client-ec2';
 import {
   GetCommandInvocationCommand,
@@ -10,6 +15,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   activeJobs,
+  BackupStartOverBudget,
+  budgetStartMs,
   CallTimedOut,
   COMMAND_POLL,
   type Clock,
@@ -23,8 +30,10 @@ import {
   JOB_CHECK_MS,
   parseProbeRequest,
   ProbeInputError,
+  POLL_CALL_MS,
   pollDelayMs,
   SNAPSHOT_POLL,
+  startBackupJob,
   waitForCommand,
   waitForSnapshots,
 } from '../../../lambda/backup-probe/probe';
@@ -520,6 +529,182 @@ describe('waitForSnapshots', () => {
     );
     expect(b.status).toBe('freeze-output-invalid');
     expect(ec2.commandCalls(DescribeSnapshotsCommand)).toHaveLength(0);
+  });
+});
+
+// Issue 13 item 2: the freeze budget holds on every path after the freeze.
+describe('the freeze budget holds whatever a call does', () => {
+  const waitRequest = {
+    volumeIds: VOLS,
+    freeze: freezeResult(),
+    backupJob: { BackupJobId: 'job-1' },
+    freezeBudgetSeconds: 30,
+    thawMarginSeconds: 3,
+  };
+  const clients = () => ({ ec2: new EC2Client({}), backup: new BackupClient({}) });
+
+  it('a hung DescribeSnapshots cannot hold the filesystems beyond frozenAt + budget − margin', async () => {
+    ec2.on(DescribeSnapshotsCommand).callsFake(hang);
+    backup.on(DescribeBackupJobCommand).callsFake(hang);
+    const clock = fakeClock(FROZEN_AT + 400);
+    const r = await waitForSnapshots(clients(), clock, waitRequest, half);
+    expect(r.status).toBe('budget-exceeded');
+    expect(clock.t).toBeLessThanOrEqual(FROZEN_AT + 27_000);
+    expect(clock.abandoned.every((ms) => ms <= POLL_CALL_MS)).toBe(true);
+  });
+
+  it('a hung DescribeBackupJob is abandoned too, and the next poll finds the snapshots', async () => {
+    let polls = 0;
+    ec2.on(DescribeSnapshotsCommand).callsFake(() => {
+      polls += 1;
+      return {
+        Snapshots:
+          polls < 2
+            ? []
+            : VOLS.map((v, i) => ({
+                VolumeId: v,
+                SnapshotId: `snap-${i}`,
+                StartTime: new Date(FROZEN_AT + 900),
+                State: 'pending',
+              })),
+      };
+    });
+    backup.on(DescribeBackupJobCommand).callsFake(hang);
+    const clock = fakeClock(FROZEN_AT + 400);
+    const r = await waitForSnapshots(clients(), clock, waitRequest, half);
+    expect(r.status).toBe('started');
+    expect(clock.abandoned).toEqual([POLL_CALL_MS]);
+    // Each snapshot says when the probe first saw it (item 8: the verdict compares it with the watchdog).
+    expect(r.snapshots.map((x) => x.seenAtMs)).toEqual([clock.t, clock.t]);
+  });
+
+  it('an instance clock ahead of AWS cannot stretch the budget: it counts from the earlier of frozenAt and the wait start', async () => {
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    backup.on(DescribeBackupJobCommand).resolves({ State: 'RUNNING' });
+    // The instance says it froze at FROZEN_AT; the wait starts (AWS clock) 60 s before that.
+    const clock = fakeClock(FROZEN_AT - 60_000);
+    const r = await waitForSnapshots(clients(), clock, waitRequest, half);
+    expect(r.status).toBe('budget-exceeded');
+    expect(clock.t).toBe(FROZEN_AT - 60_000 + 27_000);
+    expect(budgetStartMs(FROZEN_AT, FROZEN_AT + 5)).toBe(FROZEN_AT);
+  });
+
+  describe('startBackupJob while frozen', () => {
+    const request = {
+      instanceArn: 'arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0',
+      backupVaultName: 'ec2-consistent-backup',
+      iamRoleArn: 'arn:aws:iam::111122223333:role/ConsistentBackupRole',
+      idempotencyToken: 'i-0123456789abcdef0-20261122T0200Z',
+      recoveryPointTags: { 'ConsistentBackup:Consistency': 'pending' },
+      lifecycle: { DeleteAfterDays: 35 },
+      startWindowMinutes: 60,
+      windowsVss: false,
+      freeze: freezeResult(),
+      freezeBudgetSeconds: 30,
+      thawMarginSeconds: 3,
+    };
+    const tokens = () =>
+      backup.commandCalls(StartBackupJobCommand).map((c) => c.args[0].input.IdempotencyToken);
+
+    it('returns the job StartBackupJob created, with the documented input', async () => {
+      // StartBackupJob's response for EC2 (API reference, StartBackupJob response elements):
+      // BackupJobId, CreationDate, IsParent; no RecoveryPointArn.
+      backup
+        .on(StartBackupJobCommand)
+        .resolves({ BackupJobId: 'job-1', CreationDate: new Date(FROZEN_AT + 600), IsParent: false });
+      const r = await startBackupJob(new BackupClient({}), fakeClock(FROZEN_AT + 500), request, half);
+      expect(r).toEqual({
+        BackupJobId: 'job-1',
+        CreationDate: new Date(FROZEN_AT + 600).toISOString(),
+        IsParent: false,
+        foundBy: 'StartBackupJob',
+        attempts: 1,
+      });
+      expect(backup.commandCalls(StartBackupJobCommand)[0].args[0].input).toEqual({
+        BackupVaultName: 'ec2-consistent-backup',
+        ResourceArn: request.instanceArn,
+        IamRoleArn: request.iamRoleArn,
+        IdempotencyToken: request.idempotencyToken,
+        StartWindowMinutes: 60,
+        RecoveryPointTags: { 'ConsistentBackup:Consistency': 'pending' },
+        Lifecycle: { DeleteAfterDays: 35 },
+      });
+    });
+
+    it('an ambiguous failure is resolved by finding the job it created, not reported as "not started"', async () => {
+      backup.on(StartBackupJobCommand).rejects(sdkError('ServiceUnavailableException', 503));
+      // ListBackupJobs' BackupJob fields (API reference, BackupJob): the job the first attempt created.
+      backup.on(ListBackupJobsCommand).resolves({
+        BackupJobs: [
+          {
+            BackupJobId: 'job-created',
+            CreationDate: new Date(FROZEN_AT + 700),
+            IamRoleArn: request.iamRoleArn,
+            State: 'CREATED',
+          },
+        ],
+      });
+      const clock = fakeClock(FROZEN_AT + 500);
+      const r = await startBackupJob(new BackupClient({}), clock, request, half);
+      expect(r).toMatchObject({ BackupJobId: 'job-created', foundBy: 'ListBackupJobs' });
+      expect(backup.commandCalls(StartBackupJobCommand)).toHaveLength(1);
+      expect(backup.commandCalls(ListBackupJobsCommand)[0].args[0].input).toMatchObject({
+        ByResourceArn: request.instanceArn,
+        ByBackupVaultName: request.backupVaultName,
+        ByCreatedAfter: new Date(FROZEN_AT + 500 - 10_000),
+      });
+    });
+
+    it('retries only while budget remains, each attempt with the same IdempotencyToken, and a retry finds the job', async () => {
+      backup
+        .on(StartBackupJobCommand)
+        .rejectsOnce(sdkError('ThrottlingException'))
+        .callsFakeOnce(hang)
+        .resolves({ BackupJobId: 'job-1', CreationDate: new Date(FROZEN_AT + 9000) });
+      // The look-up after the hung attempt finds nothing yet.
+      backup.on(ListBackupJobsCommand).resolves({ BackupJobs: [] });
+      const clock = fakeClock(FROZEN_AT + 500);
+      const r = await startBackupJob(new BackupClient({}), clock, request, half);
+      expect(r).toMatchObject({ BackupJobId: 'job-1', foundBy: 'StartBackupJob', attempts: 3 });
+      expect(tokens()).toEqual(Array(3).fill(request.idempotencyToken));
+      expect(clock.abandoned).toEqual([MUTATING_CALL_MS]);
+      expect(clock.t).toBeLessThan(FROZEN_AT + 27_000);
+    });
+
+    it('a StartBackupJob that always hangs cannot exceed the budget: BackupStartOverBudget at frozenAt + budget − margin', async () => {
+      backup.on(StartBackupJobCommand).callsFake(hang);
+      backup.on(ListBackupJobsCommand).callsFake(hang);
+      const clock = fakeClock(FROZEN_AT + 500);
+      const err = await startBackupJob(new BackupClient({}), clock, request, half).catch((e) => e);
+      expect(err).toBeInstanceOf(BackupStartOverBudget);
+      expect(err.name).toBe('BackupStartOverBudget');
+      expect(err.message).toMatch(/freeze budget \(30 s less a 3 s thaw margin\).*some ambiguous/);
+      expect(clock.t).toBeLessThanOrEqual(FROZEN_AT + 27_000);
+      const calls = backup.commandCalls(StartBackupJobCommand).length;
+      expect(calls).toBeGreaterThan(1);
+      expect(tokens()).toEqual(Array(calls).fill(request.idempotencyToken));
+    });
+
+    it('a rejected request (4xx) ends at once with its own error, which the state machine catches', async () => {
+      backup.on(StartBackupJobCommand).rejects(sdkError('InvalidParameterValueException'));
+      await expect(
+        startBackupJob(new BackupClient({}), fakeClock(FROZEN_AT + 500), request, half),
+      ).rejects.toThrow('InvalidParameterValueException');
+      expect(backup.commandCalls(StartBackupJobCommand)).toHaveLength(1);
+      expect(backup.commandCalls(ListBackupJobsCommand)).toHaveLength(0);
+    });
+
+    it('asks for VSS only on Windows, and validates its input naming the value', () => {
+      const event = { action: 'startBackupJob', ...request };
+      expect(parseProbeRequest(event)).toMatchObject({ action: 'startBackupJob', windowsVss: false });
+      expect(() => parseProbeRequest({ ...event, iamRoleArn: 'role' })).toThrow(
+        'Invalid iamRoleArn: got "role"',
+      );
+      expect(() => parseProbeRequest({ ...event, startWindowMinutes: 30 })).toThrow('allowed: at least 60');
+      expect(() => parseProbeRequest({ ...event, recoveryPointTags: { a: 1 } })).toThrow(
+        'Invalid recoveryPointTags',
+      );
+    });
   });
 });
 
