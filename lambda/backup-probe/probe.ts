@@ -9,6 +9,10 @@
  *   1 s Wait loop that costs three state transitions per turn.
  * - `waitForSnapshots`: while frozen, poll until every attached volume has a snapshot that started
  *   at or after the freeze, the job fails, or the freeze budget runs out.
+ * - `startBackupJob`: StartBackupJob while frozen, inside the freeze budget, resolving an ambiguous
+ *   failure by finding the job (for a state machine that calls it instead of a CallAwsService task).
+ * After the freeze every call, retry and backoff is cut to the time left of the budget (callWithin),
+ * so a hung request cannot keep the filesystems frozen: the probe answers and the workflow thaws.
  * Every result is small, typed and always well-formed, so the state machine never meets a missing
  * field. Clients and the clock are parameters, so tests run on fake time.
  */
