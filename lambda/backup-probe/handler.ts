@@ -6,6 +6,7 @@ import {
   activeJobs,
   freeze,
   parseProbeRequest,
+  startBackupJob,
   systemClock,
   waitForCommand,
   waitForSnapshots,
@@ -13,10 +14,20 @@ import {
 import { countThrottles } from '../shared/throttle-metrics';
 
 const logger = new Logger();
-// The probe loops itself with jittered backoff; SDK retries inside a 1 s poll would only add latency.
-const backup = countThrottles(new BackupClient({ maxAttempts: 2 }));
-const ec2 = countThrottles(new EC2Client({ maxAttempts: 2 }));
-const ssm = countThrottles(new SSMClient({ maxAttempts: 2 }));
+/**
+ * Every client bounds its requests: a connection within 2 s, no socket silent for 5 s. After the
+ * freeze the probe also abandons any call at the time left of the budget (probe.ts callWithin).
+ * The probe retries itself, with jittered backoff and inside the budget, so the SDK does not: its
+ * retries would be invisible to the budget, and a retried SendCommand (which has no idempotency
+ * token) could freeze twice.
+ */
+export const CLIENT_CONFIG = {
+  maxAttempts: 1,
+  requestHandler: { connectionTimeout: 2000, requestTimeout: 5000 },
+} as const;
+const backup = countThrottles(new BackupClient(CLIENT_CONFIG));
+const ec2 = countThrottles(new EC2Client(CLIENT_CONFIG));
+const ssm = countThrottles(new SSMClient(CLIENT_CONFIG));
 
 /** Logs how a command ended without its stdout, which can carry anything a hook printed. */
 function logCommandEnd<T extends { status: string; commandId?: string; detail?: string }>(
@@ -45,6 +56,11 @@ export const handler = async (event: unknown) => {
     case 'waitForSnapshots': {
       const result = await waitForSnapshots({ ec2, backup }, systemClock, request);
       logger.info('snapshot wait ended', { ...result });
+      return result;
+    }
+    case 'startBackupJob': {
+      const result = await startBackupJob(backup, systemClock, request);
+      logger.info('backup job started', { ...result });
       return result;
     }
   }

@@ -1,4 +1,5 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import { BackupClient, DescribeBackupJobCommand } from '@aws-sdk/client-backup';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -11,6 +12,7 @@ const logger = new Logger();
 // Checked at cold start: a misconfigured function fails on its first event, loudly.
 const settings = notifierSettings(process.env);
 const ec2 = countThrottles(new EC2Client({}));
+const backup = countThrottles(new BackupClient({}));
 const notifier = new Notifier(
   { sns: countThrottles(new SNSClient({})), dynamodb: countThrottles(new DynamoDBClient({})) },
   settings,
@@ -21,6 +23,8 @@ export async function handler(event: BackupJobStateChangeEvent): Promise<JobEven
   const result = await handleJobEvent(event, {
     notifier,
     labelRecoveryPoint: (arn, verdict) => tagRecoveryPoint({ ec2 }, arn, verdict),
+    backupTypeOf: async (id) =>
+      (await backup.send(new DescribeBackupJobCommand({ BackupJobId: id }))).BackupType,
   });
   if (result.action === 'ignored') logger.info('Backup job event ignored', { reason: result.reason });
   else {

@@ -19,11 +19,21 @@ const DETAIL_TYPE = BACKUP_JOB_DETAIL_TYPE;
 const FINAL_STATES = FINAL_JOB_STATES;
 export type FinalState = (typeof FINAL_JOB_STATES)[number];
 /**
- * AWS Backup marks a VSS job that fell back to a regular backup "Completed with issues": state
- * COMPLETED with a status message such as "Windows VSS Backup Job Error encountered, trying for
- * regular backup" or "Windows VSS Backup attempt failed because ...". Every such message starts so.
+ * Whether a completed job of a Windows instance fell back from VSS, and why; undefined when it did
+ * not (or the instance is not Windows). AWS Backup reports a real VSS backup through
+ * DescribeBackupJob's `BackupType`, "WindowsVSS" (API reference, DescribeBackupJob: "If BackupType is
+ * empty, then the backup type was a regular backup"); anything else at completion is a regular,
+ * crash-consistent backup, whatever the status message says. The message only adds detail.
  */
-export const VSS_FALLBACK_MESSAGE = /Windows VSS Backup/i;
+export function vssFallbackReason(
+  platform: string | undefined,
+  backupType: string | undefined,
+  statusMessage: string | undefined,
+): string | undefined {
+  if (platform !== 'windows' || backupType === 'WindowsVSS') return undefined;
+  const type = backupType ? `BackupType is ${backupType}` : 'BackupType is empty (a regular backup)';
+  return `${type}, not WindowsVSS${statusMessage ? `; AWS Backup: ${statusMessage}` : ''}`;
+}
 
 /** The parts of the EventBridge event this handler reads (AWS Backup developer guide examples). */
 export interface BackupJobStateChangeEvent {
@@ -58,6 +68,11 @@ export interface JobEventDeps {
   readonly notifier: Notifier;
   /** Writes the final label on the recovery point (lambda/shared/recovery-point.ts tagRecoveryPoint). */
   readonly labelRecoveryPoint: (recoveryPointArn: string, verdict: ConsistencyVerdict) => Promise<unknown>;
+  /**
+   * DescribeBackupJob's BackupType of a job, asked for Windows jobs only; a failure gives the event
+   * back. Without it a Windows job's type is unknown, which never counts as VSS.
+   */
+  readonly backupTypeOf?: (backupJobId: string) => Promise<string | undefined>;
   readonly clock?: () => Date;
 }
 
@@ -124,12 +139,15 @@ async function finalize(
     return { action: 'handled', state, job, finalVerdict: job.verdict, notifications };
   }
 
-  const vssFellBack =
-    job.platform === 'windows' && statusMessage !== undefined && VSS_FALLBACK_MESSAGE.test(statusMessage);
+  const fallback =
+    job.platform === 'windows'
+      ? vssFallbackReason(job.platform, await deps.backupTypeOf?.(job.backupJobId), statusMessage)
+      : undefined;
+  const vssFellBack = fallback !== undefined;
   const finalVerdict: ConsistencyVerdict = vssFellBack
     ? {
         consistency: 'crash',
-        reason: `Windows VSS fell back to a regular backup: ${statusMessage}`,
+        reason: `Windows VSS fell back to a regular backup: ${fallback}`,
         freezeMs: job.verdict.freezeMs,
       }
     : job.verdict;
@@ -138,7 +156,7 @@ async function finalize(
   if (recoveryPointArn) await deps.labelRecoveryPoint(recoveryPointArn, finalVerdict);
 
   if (vssFellBack) {
-    const notification = buildVssFallbackNotification({ ...job, recoveryPointArn }, statusMessage ?? '', now);
+    const notification = buildVssFallbackNotification({ ...job, recoveryPointArn }, fallback, now);
     if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
       notifications.push(notification);
     }

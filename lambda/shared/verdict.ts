@@ -54,6 +54,8 @@ export interface SnapshotWaitResult {
     readonly volumeId: string;
     readonly snapshotId: string;
     readonly startTime: string;
+    /** When the probe first saw it listed (its clock); absent in results written before it existed. */
+    readonly seenAtMs?: number;
   }[];
   readonly missingVolumeIds: readonly string[];
   /** The backup job state last seen, when DescribeBackupJob answered. */
@@ -400,6 +402,53 @@ function frozenVerdict(
   };
 }
 
+/**
+ * When the on-instance watchdog thawed (or was due to thaw) this freeze, in ms: the earliest of the
+ * deadline the freeze reported, frozenAt + watchdogSeconds, and the thaw's own time when it says
+ * the watchdog fired. Undefined when the freeze time is unknown.
+ */
+function watchdogThawedAtMs(
+  freeze: FreezeOutput | undefined,
+  thaw: ThawOutput | undefined,
+  settings: VerdictSettings,
+): number | undefined {
+  const candidates: number[] = [];
+  const deadline = freeze?.watchdogDeadline ? Date.parse(freeze.watchdogDeadline) : Number.NaN;
+  if (!Number.isNaN(deadline)) candidates.push(deadline);
+  if (freeze?.frozenAtMs !== undefined) candidates.push(freeze.frozenAtMs + settings.watchdogSeconds * 1000);
+  if (thaw?.watchdogFired && thaw.thawedAtMs !== undefined) candidates.push(thaw.thawedAtMs);
+  return candidates.length ? Math.min(...candidates) : undefined;
+}
+
+/**
+ * The snapshots the probe counted but first saw (or that started) at or after the watchdog thawed:
+ * `snap-id of vol-id (seen at ..., watchdog at ...)`. A snapshot counts as taken while frozen only
+ * if it was seen before the thaw that ended the freeze could have happened.
+ */
+function lateSnapshots(
+  wait: SnapshotWaitResult,
+  freeze: FreezeOutput | undefined,
+  thaw: ThawOutput | undefined,
+  settings: VerdictSettings,
+): string[] {
+  const watchdogAt = watchdogThawedAtMs(freeze, thaw, settings);
+  if (watchdogAt === undefined) return [];
+  return wait.snapshots
+    .map((snap) => {
+      const started = Date.parse(snap.startTime);
+      const seen = Math.max(
+        typeof snap.seenAtMs === 'number' && Number.isFinite(snap.seenAtMs) ? snap.seenAtMs : -Infinity,
+        Number.isNaN(started) ? -Infinity : started,
+      );
+      return { snap, seen };
+    })
+    .filter(({ seen }) => seen >= watchdogAt)
+    .map(
+      ({ snap, seen }) =>
+        `${snap.snapshotId} of ${snap.volumeId} (seen at ${new Date(seen).toISOString()}, watchdog at ${new Date(watchdogAt).toISOString()})`,
+    );
+}
+
 /** Decide the outcome and the consistency label of one run from its facts. */
 export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, nowMs: number): Decision {
   const warnings: string[] = [];
@@ -546,8 +595,20 @@ export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, n
         error: { error: 'BackupJobFailed', cause: why },
         failed: true,
       };
+    } else if (wait?.status === 'started' && lateSnapshots(wait, freeze, thawOutput, settings).length > 0) {
+      // The watchdog had thawed before the probe saw these: nothing says they started while frozen.
+      const late = lateSnapshots(wait, freeze, thawOutput, settings);
+      const why = `snapshot${late.length > 1 ? 's' : ''} ${late.join('; ')} ${late.length > 1 ? 'were' : 'was'} first seen after the on-instance watchdog thawed the filesystems, so not counted as taken while frozen`;
+      warnings.push(`Backed up crash-consistent: ${why}.`);
+      decision = backedUp({ consistency: 'crash', reason: why, freezeMs });
     } else if (wait?.status === 'started') {
       decision = backedUp(frozenVerdict(freeze, thawOutput, targets, freezeMs, warnings));
+    } else if (!wait && !snapshotsError && backupError) {
+      // StartBackupJob did not answer within the freeze budget (the probe gave up so the thaw came
+      // first); the job that exists was started, or found, after the thaw.
+      const why = `StartBackupJob gave no job within the freeze budget of ${settings.freezeBudgetSeconds} s (${describe(backupError)}), so the filesystems were thawed first and job ${job.backupJobId} ran without a freeze`;
+      warnings.push(`Backed up crash-consistent: ${why}.`);
+      decision = backedUp({ consistency: 'crash', reason: why, freezeMs });
     } else {
       let why: string;
       if (snapshotsError)

@@ -1,19 +1,39 @@
-import { BackupClient, DescribeBackupJobCommand, ListBackupJobsCommand } from '@aws-sdk/client-backup';
+import {
+  BackupClient,
+  DescribeBackupJobCommand,
+  ListBackupJobsCommand,
+  StartBackupJobCommand,
+} from '@aws-sdk/client-backup';
 import { DescribeSnapshotsCommand, EC2Client, type SnapshotState } from '@aws-sdk/client-ec2';
-import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
+import {
+  GetCommandInvocationCommand,
+  ListCommandsCommand,
+  SendCommandCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   activeJobs,
+  BackupStartOverBudget,
+  budgetStartMs,
+  CallTimedOut,
   COMMAND_POLL,
   type Clock,
+  FREEZE_LOOKUPS,
+  FREEZE_RESULT_MARGIN_SECONDS,
   freeze,
+  freezeNotAfter,
+  isAmbiguous,
   isTransient,
+  MUTATING_CALL_MS,
   JOB_CHECK_MS,
   parseProbeRequest,
   ProbeInputError,
+  POLL_CALL_MS,
   pollDelayMs,
   SNAPSHOT_POLL,
+  startBackupJob,
   waitForCommand,
   waitForSnapshots,
 } from '../../../lambda/backup-probe/probe';
@@ -29,18 +49,41 @@ afterEach(() => {
 });
 
 const T0 = Date.parse('2026-11-22T02:00:00Z');
-function fakeClock(start = T0): Clock & { t: number; sleeps: number[] } {
+function fakeClock(start = T0): Clock & { t: number; sleeps: number[]; abandoned: number[] } {
   const c = {
     t: start,
     sleeps: [] as number[],
+    /** The limits of the calls that were abandoned (the timer won). */
+    abandoned: [] as number[],
     now: () => c.t,
     sleep: async (ms: number) => {
       c.sleeps.push(ms);
       c.t += ms;
     },
+    // A mocked call answers within microtasks; the timer fires only after them (setImmediate), and
+    // then charges its whole limit to the clock: a hung call costs exactly its limit.
+    timer: (ms: number) => {
+      let cancelled = false;
+      const done = new Promise<void>((resolve) => {
+        setImmediate(() => {
+          if (cancelled) return;
+          c.abandoned.push(ms);
+          c.t += ms;
+          resolve();
+        });
+      });
+      return {
+        done,
+        cancel: () => {
+          cancelled = true;
+        },
+      };
+    },
   };
   return c;
 }
+/** A call that never answers (a hung connection). */
+const hang = () => new Promise<never>(() => undefined);
 const half = () => 0.5;
 const sdkError = (name: string, status = 400) =>
   Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
@@ -160,7 +203,8 @@ describe('freeze', () => {
     expect(input.Parameters).toEqual({
       ExecutionId: ['i-0123456789abcdef0-20261122T0200Z'],
       VolumeIds: ['vol-0aaaaaaaaaaaaaaa1,vol-0aaaaaaaaaaaaaaa2'],
-      NotAfter: ['2026-11-22T02:15:00Z'],
+      // The request's timeoutSeconds is 60: this execution watches the command until T0 + 60 s.
+      NotAfter: ['2026-11-22T02:00:30.000Z'],
       WatchdogSeconds: ['90'],
       HookTimeoutSeconds: ['30'],
       Include: ['/data'],
@@ -184,7 +228,7 @@ describe('freeze', () => {
     );
   });
 
-  it('retries SendCommand only when it was throttled, never after an ambiguous failure', async () => {
+  it('retries SendCommand only when it was throttled, without looking it up', async () => {
     ssm
       .on(SendCommandCommand)
       .rejectsOnce(sdkError('ThrottlingException'))
@@ -192,13 +236,130 @@ describe('freeze', () => {
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success' });
     await freeze(new SSMClient({}), fakeClock(), request, half);
     expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(2);
+    expect(ssm.commandCalls(ListCommandsCommand)).toHaveLength(0);
+  });
 
-    ssm.reset();
+  // Issue 13 item 1: the NotAfter is the moment this execution stops watching, not discovery's hour.
+  it("sends a NotAfter of the send time + timeoutSeconds − 30 s, or discovery's when that is earlier", async () => {
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'c9' } });
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{}' });
+    const clock = fakeClock(T0 + 7_250);
+    // An ungrouped instance: discovery's NotAfter is the window + 3,600 s.
+    await freeze(
+      new SSMClient({}),
+      clock,
+      { ...request, notAfter: '2026-11-22T03:00:00Z', timeoutSeconds: 180 },
+      half,
+    );
+    const sent = (n: number) => ssm.commandCalls(SendCommandCommand)[n].args[0].input.Parameters?.NotAfter;
+    expect(FREEZE_RESULT_MARGIN_SECONDS).toBe(30);
+    expect(sent(0)).toEqual([new Date(T0 + 7_250 + 150_000).toISOString()]);
+    // A blast-radius slot that ends sooner wins.
+    await freeze(
+      new SSMClient({}),
+      fakeClock(T0 + 7_250),
+      { ...request, notAfter: '2026-11-22T02:01:00Z', timeoutSeconds: 180 },
+      half,
+    );
+    expect(sent(1)).toEqual(['2026-11-22T02:01:00.000Z']);
+    expect(freezeNotAfter('2026-11-22T02:01:00Z', T0, 20)).toBe('2026-11-22T02:00:00.000Z');
+  });
+});
+
+// Issue 13 item 3: SendCommand has no idempotency token; a retry must never freeze twice.
+describe('freeze: no duplicate command from a retry', () => {
+  const request = {
+    documentName: 'Ec2ConsistentBackup-Freeze',
+    instanceId: 'i-0123456789abcdef0',
+    executionId: 'i-0123456789abcdef0-20261122T0200Z',
+    volumeIds: VOLS,
+    volumeDevices: '',
+    notAfter: '2026-11-22T02:15:00Z',
+    watchdogSeconds: 90,
+    hookTimeoutSeconds: 30,
+    include: '',
+    exclude: '',
+    timeoutSeconds: 60,
+  };
+  const listed = (executionId: string, CommandId = 'c-first') => ({
+    Commands: [
+      { CommandId: 'c-other', Parameters: { ExecutionId: ['some-other-execution'] } },
+      {
+        CommandId,
+        Parameters: { ExecutionId: [executionId] },
+        Comment: `ec2-consistent-backup freeze ${executionId}`,
+      },
+    ],
+  });
+
+  it('a 5xx after the command was created is resolved by ListCommands, and nothing is sent again', async () => {
     ssm.on(SendCommandCommand).rejects(sdkError('InternalServerError', 500));
+    ssm.on(ListCommandsCommand).resolves(listed(request.executionId));
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{}' });
+    const clock = fakeClock();
+    const r = await freeze(new SSMClient({}), clock, request, half);
+    expect(r).toMatchObject({ succeeded: true, commandId: 'c-first' });
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    const lookup = ssm.commandCalls(ListCommandsCommand)[0].args[0].input;
+    expect(lookup).toMatchObject({
+      InstanceId: request.instanceId,
+      Filters: [
+        { key: 'InvokedAfter', value: '2026-11-22T01:59:00Z' },
+        { key: 'DocumentName', value: request.documentName },
+      ],
+    });
+    expect(ssm.commandCalls(GetCommandInvocationCommand)[0].args[0].input.CommandId).toBe('c-first');
+  });
+
+  it('a hung SendCommand is abandoned after its limit and looked up, not sent blindly again', async () => {
+    ssm.on(SendCommandCommand).callsFake(hang);
+    ssm.on(ListCommandsCommand).resolves(listed(request.executionId));
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{}' });
+    const clock = fakeClock();
+    const r = await freeze(new SSMClient({}), clock, request, half);
+    expect(r.commandId).toBe('c-first');
+    expect(clock.abandoned).toEqual([MUTATING_CALL_MS]);
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+  });
+
+  it('an ambiguous failure that did not take effect is sent again once no command of this execution is listed', async () => {
+    ssm
+      .on(SendCommandCommand)
+      .rejectsOnce(sdkError('TimeoutError'))
+      .resolves({ Command: { CommandId: 'c-second' } });
+    // Only another execution's freeze is listed, on every look-up.
+    ssm.on(ListCommandsCommand).resolves(listed('some-other-execution', 'c-x'));
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: '{}' });
+    const r = await freeze(new SSMClient({}), fakeClock(), request, half);
+    expect(r.commandId).toBe('c-second');
+    expect(ssm.commandCalls(ListCommandsCommand)).toHaveLength(FREEZE_LOOKUPS);
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(2);
+  });
+
+  it('never sends again when the look-up itself fails: the error goes to the state machine', async () => {
+    ssm.on(SendCommandCommand).rejects(sdkError('InternalServerError', 500));
+    ssm.on(ListCommandsCommand).rejects(sdkError('AccessDeniedException'));
     await expect(freeze(new SSMClient({}), fakeClock(), request, half)).rejects.toThrow(
       'InternalServerError',
     );
     expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+  });
+
+  it('a rejected request (4xx) is final: no look-up, no resend', async () => {
+    ssm.on(SendCommandCommand).rejects(sdkError('InvalidInstanceId'));
+    await expect(freeze(new SSMClient({}), fakeClock(), request, half)).rejects.toThrow('InvalidInstanceId');
+    expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    expect(ssm.commandCalls(ListCommandsCommand)).toHaveLength(0);
+  });
+
+  it('classifies throttling as refused and 5xx, timeouts and network errors as ambiguous', () => {
+    expect(isAmbiguous(sdkError('ThrottlingException'))).toBe(false);
+    expect(isAmbiguous(sdkError('ThrottlingException', 500))).toBe(false);
+    expect(isAmbiguous(sdkError('InternalServerError', 500))).toBe(true);
+    expect(isAmbiguous(sdkError('TimeoutError', 0))).toBe(true);
+    expect(isAmbiguous(Object.assign(new Error('socket hang up'), { name: 'ECONNRESET' }))).toBe(true);
+    expect(isAmbiguous(new CallTimedOut('x'))).toBe(true);
+    expect(isAmbiguous(sdkError('InvalidParameters'))).toBe(false);
   });
 });
 
@@ -371,10 +532,186 @@ describe('waitForSnapshots', () => {
   });
 });
 
+// Issue 13 item 2: the freeze budget holds on every path after the freeze.
+describe('the freeze budget holds whatever a call does', () => {
+  const waitRequest = {
+    volumeIds: VOLS,
+    freeze: freezeResult(),
+    backupJob: { BackupJobId: 'job-1' },
+    freezeBudgetSeconds: 30,
+    thawMarginSeconds: 3,
+  };
+  const clients = () => ({ ec2: new EC2Client({}), backup: new BackupClient({}) });
+
+  it('a hung DescribeSnapshots cannot hold the filesystems beyond frozenAt + budget − margin', async () => {
+    ec2.on(DescribeSnapshotsCommand).callsFake(hang);
+    backup.on(DescribeBackupJobCommand).callsFake(hang);
+    const clock = fakeClock(FROZEN_AT + 400);
+    const r = await waitForSnapshots(clients(), clock, waitRequest, half);
+    expect(r.status).toBe('budget-exceeded');
+    expect(clock.t).toBeLessThanOrEqual(FROZEN_AT + 27_000);
+    expect(clock.abandoned.every((ms) => ms <= POLL_CALL_MS)).toBe(true);
+  });
+
+  it('a hung DescribeBackupJob is abandoned too, and the next poll finds the snapshots', async () => {
+    let polls = 0;
+    ec2.on(DescribeSnapshotsCommand).callsFake(() => {
+      polls += 1;
+      return {
+        Snapshots:
+          polls < 2
+            ? []
+            : VOLS.map((v, i) => ({
+                VolumeId: v,
+                SnapshotId: `snap-${i}`,
+                StartTime: new Date(FROZEN_AT + 900),
+                State: 'pending',
+              })),
+      };
+    });
+    backup.on(DescribeBackupJobCommand).callsFake(hang);
+    const clock = fakeClock(FROZEN_AT + 400);
+    const r = await waitForSnapshots(clients(), clock, waitRequest, half);
+    expect(r.status).toBe('started');
+    expect(clock.abandoned).toEqual([POLL_CALL_MS]);
+    // Each snapshot says when the probe first saw it (item 8: the verdict compares it with the watchdog).
+    expect(r.snapshots.map((x) => x.seenAtMs)).toEqual([clock.t, clock.t]);
+  });
+
+  it('an instance clock ahead of AWS cannot stretch the budget: it counts from the earlier of frozenAt and the wait start', async () => {
+    ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
+    backup.on(DescribeBackupJobCommand).resolves({ State: 'RUNNING' });
+    // The instance says it froze at FROZEN_AT; the wait starts (AWS clock) 60 s before that.
+    const clock = fakeClock(FROZEN_AT - 60_000);
+    const r = await waitForSnapshots(clients(), clock, waitRequest, half);
+    expect(r.status).toBe('budget-exceeded');
+    expect(clock.t).toBe(FROZEN_AT - 60_000 + 27_000);
+    expect(budgetStartMs(FROZEN_AT, FROZEN_AT + 5)).toBe(FROZEN_AT);
+  });
+
+  describe('startBackupJob while frozen', () => {
+    const request = {
+      instanceArn: 'arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0',
+      backupVaultName: 'ec2-consistent-backup',
+      iamRoleArn: 'arn:aws:iam::111122223333:role/ConsistentBackupRole',
+      idempotencyToken: 'i-0123456789abcdef0-20261122T0200Z',
+      recoveryPointTags: { 'ConsistentBackup:Consistency': 'pending' },
+      lifecycle: { DeleteAfterDays: 35 },
+      startWindowMinutes: 60,
+      windowsVss: false,
+      freeze: freezeResult(),
+      freezeBudgetSeconds: 30,
+      thawMarginSeconds: 3,
+    };
+    const tokens = () =>
+      backup.commandCalls(StartBackupJobCommand).map((c) => c.args[0].input.IdempotencyToken);
+
+    it('returns the job StartBackupJob created, with the documented input', async () => {
+      // StartBackupJob's response for EC2 (API reference, StartBackupJob response elements):
+      // BackupJobId, CreationDate, IsParent; no RecoveryPointArn.
+      backup
+        .on(StartBackupJobCommand)
+        .resolves({ BackupJobId: 'job-1', CreationDate: new Date(FROZEN_AT + 600), IsParent: false });
+      const r = await startBackupJob(new BackupClient({}), fakeClock(FROZEN_AT + 500), request, half);
+      expect(r).toEqual({
+        BackupJobId: 'job-1',
+        CreationDate: new Date(FROZEN_AT + 600).toISOString(),
+        IsParent: false,
+        foundBy: 'StartBackupJob',
+        attempts: 1,
+      });
+      expect(backup.commandCalls(StartBackupJobCommand)[0].args[0].input).toEqual({
+        BackupVaultName: 'ec2-consistent-backup',
+        ResourceArn: request.instanceArn,
+        IamRoleArn: request.iamRoleArn,
+        IdempotencyToken: request.idempotencyToken,
+        StartWindowMinutes: 60,
+        RecoveryPointTags: { 'ConsistentBackup:Consistency': 'pending' },
+        Lifecycle: { DeleteAfterDays: 35 },
+      });
+    });
+
+    it('an ambiguous failure is resolved by finding the job it created, not reported as "not started"', async () => {
+      backup.on(StartBackupJobCommand).rejects(sdkError('ServiceUnavailableException', 503));
+      // ListBackupJobs' BackupJob fields (API reference, BackupJob): the job the first attempt created.
+      backup.on(ListBackupJobsCommand).resolves({
+        BackupJobs: [
+          {
+            BackupJobId: 'job-created',
+            CreationDate: new Date(FROZEN_AT + 700),
+            IamRoleArn: request.iamRoleArn,
+            State: 'CREATED',
+          },
+        ],
+      });
+      const clock = fakeClock(FROZEN_AT + 500);
+      const r = await startBackupJob(new BackupClient({}), clock, request, half);
+      expect(r).toMatchObject({ BackupJobId: 'job-created', foundBy: 'ListBackupJobs' });
+      expect(backup.commandCalls(StartBackupJobCommand)).toHaveLength(1);
+      expect(backup.commandCalls(ListBackupJobsCommand)[0].args[0].input).toMatchObject({
+        ByResourceArn: request.instanceArn,
+        ByBackupVaultName: request.backupVaultName,
+        ByCreatedAfter: new Date(FROZEN_AT + 500 - 10_000),
+      });
+    });
+
+    it('retries only while budget remains, each attempt with the same IdempotencyToken, and a retry finds the job', async () => {
+      backup
+        .on(StartBackupJobCommand)
+        .rejectsOnce(sdkError('ThrottlingException'))
+        .callsFakeOnce(hang)
+        .resolves({ BackupJobId: 'job-1', CreationDate: new Date(FROZEN_AT + 9000) });
+      // The look-up after the hung attempt finds nothing yet.
+      backup.on(ListBackupJobsCommand).resolves({ BackupJobs: [] });
+      const clock = fakeClock(FROZEN_AT + 500);
+      const r = await startBackupJob(new BackupClient({}), clock, request, half);
+      expect(r).toMatchObject({ BackupJobId: 'job-1', foundBy: 'StartBackupJob', attempts: 3 });
+      expect(tokens()).toEqual(Array(3).fill(request.idempotencyToken));
+      expect(clock.abandoned).toEqual([MUTATING_CALL_MS]);
+      expect(clock.t).toBeLessThan(FROZEN_AT + 27_000);
+    });
+
+    it('a StartBackupJob that always hangs cannot exceed the budget: BackupStartOverBudget at frozenAt + budget − margin', async () => {
+      backup.on(StartBackupJobCommand).callsFake(hang);
+      backup.on(ListBackupJobsCommand).callsFake(hang);
+      const clock = fakeClock(FROZEN_AT + 500);
+      const err = await startBackupJob(new BackupClient({}), clock, request, half).catch((e) => e);
+      expect(err).toBeInstanceOf(BackupStartOverBudget);
+      expect(err.name).toBe('BackupStartOverBudget');
+      expect(err.message).toMatch(/freeze budget \(30 s less a 3 s thaw margin\).*some ambiguous/);
+      expect(clock.t).toBeLessThanOrEqual(FROZEN_AT + 27_000);
+      const calls = backup.commandCalls(StartBackupJobCommand).length;
+      expect(calls).toBeGreaterThan(1);
+      expect(tokens()).toEqual(Array(calls).fill(request.idempotencyToken));
+    });
+
+    it('a rejected request (4xx) ends at once with its own error, which the state machine catches', async () => {
+      backup.on(StartBackupJobCommand).rejects(sdkError('InvalidParameterValueException'));
+      await expect(
+        startBackupJob(new BackupClient({}), fakeClock(FROZEN_AT + 500), request, half),
+      ).rejects.toThrow('InvalidParameterValueException');
+      expect(backup.commandCalls(StartBackupJobCommand)).toHaveLength(1);
+      expect(backup.commandCalls(ListBackupJobsCommand)).toHaveLength(0);
+    });
+
+    it('asks for VSS only on Windows, and validates its input naming the value', () => {
+      const event = { action: 'startBackupJob', ...request };
+      expect(parseProbeRequest(event)).toMatchObject({ action: 'startBackupJob', windowsVss: false });
+      expect(() => parseProbeRequest({ ...event, iamRoleArn: 'role' })).toThrow(
+        'Invalid iamRoleArn: got "role"',
+      );
+      expect(() => parseProbeRequest({ ...event, startWindowMinutes: 30 })).toThrow('allowed: at least 60');
+      expect(() => parseProbeRequest({ ...event, recoveryPointTags: { a: 1 } })).toThrow(
+        'Invalid recoveryPointTags',
+      );
+    });
+  });
+});
+
 describe('parseProbeRequest', () => {
   it('names the bad value and what is allowed', () => {
     expect(() => parseProbeRequest({ action: 'thaw' })).toThrow(
-      'Invalid action: got "thaw"; allowed: activeJobs, freeze, waitForCommand, waitForSnapshots.',
+      'Invalid action: got "thaw"; allowed: activeJobs, freeze, waitForCommand, waitForSnapshots, startBackupJob.',
     );
     expect(() => parseProbeRequest({ action: 'waitForSnapshots', volumeIds: ['vol-xyz'] })).toThrow(
       /Invalid volumeIds: got \["vol-xyz"\]/,

@@ -1,4 +1,4 @@
-import { BackupClient } from '@aws-sdk/client-backup';
+import { BackupClient, DescribeBackupJobCommand } from '@aws-sdk/client-backup';
 import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -6,6 +6,7 @@ import {
   type BackupJobStateChangeEvent,
   cleanStatusMessage,
   handleJobEvent,
+  vssFallbackReason,
 } from '../../../lambda/job-events/job-events';
 import type { ConsistencyVerdict } from '../../../lambda/shared/consistency';
 import { tagRecoveryPoint, tagValue } from '../../../lambda/shared/recovery-point';
@@ -67,7 +68,15 @@ function setup() {
       arn,
       verdict,
     );
-  return { h, ec2, deps: { notifier: h.notifier, labelRecoveryPoint, clock: h.now } };
+  // DescribeBackupJob's BackupType per job (API reference: "WindowsVSS" for a VSS backup, empty for a regular one).
+  const backupTypes: Record<string, string | undefined> = {};
+  const backupTypeOf = async (id: string) => backupTypes[id];
+  return {
+    h,
+    ec2,
+    backupTypes,
+    deps: { notifier: h.notifier, labelRecoveryPoint, backupTypeOf, clock: h.now },
+  };
 }
 
 async function windowsBackup(h: ReturnType<typeof harness>, backupJobId: string) {
@@ -102,7 +111,9 @@ describe('job-events', () => {
           { Key: 'ConsistentBackup:Consistency', Value: 'crash' },
           {
             Key: 'ConsistentBackup:Reason',
-            Value: tagValue(`Windows VSS fell back to a regular backup: ${VSS_MESSAGE}`),
+            Value: tagValue(
+              `Windows VSS fell back to a regular backup: BackupType is empty (a regular backup), not WindowsVSS; AWS Backup: ${VSS_MESSAGE}`,
+            ),
           },
           { Key: 'ConsistentBackup:FreezeMs', Value: '0' },
         ],
@@ -115,14 +126,15 @@ describe('job-events', () => {
     expect(n.event.message_key).toBe(`ec2-consistent-backup:${ACCOUNT}:${REGION}:${WIN}:consistency`);
     expect(n.event.additional_info).toMatchObject({
       consistency: 'crash',
-      cause: VSS_MESSAGE,
+      cause: `BackupType is empty (a regular backup), not WindowsVSS; AWS Backup: ${VSS_MESSAGE}`,
       recovery_point_arn: AMI,
     });
   });
 
   it('confirms a clean VSS job as application-consistent, labels it and sends nothing', async () => {
-    const { h, ec2, deps } = setup();
+    const { h, ec2, deps, backupTypes } = setup();
     await windowsBackup(h, 'win-2');
+    backupTypes['win-2'] = 'WindowsVSS';
     const result = await handleJobEvent(jobEvent('win-2', 'COMPLETED'), deps);
     expect(result.action === 'handled' && result.finalVerdict.consistency).toBe('application');
     expect(ec2.commandCalls(CreateTagsCommand)[0].args[0].input.Tags?.[0]).toEqual({
@@ -130,6 +142,39 @@ describe('job-events', () => {
       Value: 'application',
     });
     expect(h.published).toHaveLength(0);
+  });
+
+  // Issue 13 item 8: BackupType decides, not a regular expression on the status message.
+  it('a Windows job completed without WindowsVSS is a fall-back even with no status message', async () => {
+    const { h, deps } = setup();
+    await windowsBackup(h, 'win-6');
+    const result = await handleJobEvent(jobEvent('win-6', 'COMPLETED'), deps);
+    expect(result.action === 'handled' && result.finalVerdict).toMatchObject({
+      consistency: 'crash',
+      reason:
+        'Windows VSS fell back to a regular backup: BackupType is empty (a regular backup), not WindowsVSS',
+    });
+    expect(h.published.map((p) => expectValidPublish(p))).toMatchObject([
+      { eventType: 'vss-fallback', severity: 'Warning' },
+    ]);
+  });
+
+  it('a job with BackupType WindowsVSS keeps its label whatever its status message says', async () => {
+    const { h, deps, backupTypes } = setup();
+    await windowsBackup(h, 'win-7');
+    backupTypes['win-7'] = 'WindowsVSS';
+    const result = await handleJobEvent(
+      jobEvent('win-7', 'COMPLETED', 'Windows VSS Backup writer SqlServerWriter retried'),
+      deps,
+    );
+    expect(result.action === 'handled' && result.finalVerdict.consistency).toBe('application');
+    expect(h.published.map((p) => expectValidPublish(p).eventType)).not.toContain('vss-fallback');
+  });
+
+  it('decides from BackupType alone, for Windows only', () => {
+    expect(vssFallbackReason('windows', 'WindowsVSS', VSS_MESSAGE)).toBeUndefined();
+    expect(vssFallbackReason('linux', undefined, VSS_MESSAGE)).toBeUndefined();
+    expect(vssFallbackReason('windows', 'Regular', undefined)).toBe('BackupType is Regular, not WindowsVSS');
   });
 
   it.each([
@@ -239,6 +284,10 @@ describe('job-events handler', () => {
 
   it('finalizes a job through module-scope clients', async () => {
     const { h, ec2 } = setup();
+    // DescribeBackupJob of a regular (not VSS) backup: BackupType empty (API reference).
+    const backup = mockClient(BackupClient);
+    backup.on(DescribeBackupJobCommand).resolves({ BackupJobId: 'win-5', State: 'COMPLETED' });
+    cleanup.push(() => backup.restore());
     vi.stubEnv('NOTIFICATION_TOPIC_ARN', TOPIC);
     vi.stubEnv('NOTIFICATION_TABLE_NAME', TABLE);
     vi.stubEnv('AWS_REGION', REGION);

@@ -410,4 +410,85 @@ describe('decideVerdict', () => {
       expect(() => decideVerdict(facts, settings, NOW)).not.toThrow();
     }
   });
+
+  // Issue 13 item 8: a snapshot the probe first saw after the watchdog thawed was not taken while frozen.
+  describe('snapshots seen after the watchdog fired', () => {
+    // The freeze reported its watchdog deadline as 02:01:31 (FROZEN_AT + 90 s).
+    const WATCHDOG_AT = Date.parse('2026-11-22T02:01:31.000Z');
+    const started = (seenAtMs: number, startMs = FROZEN_AT + 1500) => ({
+      status: 'started',
+      snapshots: [
+        {
+          volumeId: 'vol-1',
+          snapshotId: 'snap-1',
+          startTime: new Date(FROZEN_AT + 1200).toISOString(),
+          seenAtMs: FROZEN_AT + 1400,
+        },
+        { volumeId: 'vol-2', snapshotId: 'snap-2', startTime: new Date(startMs).toISOString(), seenAtMs },
+      ],
+      missingVolumeIds: [],
+      waitedMs: seenAtMs - FROZEN_AT,
+    });
+
+    it('a snapshot first seen after the watchdog fired does not count: crash, with a warning naming it', () => {
+      const d = decideVerdict(
+        linux({
+          snapshots: started(WATCHDOG_AT + 2000),
+          thaw: { result: thawed(90_000, { watchdogFired: true }) },
+        }),
+        settings,
+        NOW,
+      );
+      expect(d).toMatchObject({ outcome: 'backed-up', consistency: 'crash', failed: false });
+      expect(d.reason).toContain(
+        'snap-2 of vol-2 (seen at 2026-11-22T02:01:33.000Z, watchdog at 2026-11-22T02:01:31.000Z)',
+      );
+      expect(d.warnings.join('\n')).toMatch(/Backed up crash-consistent: snapshot snap-2 of vol-2/);
+      expect(d.verdict?.consistency).toBe('crash');
+    });
+
+    it('the earliest watchdog time counts: the thaw saying it fired earlier than the deadline', () => {
+      const thawedAtMs = WATCHDOG_AT - 10_000;
+      const d = decideVerdict(
+        linux({
+          snapshots: started(thawedAtMs + 1),
+          thaw: { result: thawed(80_000, { watchdogFired: true, thawedAtMs }) },
+        }),
+        settings,
+        NOW,
+      );
+      expect(d.consistency).toBe('crash');
+    });
+
+    it('a snapshot that started after the watchdog counts as late even if seen sooner (clock skew)', () => {
+      const d = decideVerdict(
+        linux({ snapshots: started(FROZEN_AT + 1400, WATCHDOG_AT + 1) }),
+        settings,
+        NOW,
+      );
+      expect(d.consistency).toBe('crash');
+    });
+
+    it('snapshots seen before the watchdog keep the label', () => {
+      const d = decideVerdict(linux({ snapshots: started(WATCHDOG_AT - 1) }), settings, NOW);
+      expect(d.consistency).toBe('application');
+    });
+  });
+
+  it('a job started after the thaw because StartBackupJob gave none within the budget is crash, saying so', () => {
+    const d = decideVerdict(
+      linux({
+        snapshots: undefined,
+        backupError: { Error: 'BackupStartOverBudget', Cause: 'no backup job within the freeze budget' },
+        backupJob: { BackupJobId: 'job-after-thaw' },
+      }),
+      settings,
+      NOW,
+    );
+    expect(d).toMatchObject({ outcome: 'backed-up', consistency: 'crash', backupJobId: 'job-after-thaw' });
+    expect(d.reason).toMatch(
+      /StartBackupJob gave no job within the freeze budget of 60 s \(BackupStartOverBudget/,
+    );
+    expect(d.warnings.join()).toMatch(/thawed first/);
+  });
 });
