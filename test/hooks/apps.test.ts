@@ -341,7 +341,9 @@ describe.skipIf(SKIP !== '' || !postgresAvailable())('postgresql packaged hook',
         app: 'postgresql',
         ready: true,
         exitCode: 0,
-        message: expect.stringMatching(/^postgresql: reachable on .* may CHECKPOINT$/),
+        message: expect.stringMatching(
+          /^postgresql: reachable on .* may CHECKPOINT\n\(postgresql hook [0-9a-f]{12}\)$/,
+        ),
       },
     ]);
   });
