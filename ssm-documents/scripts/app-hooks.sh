@@ -49,10 +49,11 @@ ecb_app_hooks_main() {
     ecb_app_hooks_fail INVALID_PARAMETER "$reason"
   fi
   ecb_valid_safe_dir "$dir" || ecb_app_hooks_fail HOOK_INSECURE "hook directory $dir is not an absolute path of [A-Za-z0-9._/-]"
-  # Created as the install instructions do; refused, like the freeze refuses it, when not root's alone.
-  install -d -o 0 -g 0 -m 0755 -- "$dir" "$dir/pre-freeze.d" "$dir/post-thaw.d" "$dir/apps" 2>/dev/null ||
-    ecb_app_hooks_fail HOOK_INSECURE "cannot create $dir/pre-freeze.d, post-thaw.d and apps"
+  # Missing ones are created as the install instructions do (existing ones keep their modes); any
+  # not root's alone is refused, as the freeze refuses it.
   for file in "$dir" "$dir/pre-freeze.d" "$dir/post-thaw.d" "$dir/apps"; do
+    [[ -e $file || -L $file ]] || install -d -o 0 -g 0 -m 0755 -- "$file" 2>/dev/null ||
+      ecb_app_hooks_fail HOOK_INSECURE "cannot create $file"
     reason=$(ecb_insecure_chain "$file")
     [[ -z $reason ]] || ecb_app_hooks_fail HOOK_INSECURE "refusing to install hooks: $reason; the hook directories and every directory above them must be owned by root and writable by no one else"
   done

@@ -145,6 +145,59 @@ describe.skipIf(SKIP !== '' || !HAS_REDIS)('redis packaged hook', () => {
     );
   });
 
+  it('with RDB only, saves the dump under the pause, so it holds every write acknowledged before the freeze', async () => {
+    const dir = path.join(vol.mountpoint, 'redis-rdb');
+    fs.mkdirSync(dir);
+    const rdbPort = port + 1;
+    const rdb = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(rdbPort),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--appendonly',
+        'no',
+        '--save',
+        '3600 1',
+      ],
+      { stdio: 'ignore', detached: true },
+    );
+    const rcli = (...args: string[]) =>
+      execFileSync('redis-cli', ['-p', String(rdbPort), ...args], { encoding: 'utf8' }).trim();
+    try {
+      expect(
+        await waitFor(() => {
+          try {
+            return rcli('PING') === 'PONG';
+          } catch {
+            return false;
+          }
+        }, 10_000),
+      ).toBe(true);
+      rcli('SET', 'acknowledged', 'before-the-freeze');
+      fs.writeFileSync(path.join(lab.configDir, 'apps', 'redis.conf'), `REDIS_PORT=${rdbPort}\n`, {
+        mode: 0o600,
+      });
+      const freeze = await lab.run('freeze', lab.freezeParams([vol.volumeId], { ExecutionId: 'rdb' }));
+      expect(freeze.code, freeze.stderr).toBe(0);
+      expect(freeze.json.hooks[0].output).toMatch(/^redis: writes paused, dump saved in \d+ ms$/);
+      // The dump on the frozen filesystem already holds the write.
+      const dump = fs.readFileSync(path.join(dir, 'dump.rdb'));
+      expect(dump.includes(Buffer.from('before-the-freeze'))).toBe(true);
+      const thaw = await lab.run('thaw', { ExecutionId: 'rdb', HookTimeoutSeconds: '5' });
+      expect(thaw.json.postThawHooksOk).toBe(true);
+    } finally {
+      fs.writeFileSync(path.join(lab.configDir, 'apps', 'redis.conf'), `REDIS_PORT=${port}\n`, {
+        mode: 0o600,
+      });
+      rdb.kill('SIGKILL');
+      await waitFor(() => rdb.exitCode !== null || rdb.signalCode !== null, 5_000);
+    }
+  });
+
   it('refuses a settings file others can change', async () => {
     const conf = path.join(lab.configDir, 'apps', 'redis.conf');
     fs.chmodSync(conf, 0o666);
