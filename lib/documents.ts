@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Stack } from 'aws-cdk-lib';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { parse as parseYaml } from 'yaml';
+import { appsPattern, PACKAGED_APPS } from '../lambda/shared/apps';
 import { MAX_PATHS } from '../lambda/shared/instance-options';
 import { MAX_FREEZE_VOLUMES } from '../lambda/shared/outcome';
 import type { BackupConfig } from './config';
@@ -16,7 +18,7 @@ import type { BackupConfig } from './config';
 
 export const DOCUMENTS_DIR = path.join(__dirname, '..', 'ssm-documents');
 
-export type DocumentKey = 'freeze' | 'thaw' | 'preflight' | 'windowsReadiness' | 'verifyRestore';
+export type DocumentKey = 'freeze' | 'thaw' | 'preflight' | 'windowsReadiness' | 'verifyRestore' | 'appHooks';
 
 export const DOCUMENT_FILES: Readonly<Record<DocumentKey, string>> = {
   freeze: 'freeze.yml',
@@ -24,6 +26,7 @@ export const DOCUMENT_FILES: Readonly<Record<DocumentKey, string>> = {
   preflight: 'preflight.yml',
   windowsReadiness: 'windows-readiness.yml',
   verifyRestore: 'verify-restore.yml',
+  appHooks: 'app-hooks.yml',
 };
 
 /** Name suffixes: each document is named `<stackName>-<suffix>`. */
@@ -33,6 +36,7 @@ export const DOCUMENT_SUFFIXES: Readonly<Record<DocumentKey, string>> = {
   preflight: 'Preflight',
   windowsReadiness: 'WindowsReadiness',
   verifyRestore: 'VerifyRestore',
+  appHooks: 'AppHooks',
 };
 
 /** SSM's limit on a document's content, which also counts the parameter values given at run time. */
@@ -141,6 +145,8 @@ export const SCRIPT_BUNDLES: Readonly<Record<string, readonly string[]>> = {
   'freeze.sh': [...SHARED_SCRIPTS, 'watchdog.sh', 'freeze.sh'],
   'thaw.sh': [...SHARED_SCRIPTS, 'thaw.sh'],
   'preflight.sh': [...SHARED_SCRIPTS, 'preflight.sh'],
+  // Installs the packaged application hooks an instance's Apps tag names (docs/hooks.md).
+  'app-hooks.sh': ['core.sh', 'validate.sh', 'hooks.sh', '@apps', 'app-hooks.sh'],
   // Restore testing (lib/restore-testing.ts) sends it to restored test instances only.
   'verify-restore.sh': [...SHARED_SCRIPTS, 'verify-restore.sh'],
 };
@@ -162,6 +168,7 @@ const isKeptDirective = (line: string) =>
  * 64 KB together with the parameter values. shellcheck directives are kept.
  */
 function readScript(file: string, dir: string): string {
+  if (file === '@apps') return appsBlock(dir);
   const text = fs.readFileSync(path.join(dir, 'scripts', file), 'utf8');
   if (text.includes('{{')) {
     // SSM would substitute it as a parameter reference.
@@ -174,6 +181,64 @@ function readScript(file: string, dir: string): string {
     .map((line) => line.replace(/^\s+/, ''))
     .filter((line) => line !== '' && (!line.startsWith('#') || isKeptDirective(line)))
     .join('\n');
+}
+
+/** Ends each packaged hook's here-document in the rendered script. */
+export const APP_TEXT_DELIMITER = 'ECB APP END';
+
+/**
+ * One packaged application hook as installed on an instance: the shared prologue
+ * (ssm-documents/apps/common.sh) and the application's part, comments kept for whoever reads it
+ * there, then the call of its main function. `version` names the set of hooks a stack carries.
+ */
+export function appHookText(
+  app: string,
+  dir: string = DOCUMENTS_DIR,
+  version = appHooksVersion(dir),
+): string {
+  const read = (f: string) => fs.readFileSync(path.join(dir, 'apps', f), 'utf8');
+  return [
+    '#!/bin/bash',
+    `# ec2-consistent-backup packaged hook for ${app}, installed by the <stack>-AppHooks document`,
+    '# (sources: ssm-documents/apps/ in the project). Edits here are overwritten by the next backup.',
+    `ECB_APP=${app}`,
+    `ECB_APP_VERSION=${version}`,
+    read('common.sh'),
+    read(`${app}.sh`),
+    'ecb_app_main "$@"',
+    '',
+  ].join('\n');
+}
+
+/** A short hash of every packaged hook's sources: what the installed hooks and the documents report. */
+export function appHooksVersion(dir: string = DOCUMENTS_DIR): string {
+  const hash = createHash('sha256');
+  for (const f of ['common.sh', ...PACKAGED_APPS.map((a) => `${a}.sh`)]) {
+    hash.update(fs.readFileSync(path.join(dir, 'apps', f)));
+  }
+  return hash.digest('hex').slice(0, 12);
+}
+
+/** `ecb_app_text <app>` prints an app's hook; ECB_APP_NAMES lists them; ECB_APPS_VERSION names the set. */
+function appsBlock(dir: string): string {
+  const version = appHooksVersion(dir);
+  const lines = [
+    `ECB_APP_NAMES='${PACKAGED_APPS.join(' ')}'`,
+    `ECB_APPS_VERSION=${version}`,
+    'ecb_app_text() {',
+    'case $1 in',
+  ];
+  for (const app of PACKAGED_APPS) {
+    const text = appHookText(app, dir, version);
+    if (text.includes('{{') || text.split('\n').includes(APP_TEXT_DELIMITER)) {
+      throw new DocumentRenderError(
+        `ssm-documents/apps/${app}.sh contains "{{" or a line "${APP_TEXT_DELIMITER}", which would break the rendered document`,
+      );
+    }
+    lines.push(`${app}) cat <<'${APP_TEXT_DELIMITER}'`, text.replace(/\n$/, ''), APP_TEXT_DELIMITER, ';;');
+  }
+  lines.push('esac', '}');
+  return lines.join('\n');
 }
 
 /**
@@ -285,8 +350,12 @@ export function renderDocument(
         `${docName}: parameter ${name} needs type String, a description and an allowedPattern`,
       );
     }
-    const withDefault =
-      p.default === undefined ? p : { ...p, default: configDefault(p.default, config, docName) };
+    const pattern = p.allowedPattern === '@apps-pattern' ? appsPattern() : p.allowedPattern;
+    const withDefault = {
+      ...p,
+      allowedPattern: pattern,
+      ...(p.default === undefined ? {} : { default: configDefault(p.default, config, docName) }),
+    };
     if (
       withDefault.default !== undefined &&
       !new RegExp(withDefault.allowedPattern).test(withDefault.default)
@@ -295,7 +364,7 @@ export function renderDocument(
         `${docName}: default "${withDefault.default}" of ${name} does not match its allowedPattern ${withDefault.allowedPattern}`,
       );
     }
-    checkListLimit(docName, name, p.allowedPattern);
+    checkListLimit(docName, name, pattern);
     parameters[name] = withDefault;
   }
   const derivedTimeout = DERIVED_STEP_TIMEOUT.includes(key) ? commandStepSeconds(config) : undefined;
@@ -371,7 +440,7 @@ export interface VssInstallCommand {
 }
 
 /**
- * The four Command documents, named `<stackName>-Freeze|Thaw|Preflight|WindowsReadiness` so the
+ * The Command documents, named `<stackName>-Freeze|Thaw|Preflight|WindowsReadiness|...` so the
  * names are stable per stack and can be granted in IAM before deployment.
  */
 export class Documents extends Construct {
@@ -380,6 +449,8 @@ export class Documents extends Construct {
   readonly preflight: ssm.CfnDocument;
   readonly windowsReadiness: ssm.CfnDocument;
   readonly verifyRestore: ssm.CfnDocument;
+  /** Installs the packaged application hooks; the workflow runs it before a tagged instance's freeze. */
+  readonly appHooks: ssm.CfnDocument;
   readonly names: Readonly<Record<DocumentKey, string>>;
   /** Set when config.installVssComponents is true: the workflow runs it before a Windows backup. */
   readonly vssInstall?: VssInstallCommand;
@@ -405,6 +476,7 @@ export class Documents extends Construct {
     this.preflight = make('preflight', 'Preflight');
     this.windowsReadiness = make('windowsReadiness', 'WindowsReadiness');
     this.verifyRestore = make('verifyRestore', 'VerifyRestore');
+    this.appHooks = make('appHooks', 'AppHooks');
     this.names = names;
     if (props.config.installVssComponents) {
       this.vssInstall = {
@@ -425,6 +497,7 @@ export class Documents extends Construct {
       preflight: arn(this.names.preflight),
       windowsReadiness: arn(this.names.windowsReadiness),
       verifyRestore: arn(this.names.verifyRestore),
+      appHooks: arn(this.names.appHooks),
     };
   }
 }

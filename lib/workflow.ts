@@ -27,6 +27,8 @@ export interface WorkflowDocuments {
   readonly freeze: ssm.CfnDocument;
   /** The thaw document. */
   readonly thaw: ssm.CfnDocument;
+  /** Installs the packaged application hooks; sent right before the freeze of a tagged instance. */
+  readonly appHooks?: ssm.CfnDocument;
 }
 
 /** What the workflow needs of the Notifications construct (lib/notifications.ts). */
@@ -59,6 +61,11 @@ export const THAW_MARGIN_SECONDS = 3;
 const DELIVERY_TIMEOUT_SECONDS = 30;
 /** Time for the agent to report a command's end after the instance ended (or killed) it. */
 export const COMMAND_REPORT_MARGIN_SECONDS = 30;
+/**
+ * The longest the probe waits for the AppHooks command it sends before the freeze of an instance
+ * with an Apps tag (lambda/backup-probe APP_HOOKS_*): delivery, a step of a second or two, reporting.
+ */
+export const APP_HOOKS_WAIT_SECONDS = 60;
 
 /** State names, read as sentences; tests and the README diagram refer to them. */
 export const STATE = {
@@ -127,7 +134,8 @@ export function workflowTimings(config: BackupConfig) {
     DELIVERY_TIMEOUT_SECONDS + commandStepTimeoutSeconds + COMMAND_REPORT_MARGIN_SECONDS;
   const snapshotWaitSeconds = config.freezeBudgetSeconds + 15;
   const probeTimeoutSeconds = Math.min(
-    Math.max(commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS, snapshotWaitSeconds) + 30,
+    Math.max(commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS + APP_HOOKS_WAIT_SECONDS, snapshotWaitSeconds) +
+      30,
     900,
   );
   return { commandStepTimeoutSeconds, commandWaitSeconds, snapshotWaitSeconds, probeTimeoutSeconds };
@@ -176,7 +184,9 @@ export class Workflow extends Construct {
       description: 'Checks for active backup jobs, freezes, and waits for commands and snapshots',
       timeout: Duration.seconds(timings.probeTimeoutSeconds),
     });
-    for (const s of sendToOptedIn([documentArn(documents.freeze.ref)])) this.probe.addToRolePolicy(s);
+    const probeDocuments = [documents.freeze, ...(documents.appHooks ? [documents.appHooks] : [])];
+    for (const s of sendToOptedIn(probeDocuments.map((d) => documentArn(d.ref))))
+      this.probe.addToRolePolicy(s);
     this.probe.addToRolePolicy(
       new iam.PolicyStatement({
         // None of these supports resource-level permissions (service authorization reference).
@@ -514,10 +524,14 @@ export class Workflow extends Construct {
         hookTimeoutSeconds: config.hookTimeoutSeconds,
         include: sfn.JsonPath.stringAt('$.options.include'),
         exclude: sfn.JsonPath.stringAt('$.options.exclude'),
+        // The whole object: `apps` is there only when the instance has an Apps tag.
+        ...(documents.appHooks
+          ? { options: sfn.JsonPath.objectAt('$.options'), appHooksDocumentName: documents.appHooks.ref }
+          : {}),
         timeoutSeconds: timings.commandWaitSeconds,
       },
       '$.freeze',
-      timings.commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS + 30,
+      timings.commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS + APP_HOOKS_WAIT_SECONDS + 30,
       // Only a throttled invocation is certain not to have run: anything else could freeze twice.
       ['Lambda.TooManyRequestsException'],
     );

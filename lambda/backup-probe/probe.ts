@@ -25,6 +25,7 @@ import {
   StartBackupJobCommand,
 } from '@aws-sdk/client-backup';
 import { DescribeSnapshotsCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { APPS_ALLOWED, appsPattern } from '../shared/apps';
 import {
   type Command,
   GetCommandInvocationCommand,
@@ -316,6 +317,62 @@ export interface FreezeRequest {
   readonly include: string;
   readonly exclude: string;
   readonly timeoutSeconds: number;
+  /**
+   * The instance's packaged application hooks (its Apps tag, lambda/shared/apps.ts), absent without
+   * the tag; with it, the AppHooks document installs exactly these before the freeze is sent.
+   */
+  readonly apps?: string;
+  readonly appHooksDocumentName?: string;
+}
+
+/** The longest the AppHooks command may wait for delivery, and then to finish (lib/workflow.ts APP_HOOKS_WAIT_SECONDS). */
+export const APP_HOOKS_DELIVERY_TIMEOUT_SECONDS = 30;
+export const APP_HOOKS_WAIT_SECONDS = 25;
+
+/**
+ * Installs the packaged hooks the Apps tag names (and removes the others) with the stack's AppHooks
+ * document, before the freeze and never while frozen. Undefined when it succeeded; otherwise the
+ * result the freeze step returns instead of freezing, saying why in `detail`: the instance then
+ * takes the freeze-failure path (onFreezeFailure), never a freeze without the hooks it asked for.
+ */
+async function installAppHooks(
+  ssm: Pick<SSMClient, 'send'>,
+  clock: Clock,
+  request: FreezeRequest,
+  random: () => number,
+): Promise<CommandResult | undefined> {
+  if (request.apps === undefined || !request.appHooksDocumentName) return undefined;
+  const sent = await ssm.send(
+    new SendCommandCommand({
+      DocumentName: request.appHooksDocumentName,
+      InstanceIds: [request.instanceId],
+      TimeoutSeconds: APP_HOOKS_DELIVERY_TIMEOUT_SECONDS,
+      Comment: `ec2-consistent-backup app hooks ${request.executionId}`.slice(0, 100),
+      Parameters: { Apps: [request.apps] },
+    }),
+  );
+  const result = await waitForCommand(
+    ssm,
+    clock,
+    {
+      command: sent,
+      instanceId: request.instanceId,
+      timeoutSeconds: APP_HOOKS_DELIVERY_TIMEOUT_SECONDS + APP_HOOKS_WAIT_SECONDS,
+    },
+    random,
+  );
+  if (result.succeeded) return undefined;
+  let why = result.detail ?? result.status;
+  try {
+    const out = JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as { error?: { message?: string } };
+    if (out.error?.message) why = out.error.message;
+  } catch {
+    // Not the document's JSON (not delivered, timed out): the command status says why.
+  }
+  return {
+    ...result,
+    detail: `the packaged application hooks (${request.apps || 'none'}) could not be installed, nothing was frozen: ${why}`,
+  };
 }
 
 /** SSM's smallest delivery timeout; a freeze not delivered by then is not wanted any more. */
@@ -406,6 +463,24 @@ export async function findFreezeCommand(
   return undefined;
 }
 
+/** The Apps tag's canonical value from the freeze input's options, and the document that installs it. */
+function appsInput(e: Record<string, unknown>): { apps?: string; appHooksDocumentName?: string } {
+  const options = e.options;
+  const apps =
+    options !== null && typeof options === 'object' ? (options as Record<string, unknown>).apps : undefined;
+  if (apps === undefined || e.appHooksDocumentName === undefined) return {};
+  if (typeof apps !== 'string' || !new RegExp(appsPattern()).test(apps)) {
+    throw new ProbeInputError(`Invalid options.apps: got ${JSON.stringify(apps)}; allowed: ${APPS_ALLOWED}.`);
+  }
+  const name = e.appHooksDocumentName;
+  if (typeof name !== 'string' || !/^[A-Za-z0-9_.:/-]{3,128}$/.test(name)) {
+    throw new ProbeInputError(
+      `Invalid appHooksDocumentName: got ${JSON.stringify(name)}; allowed: an SSM document name or ARN.`,
+    );
+  }
+  return { apps, appHooksDocumentName: name };
+}
+
 /**
  * Send the freeze document, then wait for it. SendCommand has no idempotency token, so it is sent
  * with the SDK's retries off (handler.ts: maxAttempts 1) and retried here only where a second freeze
@@ -422,6 +497,8 @@ export async function freeze(
   request: FreezeRequest,
   random: () => number = Math.random,
 ): Promise<CommandResult> {
+  const notInstalled = await installAppHooks(ssm, clock, request, random);
+  if (notInstalled) return notInstalled;
   let sent: unknown;
   for (let attempt = 0; ; attempt += 1) {
     const sentAtMs = clock.now();
@@ -916,6 +993,7 @@ export function parseProbeRequest(event: unknown): ProbeRequest {
         include: str('include', paths, 'empty or comma-separated absolute paths of A-Z a-z 0-9 . _ / -'),
         exclude: str('exclude', paths, 'empty or comma-separated absolute paths of A-Z a-z 0-9 . _ / -'),
         timeoutSeconds: positive('timeoutSeconds', e.timeoutSeconds, 900),
+        ...appsInput(e),
       };
     }
     case 'waitForCommand':

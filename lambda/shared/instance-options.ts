@@ -1,3 +1,4 @@
+import { appsTagProblem, parseApps } from './apps';
 import { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy } from './options';
 import { OPTION_TAGS } from './tags';
 import type { InstanceOptions } from './workflow-input';
@@ -98,12 +99,23 @@ export function parseInstanceOptions(
     problems.push({ tag: OPTION_TAGS.group, value: groupRaw, allowed: GROUP_ALLOWED });
   }
 
-  if (problems.length > 0 || !includeParsed.ok || !excludeParsed.ok) {
+  const appsRaw = tagValue(tags, OPTION_TAGS.apps);
+  const appsProblem = appsTagProblem(appsRaw);
+  if (appsProblem) problems.push(appsProblem);
+  const apps = parseApps(appsRaw ?? '');
+
+  if (problems.length > 0 || !apps.ok || !includeParsed.ok || !excludeParsed.ok) {
     return { ok: false, problems, detail: describeProblems(problems) };
   }
   return {
     ok: true,
-    options: { include: includeParsed.paths, exclude: excludeParsed.paths, onFreezeFailure },
+    options: {
+      include: includeParsed.paths,
+      exclude: excludeParsed.paths,
+      onFreezeFailure,
+      // Only with the tag: an empty Apps tag still removes packaged hooks installed earlier.
+      ...(appsRaw !== undefined ? { apps: apps.apps } : {}),
+    },
     ...(groupRaw !== undefined ? { group: groupRaw } : {}),
   };
 }

@@ -21,6 +21,8 @@ export const OPTION_TAGS = {
   onFreezeFailure: `${TAG_PREFIX}:OnFreezeFailure`,
   /** `skip` leaves the instance out of restore testing (read from its latest recovery point's copy of the tag). */
   restoreTest: `${TAG_PREFIX}:RestoreTest`,
+  /** Packaged application hooks to run around the freeze: `postgresql`, `mysql`, `redis` (lambda/shared/apps.ts). */
+  apps: `${TAG_PREFIX}:Apps`,
 } as const;
 
 /** Tags every recovery point carries. A user lists recovery points by consistency with these. */

@@ -44,6 +44,11 @@ export interface InstanceOptions {
   /** Mount points never to freeze, comma separated, validated (may be empty). */
   readonly exclude: string;
   readonly onFreezeFailure: FreezeFailurePolicy;
+  /**
+   * Packaged application hooks from the Apps tag, canonical and comma separated (lambda/shared/apps.ts).
+   * Absent without the tag (nothing installed or removed); empty with an empty tag (installed ones removed).
+   */
+  readonly apps?: string;
 }
 
 /**

@@ -332,7 +332,8 @@ ecb_freeze_main() {
     elif ((rc == 124 || rc == 137)); then
       ecb_freeze_fail HOOK_FAILED "pre-freeze hook ${hook##*/} did not finish within ${ECB_HOOK_TIMEOUT}s and was killed"
     elif ((rc != 0)); then
-      ecb_freeze_fail HOOK_FAILED "pre-freeze hook ${hook##*/} failed with exit code $rc"
+      # Its output says why (a database down, a lock wait that timed out).
+      ecb_freeze_fail HOOK_FAILED "pre-freeze hook ${hook##*/} failed with exit code $rc: ${ECB_HR_OUT[${#ECB_HR_OUT[@]}-1]:0:300}"
     fi
   done
   ecb_freeze_still_wanted

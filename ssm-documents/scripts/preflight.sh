@@ -17,7 +17,7 @@ ecb_preflight_main() {
   problem() { problems+=("$(printf '{"code":%s,"message":%s}' "$(ecb_json_str "$1")" "$(ecb_json_str "$2")")"); }
 
   local name ref reason
-  for name in VolumeIds VolumeDevices Include Exclude; do
+  for name in VolumeIds VolumeDevices Include Exclude Apps; do
     ref=ECB_P_$name
     reason=$(ecb_param_problem "$name" "${!ref}")
     [[ -z $reason ]] || problem INVALID_PARAMETER "$reason"
@@ -68,9 +68,31 @@ ecb_preflight_main() {
     ECB_WARNINGS+=("no data filesystem to freeze on these volumes: backups of this instance are crash-consistent")
   fi
 
+  # Each selected packaged application hook, installed by the AppHooks document, in its check
+  # phase: is the server reachable and would the hook succeed (docs/hooks.md).
+  local apps=() app hook out code
+  if ecb_valid_apps "$ECB_P_Apps"; then
+    for app in ${ECB_P_Apps//,/ }; do
+      hook=$ECB_CONFIG_DIR/pre-freeze.d/50-ecb-$app
+      if ! [[ -x $hook ]]; then
+        out="not installed yet: the next backup installs it (the AppHooks document)" code=null
+        ECB_WARNINGS+=("$app: $out")
+      elif ! ecb_hook_resolve "$hook"; then
+        out=$ECB_HOOK_REFUSED code=126
+        problem HOOK_INSECURE "$app: $out"
+      else
+        out=$(ECB_PHASE=check ECB_HOOK_STATE_DIR=$ECB_STATE_DIR/hook-state/50-ecb-$app timeout 30 "$ECB_HOOK_EXE" </dev/null 2>&1)
+        code=$?
+        ((code == 0)) || problem APP_NOT_READY "$out"
+      fi
+      apps+=("$(printf '{"app":%s,"ready":%s,"exitCode":%s,"message":%s}' "$(ecb_json_str "$app")" \
+        "$([[ $code == 0 ]] && echo true || echo false)" "$code" "$(ecb_json_str "${out:0:1000}")")")
+    done
+  fi
+
   local status=ready rc=0
   ((${#problems[@]} == 0)) || { status=not-ready; rc=1; }
-  printf '{"schemaVersion":1,"action":"preflight","status":%s,"ready":%s,"problems":%s,"warnings":%s,"fsfreeze":%s,"bash":%s,"stateDir":{"path":%s,"tmpfs":%s},"active":%s,"targets":%s,"unmapped":%s,"skipped":%s,"volumes":%s,"protected":%s,"hooksConfigured":%s,"hooks":{"preFreeze":%s,"postThaw":%s}}\n' \
+  printf '{"schemaVersion":1,"action":"preflight","status":%s,"ready":%s,"problems":%s,"warnings":%s,"fsfreeze":%s,"bash":%s,"stateDir":{"path":%s,"tmpfs":%s},"active":%s,"targets":%s,"unmapped":%s,"skipped":%s,"volumes":%s,"protected":%s,"hooksConfigured":%s,"hooks":{"preFreeze":%s,"postThaw":%s},"apps":%s}\n' \
     "$(ecb_json_str "$status")" "$([[ $status == ready ]] && echo true || echo false)" \
     "$(ecb_json_array "${problems[@]}")" \
     "$(ecb_json_str_array "${ECB_WARNINGS[@]}")" \
@@ -82,6 +104,7 @@ ecb_preflight_main() {
     "$(ecb_json_array "${ECB_VOLUMES_JSON[@]}")" \
     "$(ecb_json_array "${protected[@]}")" \
     "$( ((${#ECB_PRE_HOOKS[@]} > 0)) && echo true || echo false)" \
-    "$(ecb_json_str_array "${ECB_PRE_HOOKS[@]##*/}")" "$(ecb_json_str_array "${ECB_POST_HOOKS[@]##*/}")"
+    "$(ecb_json_str_array "${ECB_PRE_HOOKS[@]##*/}")" "$(ecb_json_str_array "${ECB_POST_HOOKS[@]##*/}")" \
+    "$(ecb_json_array "${apps[@]}")"
   exit "$rc"
 }

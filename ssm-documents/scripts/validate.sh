@@ -21,6 +21,9 @@ ecb_valid_path_list() {
   return 0
 }
 
+# The packaged application hooks (lambda/shared/apps.ts PACKAGED_APPS; a test keeps the two equal).
+ecb_valid_apps() { [[ -z $1 || $1 =~ ^(postgresql|mysql|redis)(,(postgresql|mysql|redis)){0,2}$ ]]; }
+
 ecb_valid_safe_dir() { [[ $1 =~ ^/[A-Za-z0-9._/-]{1,200}$ && /$1/ != */../* ]]; }
 
 # Prints why a parameter's value is not allowed, naming the value and what is allowed, or nothing.
@@ -34,6 +37,7 @@ ecb_param_problem() {
     NotAfter) ecb_valid_not_after "$v" && date -u -d "$v" >/dev/null 2>&1 && return; allowed='a real UTC time like 2026-11-22T02:05:00Z' ;;
     WatchdogSeconds) ecb_valid_int_range "$v" 6 300 && return; allowed='a whole number from 6 to 300' ;;
     HookTimeoutSeconds) ecb_valid_int_range "$v" 1 600 && return; allowed='a whole number from 1 to 600' ;;
+    Apps) ecb_valid_apps "$v" && return; allowed='empty or comma-separated postgresql, mysql, redis' ;;
     *) ecb_valid_path_list "$v" && return; allowed='empty or up to 16 comma-separated absolute paths of A-Z a-z 0-9 . _ / - without . or .. components' ;;
   esac
   printf '%s "%s" is not allowed; allowed: %s' "$1" "$v" "$allowed"

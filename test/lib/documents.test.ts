@@ -39,7 +39,8 @@ const CONTRACT: Record<DocumentKey, string[]> = {
     'Exclude',
   ],
   thaw: ['ExecutionId', 'HookTimeoutSeconds'],
-  preflight: ['VolumeIds', 'VolumeDevices', 'Include', 'Exclude'],
+  preflight: ['VolumeIds', 'VolumeDevices', 'Include', 'Exclude', 'Apps'],
+  appHooks: ['Apps'],
   windowsReadiness: ['InstanceId'],
   verifyRestore: [
     'RestoreJobId',
@@ -156,7 +157,12 @@ describe('renderDocument', () => {
 
   it('bundles every script file into some document, each at most once', () => {
     const files = fs.readdirSync(path.join(DOCUMENTS_DIR, 'scripts')).sort();
-    const bundled = new Set(Object.values(SCRIPT_BUNDLES).flat());
+    // `@apps` is the packaged application hooks' text (ssm-documents/apps/), not a script file.
+    const bundled = new Set(
+      Object.values(SCRIPT_BUNDLES)
+        .flat()
+        .filter((f) => f !== '@apps'),
+    );
     expect([...bundled].sort()).toEqual(files);
     for (const bundle of Object.values(SCRIPT_BUNDLES)) expect(new Set(bundle).size).toBe(bundle.length);
   });
@@ -165,6 +171,7 @@ describe('renderDocument', () => {
     'freeze',
     'thaw',
     'preflight',
+    'appHooks',
   ] as const)('%s: no value an allowedPattern accepts can end the parameter here-document', (key) => {
     const doc = renderDocument(key, DEFAULT_CONFIG);
     // A space and a line break: no pattern may match either, so no value can be the delimiter line.
@@ -312,15 +319,16 @@ describe('Documents construct', () => {
     return { stack, documents, template: Template.fromStack(stack) };
   };
 
-  it('creates five versioned command documents with stable names', () => {
+  it('creates six versioned command documents with stable names', () => {
     const { template, documents } = synth();
-    template.resourceCountIs('AWS::SSM::Document', 5);
+    template.resourceCountIs('AWS::SSM::Document', 6);
     for (const [key, suffix] of [
       ['freeze', 'Freeze'],
       ['thaw', 'Thaw'],
       ['preflight', 'Preflight'],
       ['windowsReadiness', 'WindowsReadiness'],
       ['verifyRestore', 'VerifyRestore'],
+      ['appHooks', 'AppHooks'],
     ] as const) {
       template.hasResourceProperties('AWS::SSM::Document', {
         Name: `EcbDocs-${suffix}`,

@@ -4,7 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../lib/config';
-import { DOCUMENTS_DIR, renderDocument } from '../../lib/documents';
+import { PACKAGED_APPS } from '../../lambda/shared/apps';
+import { appHookText, DOCUMENTS_DIR, renderDocument } from '../../lib/documents';
 import { HAS_SHELLCHECK } from './fs-lab';
 
 if (!HAS_SHELLCHECK)
@@ -28,7 +29,12 @@ function shellcheck(files: string[], excludes: string[]): { status: number | nul
 }
 
 describe.skipIf(!HAS_SHELLCHECK)('shellcheck', () => {
-  it.each(['freeze', 'thaw', 'preflight'] as const)('the rendered %s document script is clean', (key) => {
+  it.each([
+    'freeze',
+    'thaw',
+    'preflight',
+    'appHooks',
+  ] as const)('the rendered %s document script is clean', (key) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-sc-'));
     try {
       const file = path.join(dir, `${key}.sh`);
@@ -37,6 +43,19 @@ describe.skipIf(!HAS_SHELLCHECK)('shellcheck', () => {
         `${renderDocument(key, DEFAULT_CONFIG).mainSteps[0].inputs.runCommand.join('\n')}\n`,
       );
       const result = shellcheck([file], SHARED_LIBRARY_EXCLUDES);
+      expect(result.output).toBe('');
+      expect(result.status).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each(PACKAGED_APPS)('the packaged %s hook, as installed, is clean', (app) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ecb-sc-'));
+    try {
+      const file = path.join(dir, `50-ecb-${app}`);
+      fs.writeFileSync(file, appHookText(app));
+      const result = shellcheck([file], []);
       expect(result.output).toBe('');
       expect(result.status).toBe(0);
     } finally {
