@@ -842,7 +842,15 @@ export async function runScenario(
       sleep: (ms) => {
         if (engine === 'interpreter') sim.t += Math.max(0, ms);
       },
-      random,
+      // The engine's retry jitter draws from its own sequence, so the probe's polls see the same
+      // numbers under either engine.
+      random: (() => {
+        let j = (seed ^ 0x27d4eb2d) >>> 0 || 1;
+        return () => {
+          j = (Math.imul(j, 1664525) + 1013904223) >>> 0;
+          return j / 2 ** 32;
+        };
+      })(),
       onStateEntered: (n) => statesEntered.push(n),
     });
     status = r.status;
