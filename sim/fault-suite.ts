@@ -41,6 +41,19 @@ export function runShard(i: number): Promise<ShardResult> {
   return runSchedules(from, to, aslFor, runScenario);
 }
 
+/** Broken schedules by kind: silent, duplicate, invalid; ended by the watchdog or by a late thaw. */
+function kinds(list: readonly { detail: string }[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const { detail } of list) {
+    const kind =
+      /^(silent|duplicate|invalid \S+)/.exec(detail)?.[1] ??
+      /\((watchdog|thaw-command)\)|ended by the (watchdog)/.exec(detail)?.slice(1).find(Boolean) ??
+      (/^labelled/.test(detail) ? 'label' : 'other');
+    out[kind] = (out[kind] ?? 0) + 1;
+  }
+  return out;
+}
+
 /** The report the suite prints: per invariant, how many broke and the first seeds, each replayable. */
 export function describeShard(i: number, r: ShardResult): string {
   const [from, to] = shardRange(i);
@@ -50,7 +63,7 @@ export function describeShard(i: number, r: ShardResult): string {
   for (const inv of Object.keys(INVARIANTS) as Invariant[]) {
     const list = r.broken[inv];
     lines.push(
-      `${inv} (${INVARIANTS[inv]}): ${list.length} broken${KNOWN_BREAKS[inv] && list.length ? ` [known: ${KNOWN_BREAKS[inv]}]` : ''}`,
+      `${inv} (${INVARIANTS[inv]}): ${list.length} broken${list.length ? ` by kind ${JSON.stringify(kinds(list))}` : ''}${KNOWN_BREAKS[inv] && list.length ? ` [known: ${KNOWN_BREAKS[inv]}]` : ''}`,
     );
     for (const b of list.slice(0, 5)) {
       lines.push(`  seed ${b.seed}: ${b.detail} (replay: npm run bench:workflow -- --seed ${b.seed})`);
