@@ -14,7 +14,8 @@ import '../sim/quiet-metrics';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Asl, synthWorkflow } from '../sim/asl';
-import { type Broken, generate, INVARIANTS, type Invariant, violations } from '../sim/fault-schedules';
+import { generate, runSchedules, violations } from '../sim/fault-schedules';
+import { describeRange } from '../sim/fault-suite';
 import { SCENARIOS } from '../sim/workflow-scenarios';
 import { runScenario } from '../sim/workflow-sim';
 
@@ -111,27 +112,8 @@ async function main(): Promise<void> {
   console.log(table);
 
   if (faultRuns > 0) {
-    const started = Date.now();
-    let broken = 0;
-    const byInvariant = new Map<Invariant, { seed: number; b: Broken }[]>();
-    for (let seed = 1; seed <= faultRuns; seed += 1) {
-      const { scenario, config } = generate(seed);
-      const rep = await runScenario(aslFor(config), scenario, seed, { engine: 'interpreter' });
-      const v = violations(rep, scenario);
-      if (v.length) broken += 1;
-      for (const b of v) byInvariant.set(b.invariant, [...(byInvariant.get(b.invariant) ?? []), { seed, b }]);
-    }
-    for (const inv of Object.keys(INVARIANTS) as Invariant[]) {
-      const list = byInvariant.get(inv) ?? [];
-      const seeds = new Set(list.map((x) => x.seed));
-      console.log(`\n${inv} (${INVARIANTS[inv]}): ${seeds.size} schedule(s) broken`);
-      for (const { seed, b } of list.slice(0, 10)) {
-        console.log(`  seed ${seed}: ${b.detail}   (replay: npm run bench:workflow -- --seed ${seed})`);
-      }
-    }
-    console.log(
-      `\nfault schedules run: ${faultRuns}, broken: ${broken}, ${((Date.now() - started) / 1000).toFixed(1)} s`,
-    );
+    const r = await runSchedules(1, faultRuns, aslFor, runScenario);
+    console.log(`\n${describeRange(1, faultRuns, r)}`);
   }
 
   if (args.includes('--update-readme')) {

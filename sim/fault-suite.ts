@@ -57,6 +57,10 @@ function kinds(list: readonly { detail: string }[]): Record<string, number> {
 /** The report the suite prints: per invariant, how many broke and the first seeds, each replayable. */
 export function describeShard(i: number, r: ShardResult): string {
   const [from, to] = shardRange(i);
+  return describeRange(from, to, r);
+}
+
+export function describeRange(from: number, to: number, r: ShardResult): string {
   const lines = [
     `fault schedules ${from}-${to}: ${r.runs} run in ${(r.ms / 1000).toFixed(1)} s (CPU ${(r.cpuMs / 1000).toFixed(1)} s); ${JSON.stringify(r.tally)}`,
   ];
