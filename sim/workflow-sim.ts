@@ -1,9 +1,18 @@
 /**
- * A small simulated AWS for running the synthesized state machine locally: one instance whose
- * filesystems really change state on a virtual clock, an SSM command store with the
- * InvocationDoesNotExist race, AWS Backup jobs whose snapshots start after a delay, and fault
- * injection on every call. The Lambda task states run the real probe and record-outcome logic
- * against these fakes, so what is tested is the definition plus the code it calls.
+ * A small simulated AWS for running the synthesized state machine locally, on a virtual clock:
+ * - one instance (sim/instance-model.ts) whose SSM agent receives commands late, out of order or
+ *   never, may die after freezing, and runs the Freeze and Thaw documents as
+ *   ssm-documents/scripts do; its timeline (frozen from when to when, thawed by whom) is the truth
+ *   the fault invariants are checked against;
+ * - AWS Backup jobs (one per idempotency token) whose snapshots start after a delay;
+ * - SNS, which records every message it accepted, and the real notifier (lambda/shared/notifier.ts)
+ *   over the fake table (sim/dynamodb.ts), so "published once" means what SNS received;
+ * - faults on every call: throttling, errors, timeouts and delays, errors returned after the
+ *   call took effect, calls that hang until the Lambda's timeout, services down for a while or for
+ *   the whole run, odd payloads in every task's response and in the execution input.
+ * The Lambda task states run the real probe and record-outcome logic against these fakes. Two
+ * engines run the definition: aws-local-stepfunctions (the reference) and sim/asl-interpreter.ts
+ * (fast enough for 10,000 fault schedules); test/workflow/faults.test.ts checks they agree.
  */
 
 import { StateMachine } from 'aws-local-stepfunctions';
@@ -16,22 +25,52 @@ import {
   waitForSnapshots,
 } from '../lambda/backup-probe/probe';
 import { type ExecutionResult, recordOutcome } from '../lambda/record-outcome/record';
+import { Notifier } from '../lambda/shared/notifier';
 import type { OutcomeSink, WorkflowOutcome } from '../lambda/shared/outcome';
 import type { WorkflowInput } from '../lambda/shared/workflow-input';
+import { runAsl } from './asl-interpreter';
 import type { Asl } from './asl';
+import { FakeDynamoDb } from './dynamodb';
+import {
+  type Delivery,
+  type FreezeBehaviour,
+  type FreezeEpisode,
+  Instance,
+  type InstanceDocument,
+} from './instance-model';
 
 export const WINDOW = '2026-11-22T02:00:00Z';
 const WINDOW_MS = Date.parse(WINDOW);
+/** The AMI of the recovery point, which DescribeBackupJob names once the job has completed. */
 export const IMAGE_ARN = 'arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0';
+export const TOPIC_ARN = 'arn:aws:sns:eu-west-1:111122223333:ecb-notifications';
+const TABLE = 'ecb-notifications';
 
 export type Fault =
   | { readonly kind: 'throttle' }
   | { readonly kind: 'error' }
   | { readonly kind: 'timeout' }
-  | { readonly kind: 'delay'; readonly ms: number };
+  | { readonly kind: 'delay'; readonly ms: number }
+  /** The call took effect, then a 5xx (or a socket timeout) came back. */
+  | { readonly kind: 'error-after-effect' }
+  | { readonly kind: 'timeout-after-effect' }
+  /** The call never returns: the Lambda calling it is ended by its timeout. */
+  | { readonly kind: 'hang' }
+  /** The call succeeds, but its response is odd (fields missing or of the wrong type). */
+  | { readonly kind: 'odd-payload'; readonly variant: number };
 
 /** Decides the fault for the n-th call (0-based) of an operation. */
 export type FaultPlan = (op: string, call: number) => Fault | undefined;
+
+/** Services that can be down: every call to them fails with a 5xx during [from, until). */
+export type Service = 'ssm' | 'backup' | 'ec2' | 'sns' | 'lambda' | 'dynamodb';
+export interface Outage {
+  readonly service: Service;
+  /** Milliseconds after the start of the run. */
+  readonly fromMs: number;
+  /** Milliseconds after the start of the run; null: until the end. */
+  readonly untilMs: number | null;
+}
 
 export interface Scenario {
   readonly platform?: 'linux' | 'windows';
@@ -39,18 +78,23 @@ export interface Scenario {
   readonly volumeIds?: readonly string[];
   readonly onFreezeFailure?: 'crash-consistent' | 'skip';
   readonly hooksConfigured?: boolean;
-  /** What the freeze document does. */
-  readonly freezeResult?: 'frozen' | 'error' | 'nothing-to-freeze' | 'garbage' | 'not-delivered';
+  /** What the freeze document does once it runs; 'not-delivered': the agent never receives it. */
+  readonly freezeResult?: FreezeBehaviour | 'not-delivered';
   /** Time the freeze document takes before the filesystems are frozen (hooks, sync). */
   readonly freezeMs?: number;
   /** The first n thaw commands fail on the instance. */
   readonly thawFailures?: number;
+  /** How each command reaches the agent (delay, never). */
+  readonly delivery?: (doc: InstanceDocument, n: number) => Delivery;
+  /** The agent dies right after the first freeze, before reporting it. */
+  readonly agentDiesAfterFreeze?: { readonly downMs: number | null };
   /** Snapshots start this long after StartBackupJob; undefined: never. */
   readonly snapshotDelayMs?: number | null;
   /** The job fails this long after it starts. */
   readonly jobFailsAfterMs?: number;
   readonly activeJob?: boolean;
   readonly faults?: FaultPlan;
+  readonly outages?: readonly Outage[];
   readonly freezeBudgetSeconds?: number;
   readonly watchdogSeconds?: number;
   /** Change the execution input (malformed input tests). */
@@ -63,22 +107,41 @@ export interface CallRecord {
   readonly fault?: Fault['kind'];
 }
 
+/** A message SNS accepted. */
+export interface PublishedMessage {
+  readonly at: number;
+  readonly via: 'notifier' | 'last-resort';
+  readonly subject?: string;
+  // biome-ignore lint/suspicious/noExplicitAny: the SNS message is free-form JSON.
+  readonly message: any;
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
 /** What a run did, for assertions. */
 export interface RunReport {
   readonly status: 'SUCCEEDED' | 'FAILED';
   readonly error?: string;
   readonly output?: ExecutionResult;
   readonly recordOutput?: ExecutionResult;
+  /** Outcomes the sink (the notifier) accepted. */
   readonly outcomes: readonly WorkflowOutcome[];
+  /** The last-resort Publish task's inputs that SNS accepted. */
   // biome-ignore lint/suspicious/noExplicitAny: the SNS message is free-form JSON.
   readonly publishes: readonly any[];
+  /** Every message SNS accepted, from the notifier and the last resort. */
+  readonly sns: readonly PublishedMessage[];
   readonly calls: readonly CallRecord[];
   readonly statesEntered: readonly string[];
   readonly transitions: number;
+  /** When each freeze SendCommand took effect (whatever its caller was told). */
   readonly freezeSentAt: readonly number[];
   /** The Parameters of every freeze SendCommand, as the probe sent them. */
   readonly freezeParameters: readonly Record<string, unknown>[];
+  /** When each thaw SendCommand took effect (a failed SendCommand is not here). */
   readonly thawSentAt: readonly number[];
+  /** The instance's timeline: every period its filesystems were frozen. */
+  readonly episodes: readonly FreezeEpisode[];
+  /** First episode, for the named scenarios. */
   readonly frozenAt?: number;
   readonly thawedAt?: number;
   readonly watchdogFired: boolean;
@@ -91,8 +154,8 @@ export interface RunReport {
 }
 
 const JOB_DURATION_MS = 20 * 60_000;
-const DELIVERY_MS = 250;
-const VISIBLE_MS = 120;
+/** The Lambda functions' own timeouts are at most their task's timeout; a hang ends there. */
+const DEFAULT_TASK_TIMEOUT_S = 60;
 
 class SimError extends Error {
   $metadata: { httpStatusCode: number };
@@ -103,14 +166,27 @@ class SimError extends Error {
   }
 }
 
-interface SimCommand {
-  id: string;
-  doc: 'freeze' | 'thaw' | 'vss';
-  sentAt: number;
-  /** When the instance finishes it, or undefined when never delivered. */
-  doneAt?: number;
-  status: 'Success' | 'Failed';
-  stdout: string;
+/** Thrown by a call that never returns; the Lambda wrapper turns it into the task's timeout. */
+class Hang extends Error {
+  override readonly name = 'SimHang';
+}
+
+type ErrorNames = { throttle: string; error: string; timeout: string };
+
+/** Odd versions of a response: fields missing, of the wrong type, or no object at all. */
+function oddPayload(value: unknown, variant: number): unknown {
+  const pick = variant % 5;
+  if (pick === 0) return {};
+  if (pick === 1) return null;
+  if (pick === 2) return 'garbage';
+  if (typeof value !== 'object' || value === null) return { unexpected: true };
+  const o = JSON.parse(JSON.stringify(value)) as Record<string, unknown>;
+  const keys = Object.keys(o);
+  if (keys.length === 0) return { unexpected: true };
+  const k = keys[variant % keys.length];
+  if (pick === 3) delete o[k];
+  else o[k] = typeof o[k] === 'string' ? 42 : 'garbage';
+  return o;
 }
 
 export class Sim implements Clock {
@@ -119,21 +195,37 @@ export class Sim implements Clock {
   now(): number {
     return this.t;
   }
-  readonly s: Required<Omit<Scenario, 'faults' | 'jobFailsAfterMs' | 'snapshotDelayMs' | 'mutateInput'>> &
+  readonly s: Required<
+    Omit<
+      Scenario,
+      | 'faults'
+      | 'jobFailsAfterMs'
+      | 'snapshotDelayMs'
+      | 'mutateInput'
+      | 'delivery'
+      | 'agentDiesAfterFreeze'
+      | 'outages'
+    >
+  > &
     Scenario;
+  readonly instance: Instance;
   readonly calls: CallRecord[] = [];
   readonly outcomes: WorkflowOutcome[] = [];
   // biome-ignore lint/suspicious/noExplicitAny: free-form SNS message.
   readonly publishes: any[] = [];
-  readonly commands: SimCommand[] = [];
+  readonly sns: PublishedMessage[] = [];
   readonly imageTags: Record<string, string> = {};
-  frozenAt?: number;
-  thawedAt?: number;
-  watchdogFired = false;
+  readonly freezeParameters: Record<string, unknown>[] = [];
+  readonly freezeSent: number[] = [];
+  readonly thawSent: number[] = [];
+  /** Backup jobs by idempotency token. */
+  readonly jobs = new Map<string, { id: string; startedAt: number }>();
   jobStartedAt?: number;
+  readonly table = new FakeDynamoDb(TABLE, { PendingRuns: { partitionKey: 'pending', sortKey: 'deadline' } });
+  /** Charge 1 s of virtual time before a call that follows a faulted one (engines whose retry waits are zeroed). */
+  chargeRetries = true;
   private readonly counts = new Map<string, number>();
-  private thawsRun = 0;
-  private seq = 0;
+  private readonly startMs = WINDOW_MS;
 
   constructor(scenario: Scenario) {
     this.s = {
@@ -150,6 +242,18 @@ export class Sim implements Clock {
       watchdogSeconds: 90,
       ...scenario,
     };
+    const notDelivered = this.s.freezeResult === 'not-delivered';
+    const delivery = this.s.delivery;
+    this.instance = new Instance({
+      freeze: notDelivered ? 'frozen' : (this.s.freezeResult as FreezeBehaviour),
+      freezeMs: this.s.freezeMs,
+      thawFailures: this.s.thawFailures,
+      delivery: (doc, n) =>
+        doc === 'freeze' && notDelivered ? { delayMs: null } : (delivery?.(doc, n) ?? { delayMs: 250 }),
+      ...(this.s.agentDiesAfterFreeze ? { agentDiesAfterFreeze: this.s.agentDiesAfterFreeze } : {}),
+      commandTimeoutMs: 5 * 60_000,
+    });
+    this.instance.hooksConfigured = this.s.hooksConfigured;
   }
 
   sleep(ms: number): Promise<void> {
@@ -157,167 +261,68 @@ export class Sim implements Clock {
     return Promise.resolve();
   }
 
-  /** Count the call, apply its fault (advance time, or throw), and return the fault kind. */
-  fault(op: string, names: { throttle: string; error: string; timeout: string }): void {
-    const n = this.counts.get(op) ?? 0;
-    this.counts.set(op, n + 1);
-    this.chargeRetry(op);
-    this.t += 40;
-    const f = this.s.faults?.(op, n);
-    this.calls.push({ op, at: this.t, ...(f ? { fault: f.kind } : {}) });
-    if (!f) return;
-    if (f.kind === 'delay') {
-      this.t += f.ms;
-      return;
-    }
-    if (f.kind === 'throttle') throw new SimError(names.throttle, `${op} throttled`, 400);
-    if (f.kind === 'error') throw new SimError(names.error, `${op} failed`, 500);
-    this.t += 10_000;
-    throw new SimError(names.timeout, `${op} timed out`);
+  private down(service: Service): boolean {
+    const at = this.t - this.startMs;
+    return (this.s.outages ?? []).some(
+      (o) => o.service === service && at >= o.fromMs && (o.untilMs === null || at < o.untilMs),
+    );
   }
 
-  /** Time-driven state of the instance's filesystems, applied before every observation. */
-  private settle(): void {
-    if (this.frozenAt !== undefined && this.thawedAt === undefined) {
-      const watchdogAt = this.frozenAt + this.s.watchdogSeconds * 1000;
-      if (this.t >= watchdogAt) {
-        this.thawedAt = watchdogAt;
-        this.watchdogFired = true;
-      }
+  /**
+   * Count the call, apply its fault and the service's outage; run `effect` when the call takes
+   * effect, and return what the caller receives.
+   */
+  call<T>(op: string, names: ErrorNames, effect: () => T): T {
+    const n = this.counts.get(op) ?? 0;
+    this.counts.set(op, n + 1);
+    if (this.chargeRetries) this.chargeRetry(op);
+    this.t += 40;
+    const service = op.split('.')[0] === 'sfn' ? serviceOfTask(op) : (op.split('.')[0] as Service);
+    let f = this.s.faults?.(op, n);
+    if (!f && this.down(service)) f = { kind: 'error' };
+    this.calls.push({ op, at: this.t, ...(f ? { fault: f.kind } : {}) });
+    if (!f) return effect();
+    switch (f.kind) {
+      case 'delay':
+        this.t += f.ms;
+        return effect();
+      case 'throttle':
+        throw new SimError(names.throttle, `${op} throttled`, 400);
+      case 'error':
+        throw new SimError(names.error, `${op} failed`, 500);
+      case 'timeout':
+        this.t += 10_000;
+        throw new SimError(names.timeout, `${op} timed out`);
+      case 'error-after-effect':
+        effect();
+        throw new SimError(names.error, `${op} failed after it took effect`, 500);
+      case 'timeout-after-effect':
+        effect();
+        this.t += 10_000;
+        throw new SimError(names.timeout, `${op} timed out after it took effect`);
+      case 'hang':
+        throw new Hang(op);
+      case 'odd-payload':
+        return oddPayload(effect(), f.variant) as T;
     }
   }
 
   // ---- SSM ----
-  sendCommand(doc: SimCommand['doc']): { Command: Record<string, unknown> } {
-    const id = `cmd-${(++this.seq).toString().padStart(4, '0')}`;
-    const sentAt = this.t;
-    // The instance runs commands one after another, in arrival order.
-    const prev = this.commands.filter((c) => c.doneAt !== undefined).at(-1);
-    const start = Math.max(sentAt + DELIVERY_MS, prev?.doneAt ?? 0);
-    const cmd: SimCommand = { id, doc, sentAt, status: 'Success', stdout: '' };
+  private sendCommand(doc: InstanceDocument, parameters: Record<string, unknown>): Record<string, unknown> {
+    const at = this.t;
     if (doc === 'freeze') {
-      const r = this.s.freezeResult;
-      if (r !== 'not-delivered') {
-        const frozenAt = start + this.s.freezeMs;
-        cmd.doneAt = frozenAt + 30;
-        if (r === 'frozen') {
-          if (this.frozenAt === undefined) this.frozenAt = frozenAt;
-          cmd.stdout = JSON.stringify({
-            schemaVersion: 1,
-            action: 'freeze',
-            status: 'frozen',
-            frozenAt: new Date(frozenAt).toISOString(),
-            frozenAtMs: frozenAt,
-            targets: [
-              {
-                mountpoint: '/data',
-                fstype: 'xfs',
-                source: '/dev/nvme1n1',
-                volumeIds: ['vol-0aaaaaaaaaaaaaaa2'],
-              },
-            ],
-            hooksConfigured: this.s.hooksConfigured,
-            hooks: this.s.hooksConfigured
-              ? [{ phase: 'pre-freeze', name: '10-db', exitCode: 0, ms: 20 }]
-              : [],
-            watchdog: {
-              seconds: this.s.watchdogSeconds,
-              deadline: new Date(frozenAt + this.s.watchdogSeconds * 1000).toISOString(),
-            },
-          });
-        } else if (r === 'nothing-to-freeze') {
-          cmd.stdout = JSON.stringify({
-            schemaVersion: 1,
-            action: 'freeze',
-            status: 'nothing-to-freeze',
-            targets: [],
-          });
-        } else if (r === 'garbage') {
-          cmd.stdout = 'Segmentation fault\n';
-          cmd.status = 'Failed';
-        } else {
-          cmd.status = 'Failed';
-          cmd.stdout = JSON.stringify({
-            schemaVersion: 1,
-            action: 'freeze',
-            status: 'error',
-            error: { code: 'hook-failed', message: 'pre-freeze hook 10-db exited 3' },
-          });
-        }
-      }
-    } else if (doc === 'thaw') {
-      cmd.doneAt = start + 50;
-      const fails = this.thawsRun < this.s.thawFailures;
-      this.thawsRun += 1;
-      this.pendingThaws.push({ at: start, fails, cmd });
-    } else {
-      cmd.doneAt = start + 2000;
+      this.freezeSent.push(at);
+      this.freezeParameters.push(parameters);
     }
-    this.commands.push(cmd);
+    if (doc === 'thaw') this.thawSent.push(at);
+    const id = this.instance.send(doc, parameters, at);
     return {
       Command: {
         CommandId: id,
         DocumentName: doc,
         Status: 'Pending',
-        RequestedDateTime: new Date(sentAt).toISOString(),
+        RequestedDateTime: new Date(at).toISOString(),
       },
-    };
-  }
-
-  private readonly pendingThaws: { at: number; fails: boolean; cmd: SimCommand }[] = [];
-
-  private runThaws(): void {
-    for (const t of this.pendingThaws.splice(0)) {
-      if (t.at > this.t) {
-        this.pendingThaws.push(t);
-        continue;
-      }
-      this.settle();
-      // A freeze that lands after this thaw is not undone by it: only the watchdog ends it.
-      const frozenNow = this.frozenAt !== undefined && this.frozenAt <= t.at && this.thawedAt === undefined;
-      if (t.fails) {
-        t.cmd.status = 'Failed';
-        t.cmd.stdout = JSON.stringify({
-          schemaVersion: 1,
-          action: 'thaw',
-          status: 'error',
-          failed: ['/data'],
-        });
-        continue;
-      }
-      if (frozenNow) this.thawedAt = t.at;
-      t.cmd.stdout = JSON.stringify({
-        schemaVersion: 1,
-        action: 'thaw',
-        status: 'thawed',
-        thawedAtMs: t.at,
-        freezeMs: frozenNow && this.frozenAt !== undefined ? t.at - this.frozenAt : 0,
-        watchdogFired: this.watchdogFired,
-        thawed: frozenNow ? ['/data'] : [],
-        notFrozen: frozenNow ? [] : ['/data'],
-        failed: [],
-      });
-    }
-  }
-
-  getCommandInvocation(id: string): Record<string, unknown> {
-    this.runThaws();
-    this.settle();
-    const cmd = this.commands.find((c) => c.id === id);
-    if (!cmd || this.t < cmd.sentAt + VISIBLE_MS) throw new SimError('InvocationDoesNotExist', 'not yet');
-    if (cmd.doneAt === undefined) {
-      return {
-        Status: this.t > cmd.sentAt + 30_000 ? 'TimedOut' : 'Pending',
-        StatusDetails: 'Delivery Timed Out',
-      };
-    }
-    if (this.t < cmd.doneAt) return { Status: 'InProgress' };
-    return {
-      Status: cmd.status,
-      StatusDetails: cmd.status,
-      ResponseCode: cmd.status === 'Success' ? 0 : 1,
-      StandardOutputContent: cmd.stdout,
-      StandardErrorContent: cmd.status === 'Success' ? '' : 'freeze: error',
     };
   }
 
@@ -343,37 +348,42 @@ export class Sim implements Clock {
     return starts.filter((t) => t < failAt);
   }
 
-  startBackupJob(): Record<string, unknown> {
-    if (this.jobStartedAt === undefined) this.jobStartedAt = this.t;
-    return {
-      BackupJobId: 'job-0001',
-      RecoveryPointArn: IMAGE_ARN,
-      CreationDate: new Date(this.jobStartedAt).toISOString(),
-      IsParent: false,
-    };
+  /**
+   * StartBackupJob's response for an EC2 resource: BackupJobId, CreationDate, IsParent. No
+   * RecoveryPointArn: the AWS Backup API reference (StartBackupJob, response elements) says it is
+   * returned only for EFS and Advanced DynamoDB resources; for EC2 it is read from
+   * DescribeBackupJob once the job has completed. A retry with the same IdempotencyToken returns
+   * the job it created (the token's purpose, same page).
+   */
+  private startBackupJob(input: Record<string, unknown>): Record<string, unknown> {
+    const token = String(input.IdempotencyToken ?? `none-${this.jobs.size}`);
+    let job = this.jobs.get(token);
+    if (!job) {
+      job = { id: `job-${(this.jobs.size + 1).toString().padStart(4, '0')}`, startedAt: this.t };
+      this.jobs.set(token, job);
+      if (this.jobStartedAt === undefined) this.jobStartedAt = this.t;
+    }
+    return { BackupJobId: job.id, CreationDate: new Date(job.startedAt).toISOString(), IsParent: false };
   }
 
-  // ---- SDK clients for the real probe / record-outcome logic ----
-  readonly freezeParameters: Record<string, unknown>[] = [];
+  // ---- SDK clients for the real probe / record-outcome / notifier logic ----
   readonly ssmClient = {
     send: async (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
       const name = command.constructor.name;
+      const names = {
+        throttle: 'ThrottlingException',
+        error: 'InternalServerError',
+        timeout: 'TimeoutError',
+      };
       if (name === 'SendCommandCommand') {
-        this.fault('ssm.SendCommand', {
-          throttle: 'ThrottlingException',
-          error: 'InternalServerError',
-          timeout: 'TimeoutError',
-        });
-        this.freezeParameters.push(command.input.Parameters as Record<string, unknown>);
-        return this.sendCommand('freeze');
+        return this.call('ssm.SendCommand', names, () =>
+          this.sendCommand('freeze', command.input.Parameters as Record<string, unknown>),
+        );
       }
       if (name === 'GetCommandInvocationCommand') {
-        this.fault('ssm.GetCommandInvocation', {
-          throttle: 'ThrottlingException',
-          error: 'InternalServerError',
-          timeout: 'TimeoutError',
-        });
-        return this.getCommandInvocation(String(command.input.CommandId));
+        return this.call('ssm.GetCommandInvocation', names, () =>
+          this.instance.invocation(String(command.input.CommandId), this.t),
+        );
       }
       throw new Error(`sim: unexpected SSM ${name}`);
     },
@@ -388,13 +398,21 @@ export class Sim implements Clock {
         timeout: 'TimeoutError',
       };
       if (name === 'ListBackupJobsCommand') {
-        this.fault('backup.ListBackupJobs', names);
-        const active = this.s.activeJob && command.input.ByState === 'RUNNING';
-        return { BackupJobs: active ? [{ BackupJobId: 'job-earlier', State: 'RUNNING' }] : [] };
+        return this.call('backup.ListBackupJobs', names, () => {
+          const active = this.s.activeJob && command.input.ByState === 'RUNNING';
+          return { BackupJobs: active ? [{ BackupJobId: 'job-earlier', State: 'RUNNING' }] : [] };
+        });
       }
       if (name === 'DescribeBackupJobCommand') {
-        this.fault('backup.DescribeBackupJob', names);
-        return { BackupJobId: command.input.BackupJobId, State: this.jobState() };
+        return this.call('backup.DescribeBackupJob', names, () => {
+          const state = this.jobState();
+          // DescribeBackupJob names the recovery point once the job has completed (API reference).
+          return {
+            BackupJobId: command.input.BackupJobId,
+            State: state,
+            ...(state === 'COMPLETED' ? { RecoveryPointArn: IMAGE_ARN } : {}),
+          };
+        });
       }
       throw new Error(`sim: unexpected Backup ${name}`);
     },
@@ -405,42 +423,115 @@ export class Sim implements Clock {
       const name = command.constructor.name;
       const names = { throttle: 'RequestLimitExceeded', error: 'InternalError', timeout: 'TimeoutError' };
       if (name === 'DescribeSnapshotsCommand') {
-        this.fault('ec2.DescribeSnapshots', names);
-        const yesterday = WINDOW_MS - 86_400_000;
-        const old = this.s.volumeIds.map((v, i) => ({
-          SnapshotId: `snap-0old${i}`,
-          VolumeId: v,
-          StartTime: new Date(yesterday),
-          State: 'completed',
-        }));
-        const fresh = this.snapshotStarts()
-          .map((t, i) => ({ t, i }))
-          .filter(({ t }) => t <= this.t)
-          .map(({ t, i }) => ({
-            SnapshotId: `snap-0new${i}`,
-            VolumeId: this.s.volumeIds[i],
-            StartTime: new Date(t),
-            State: 'pending',
+        return this.call('ec2.DescribeSnapshots', names, () => {
+          const yesterday = WINDOW_MS - 86_400_000;
+          const old = this.s.volumeIds.map((v, i) => ({
+            SnapshotId: `snap-0old${i}`,
+            VolumeId: v,
+            StartTime: new Date(yesterday),
+            State: 'completed',
           }));
-        return { Snapshots: [...old, ...fresh] };
+          const fresh = this.snapshotStarts()
+            .map((t, i) => ({ t, i }))
+            .filter(({ t }) => t <= this.t)
+            .map(({ t, i }) => ({
+              SnapshotId: `snap-0new${i}`,
+              VolumeId: this.s.volumeIds[i],
+              StartTime: new Date(t),
+              State: 'pending',
+            }));
+          return { Snapshots: [...old, ...fresh] };
+        });
       }
       if (name === 'CreateTagsCommand') {
-        this.fault('ec2.CreateTags', names);
-        for (const t of command.input.Tags as { Key: string; Value: string }[])
-          this.imageTags[t.Key] = t.Value;
-        return {};
+        return this.call('ec2.CreateTags', names, () => {
+          for (const t of command.input.Tags as { Key: string; Value: string }[])
+            this.imageTags[t.Key] = t.Value;
+          return {};
+        });
       }
       throw new Error(`sim: unexpected EC2 ${name}`);
     },
   };
 
+  /** SNS: records each message it accepts. */
+  readonly snsClient = {
+    send: async (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
+      if (command.constructor.name !== 'PublishCommand') throw new Error('sim: unexpected SNS call');
+      return this.call(
+        'sns.Publish',
+        { throttle: 'ThrottledException', error: 'InternalErrorException', timeout: 'TimeoutError' },
+        () => {
+          this.accept('notifier', command.input);
+          return { MessageId: `m-${this.sns.length}` };
+        },
+      );
+    },
+  };
+
+  private accept(via: PublishedMessage['via'], input: Record<string, unknown>): void {
+    const raw = input.Message;
+    let message: unknown = raw;
+    if (typeof raw === 'string') {
+      try {
+        message = JSON.parse(raw);
+      } catch {
+        message = raw;
+      }
+    }
+    const attrs = (input.MessageAttributes ?? {}) as Record<string, { StringValue?: string }>;
+    this.sns.push({
+      at: this.t,
+      via,
+      subject: typeof input.Subject === 'string' ? input.Subject : undefined,
+      message,
+      attributes: Object.fromEntries(
+        Object.entries(attrs).map(([k, v]) => [k, String(v?.StringValue ?? '')]),
+      ),
+    });
+  }
+
+  /** The fake table, called directly (no SDK middleware): thousands of runs make many calls. */
+  readonly dynamodbClient = {
+    send: async (command: { constructor: { name: string }; input: never }) => {
+      const names = {
+        throttle: 'ProvisionedThroughputExceededException',
+        error: 'InternalServerError',
+        timeout: 'TimeoutError',
+      };
+      const t = this.table;
+      return this.call('dynamodb.' + command.constructor.name.replace(/Command$/, ''), names, () => {
+        switch (command.constructor.name) {
+          case 'GetItemCommand':
+            return t.get(command.input);
+          case 'PutItemCommand':
+            return t.put(command.input);
+          case 'UpdateItemCommand':
+            return t.update(command.input);
+          case 'DeleteItemCommand':
+            return t.delete(command.input);
+          case 'QueryCommand':
+            return t.query(command.input);
+          case 'TransactWriteItemsCommand':
+            return t.transact(command.input);
+          default:
+            throw new Error(`sim: unexpected DynamoDB ${command.constructor.name}`);
+        }
+      });
+    },
+  };
+
+  readonly notifier = new Notifier(
+    { sns: this.snsClient as never, dynamodb: this.dynamodbClient as never },
+    { topicArn: TOPIC_ARN, tableName: TABLE, summaryDeadlineMinutes: 240 },
+    undefined,
+    () => new Date(this.t),
+  );
+
+  /** The real notifier; an outcome is listed once the notifier accepted it. */
   readonly sink: OutcomeSink = {
     recordOutcome: async (o) => {
-      this.fault('sink.recordOutcome', {
-        throttle: 'ThrottlingException',
-        error: 'InternalError',
-        timeout: 'TimeoutError',
-      });
+      await this.notifier.recordOutcome(o);
       this.outcomes.push(o);
     },
     recordDiscovery: async () => {
@@ -448,30 +539,35 @@ export class Sim implements Clock {
     },
   };
 
-  /** Let every command already sent run, and the watchdog fire if nothing thawed. */
-  finish(): void {
-    const last = Math.max(this.t, ...this.pendingThaws.map((t) => t.at));
-    this.t = last;
-    this.runThaws();
-    if (this.frozenAt !== undefined && this.thawedAt === undefined) {
-      this.t = Math.max(this.t, this.frozenAt + this.s.watchdogSeconds * 1000);
-      this.settle();
-    }
-  }
-
-  /** Retry intervals are overridden to 0 ms of real time; charge them to the virtual clock. */
+  /** Retry intervals are zeroed for aws-local-stepfunctions; charge them to the virtual clock. */
   chargeRetry(op: string): void {
     const previous = this.calls.filter((c) => c.op === op).at(-1);
-    if (previous?.fault) this.t += 1000;
+    if (previous?.fault && previous.fault !== 'delay' && previous.fault !== 'odd-payload') this.t += 1000;
   }
 
-  freezeSentAt(): number[] {
-    return this.commands.filter((c) => c.doc === 'freeze').map((c) => c.sentAt);
+  /** The last-resort Publish task and the SendCommand/StartBackupJob tasks of the state machine. */
+  taskEffect(op: string, input: Record<string, unknown>): unknown {
+    switch (op) {
+      case 'sfn.SendThaw':
+        return this.sendCommand('thaw', (input.Parameters ?? {}) as Record<string, unknown>);
+      case 'sfn.InstallVss':
+        return this.sendCommand('other', (input.Parameters ?? {}) as Record<string, unknown>);
+      case 'sfn.StartBackupJob':
+        return this.startBackupJob(input);
+      case 'sfn.Publish':
+        this.accept('last-resort', input);
+        this.publishes.push(input);
+        return { MessageId: `m-${this.sns.length}` };
+      default:
+        throw new Error(`sim: unknown task ${op}`);
+    }
   }
+}
 
-  thawSentAt(): number[] {
-    return this.calls.filter((c) => c.op === 'sfn.SendThaw').map((c) => c.at);
-  }
+function serviceOfTask(op: string): Service {
+  if (op === 'sfn.StartBackupJob') return 'backup';
+  if (op === 'sfn.Publish') return 'sns';
+  return 'ssm';
 }
 
 export function workflowInput(s: Sim): WorkflowInput {
@@ -494,7 +590,7 @@ export function workflowInput(s: Sim): WorkflowInput {
   };
 }
 
-const EXECUTION_NAME = 'i-0123456789abcdef0-20261122T0200Z';
+export const EXECUTION_NAME = 'i-0123456789abcdef0-20261122T0200Z';
 const EXECUTION_ARN = `arn:aws:states:eu-west-1:111122223333:execution:Workflow:${EXECUTION_NAME}`;
 
 function sfnError(name: string, message = name): Error {
@@ -506,9 +602,25 @@ function sfnError(name: string, message = name): Error {
 /** Building a StateMachine validates the definition: do it once per definition, not per run. */
 const machines = new WeakMap<Asl, StateMachine>();
 
+export interface RunOptions {
+  /**
+   * aws-local-stepfunctions (default; the reference, retry waits zeroed and charged 1 s per
+   * faulted call) or sim/asl-interpreter.ts (retry waits, backoff and jitter on the virtual clock).
+   * 'interpreter-compat' times retries like the reference, to compare the two engines.
+   */
+  readonly engine?: 'aws-local-stepfunctions' | 'interpreter' | 'interpreter-compat';
+}
+
 /** Run the definition once against a fresh simulated AWS. */
-export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promise<RunReport & { sim: Sim }> {
+export async function runScenario(
+  asl: Asl,
+  scenario: Scenario,
+  seed = 1,
+  options: RunOptions = {},
+): Promise<RunReport & { sim: Sim }> {
+  const engine = options.engine ?? 'aws-local-stepfunctions';
   const sim = new Sim(scenario);
+  sim.chargeRetries = engine !== 'interpreter';
   let rnd = seed >>> 0 || 1;
   const random = () => {
     rnd = (Math.imul(rnd, 1664525) + 1013904223) >>> 0;
@@ -520,45 +632,92 @@ export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promi
     defaultOnFreezeFailure: 'crash-consistent' as const,
   };
   const startedAt = sim.t;
+  const timeouts = new Map<string, number>();
+  const collect = (states: Asl['States']) => {
+    for (const [n, st] of Object.entries(states)) {
+      if (st.TimeoutSeconds) timeouts.set(n, st.TimeoutSeconds);
+      for (const b of st.Branches ?? []) collect(b.States);
+    }
+  };
+  collect(asl.States);
 
-  /** A Lambda task: invocation-level faults, then the real logic. */
-  const lambdaTask =
-    (state: string, run: (input: unknown) => Promise<unknown>, ranBeforeTimeout = false) =>
-    async (input: unknown) => {
-      const n = sim.calls.filter((c) => c.op === `lambda.${state}`).length;
-      sim.chargeRetry(`lambda.${state}`);
-      sim.t += 60;
-      const f = sim.s.faults?.(`lambda.${state}`, n);
-      sim.calls.push({ op: `lambda.${state}`, at: sim.t, ...(f ? { fault: f.kind } : {}) });
-      if (f?.kind === 'throttle') throw sfnError('Lambda.TooManyRequestsException');
-      if (f?.kind === 'error') throw sfnError('Lambda.ServiceException');
-      if (f?.kind === 'delay') sim.t += f.ms;
-      if (f?.kind === 'timeout') {
-        // The function ran (its side effects happened) but did not answer in time.
-        if (ranBeforeTimeout) await run(input).catch(() => undefined);
+  /**
+   * A Lambda task: invocation-level faults, then the real logic. A timeout means the function
+   * ran (its effects happened) but did not answer in time; a hung SDK call inside it ends the
+   * invocation at the task's timeout.
+   */
+  const lambdaTask = (state: string, run: (input: unknown) => Promise<unknown>) => async (input: unknown) => {
+    const op = `lambda.${state}`;
+    const n = sim.calls.filter((c) => c.op === op).length;
+    if (sim.chargeRetries) sim.chargeRetry(op);
+    const invokedAt = sim.t;
+    sim.t += 60;
+    let f = sim.s.faults?.(op, n);
+    if (
+      !f &&
+      (sim.s.outages ?? []).some(
+        (o) =>
+          o.service === 'lambda' &&
+          sim.t - startedAt >= o.fromMs &&
+          (o.untilMs === null || sim.t - startedAt < o.untilMs),
+      )
+    ) {
+      f = { kind: 'error' };
+    }
+    sim.calls.push({ op, at: sim.t, ...(f ? { fault: f.kind } : {}) });
+    if (f?.kind === 'throttle') throw sfnError('Lambda.TooManyRequestsException');
+    if (f?.kind === 'error') throw sfnError('Lambda.ServiceException');
+    if (f?.kind === 'delay') sim.t += f.ms;
+    const timeoutMs = (timeouts.get(state) ?? DEFAULT_TASK_TIMEOUT_S) * 1000;
+    let result: unknown;
+    try {
+      result = await run(input);
+    } catch (err) {
+      if (err instanceof Hang) {
+        sim.t = Math.max(sim.t, invokedAt + timeoutMs);
+        throw sfnError('States.Timeout', `${state} hung in ${err.message}`);
+      }
+      if (f?.kind === 'timeout' || f?.kind === 'timeout-after-effect' || f?.kind === 'hang') {
         sim.t += 5_000;
         throw sfnError('States.Timeout');
       }
-      try {
-        return JSON.parse(JSON.stringify(await run(input)));
-      } catch (err) {
-        throw sfnError((err as Error).name || 'Error', (err as Error).message);
-      }
-    };
+      throw sfnError((err as Error).name || 'Error', (err as Error).message);
+    }
+    if (f?.kind === 'timeout' || f?.kind === 'timeout-after-effect' || f?.kind === 'hang') {
+      sim.t = Math.max(sim.t + 5_000, f.kind === 'hang' ? invokedAt + timeoutMs : 0);
+      throw sfnError('States.Timeout');
+    }
+    if (f?.kind === 'error-after-effect')
+      throw sfnError('Lambda.ServiceException', 'the function ran; the response was lost');
+    const out = JSON.parse(JSON.stringify(result ?? null));
+    return f?.kind === 'odd-payload' ? oddPayload(out, f.variant) : out;
+  };
   /** A CallAwsService task: Step Functions names the errors `<Service>.<Exception>`. */
-  const sdkTask =
-    (op: string, service: string, run: (input: Record<string, unknown>) => unknown) =>
-    async (input: unknown) => {
-      sim.fault(op, {
-        throttle: `${service}.ThrottlingException`,
-        error:
-          service === 'Backup'
-            ? 'Backup.ServiceUnavailableException'
+  const sdkTask = (op: string, service: string) => async (input: unknown) => {
+    const names = {
+      throttle: `${service}.ThrottlingException`,
+      error:
+        service === 'Backup'
+          ? 'Backup.ServiceUnavailableException'
+          : service === 'SNS'
+            ? 'SNS.InternalErrorException'
             : `${service}.InternalServerErrorException`,
-        timeout: 'States.Timeout',
-      });
-      return JSON.parse(JSON.stringify(run(input as Record<string, unknown>)));
+      timeout: 'States.Timeout',
     };
+    try {
+      return JSON.parse(
+        JSON.stringify(
+          sim.call(op, names, () => sim.taskEffect(op, input as Record<string, unknown>)) ?? null,
+        ),
+      );
+    } catch (err) {
+      if (err instanceof Hang) {
+        sim.t += (timeouts.get(op) ?? 20) * 1000;
+        throw sfnError('States.Timeout');
+      }
+      throw err;
+    }
+  };
 
   const probe = (input: unknown) => parseProbeRequest(input);
   const handlers: Record<string, (input: unknown) => Promise<unknown>> = {
@@ -567,15 +726,11 @@ export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promi
       if (r.action !== 'activeJobs') throw new Error('wrong action');
       return activeJobs(sim.backupClient, r.instanceArn);
     }),
-    'Freeze Filesystems': lambdaTask(
-      'Freeze Filesystems',
-      async (i) => {
-        const r = probe(i);
-        if (r.action !== 'freeze') throw new Error('wrong action');
-        return freeze(sim.ssmClient, sim, r, random);
-      },
-      true,
-    ),
+    'Freeze Filesystems': lambdaTask('Freeze Filesystems', async (i) => {
+      const r = probe(i);
+      if (r.action !== 'freeze') throw new Error('wrong action');
+      return freeze(sim.ssmClient, sim, r, random);
+    }),
     'Wait For Snapshots To Start': lambdaTask('Wait For Snapshots To Start', async (i) => {
       const r = probe(i);
       if (r.action !== 'waitForSnapshots') throw new Error('wrong action');
@@ -591,15 +746,15 @@ export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promi
       if (r.action !== 'waitForCommand') throw new Error('wrong action');
       return waitForCommand(sim.ssmClient, sim, r, random);
     }),
-    'Send Thaw Command': sdkTask('sfn.SendThaw', 'Ssm', () => sim.sendCommand('thaw')),
-    'Install VSS Components': sdkTask('sfn.InstallVss', 'Ssm', () => sim.sendCommand('vss')),
-    'Start Backup Job': sdkTask('sfn.StartBackupJob', 'Backup', () => sim.startBackupJob()),
-    'Start Backup Job Without Freeze': sdkTask('sfn.StartBackupJob', 'Backup', () => sim.startBackupJob()),
-    'Start Windows VSS Backup Job': sdkTask('sfn.StartBackupJob', 'Backup', (i) => {
-      if ((i.BackupOptions as { WindowsVSS?: string })?.WindowsVSS !== 'enabled')
+    'Send Thaw Command': sdkTask('sfn.SendThaw', 'Ssm'),
+    'Install VSS Components': sdkTask('sfn.InstallVss', 'Ssm'),
+    'Start Backup Job': sdkTask('sfn.StartBackupJob', 'Backup'),
+    'Start Backup Job Without Freeze': sdkTask('sfn.StartBackupJob', 'Backup'),
+    'Start Windows VSS Backup Job': async (i) => {
+      if (((i as Record<string, unknown>).BackupOptions as { WindowsVSS?: string })?.WindowsVSS !== 'enabled')
         throw new Error('VSS not requested');
-      return sim.startBackupJob();
-    }),
+      return sdkTask('sfn.StartBackupJob', 'Backup')(i);
+    },
     'Record Outcome': lambdaTask('Record Outcome', async (i) =>
       recordOutcome(
         i as Parameters<typeof recordOutcome>[0],
@@ -607,65 +762,106 @@ export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promi
         new Date(sim.t),
       ),
     ),
-    'Publish Unrecorded Outcome': sdkTask('sfn.Publish', 'SNS', (i) => {
-      sim.publishes.push(i);
-      return { MessageId: 'm-1' };
-    }),
+    'Publish Unrecorded Outcome': sdkTask('sfn.Publish', 'SNS'),
   };
 
-  const zeroWaits = Object.fromEntries(
-    Object.entries(asl.States)
-      .filter(([, st]) => st.Type === 'Wait')
-      .map(([n]) => [n, 0]),
-  );
-  const retried = Object.fromEntries(
-    allNames(asl)
-      .filter((n) => n.retry)
-      .map((n) => [n.name, 0]),
-  );
-  let machine = machines.get(asl);
-  if (!machine) {
-    // Validate once; a Parallel state builds a StateMachine for its branch on every run, and
-    // validating that again each time (an ajv schema compile) would dominate the run time.
-    new StateMachine(asl as never, { validationOptions: { checkArn: false, checkPaths: false } });
-    machine = new StateMachine(asl as never, { validationOptions: { noValidate: true } });
-    machines.set(asl, machine);
-  }
   const input = workflowInput(sim) as unknown as Record<string, unknown>;
-  const execution = machine.run((scenario.mutateInput ? scenario.mutateInput(input) : input) as never, {
-    overrides: {
-      taskResourceLocalHandlers: handlers as never,
-      waitTimeOverrides: zeroWaits,
-      retryIntervalOverrides: retried,
-    },
-    context: {
-      Execution: { Id: EXECUTION_ARN, Name: EXECUTION_NAME, StartTime: new Date(startedAt).toISOString() },
-      State: { EnteredTime: new Date(startedAt).toISOString(), Name: 'x' },
-    },
-  });
+  const executionInput = scenario.mutateInput ? scenario.mutateInput(input) : input;
   const statesEntered: string[] = [];
   let recordOutput: ExecutionResult | undefined;
-  const drain = (async () => {
-    for await (const ev of execution.eventLogs) {
-      if (ev.type === 'StateEntered') statesEntered.push(ev.state.name);
-      if (ev.type === 'StateExited' && ev.state.name === 'Record Outcome') {
-        recordOutput = ev.state.output as unknown as ExecutionResult;
-      }
-    }
-  })();
   let status: RunReport['status'] = 'SUCCEEDED';
   let output: ExecutionResult | undefined;
   let error: string | undefined;
-  try {
-    output = (await execution.result) as unknown as ExecutionResult;
-  } catch (err) {
-    status = 'FAILED';
-    error = String((err as Error).message ?? err);
+
+  if (engine === 'aws-local-stepfunctions') {
+    const zeroWaits = Object.fromEntries(
+      Object.entries(asl.States)
+        .filter(([, st]) => st.Type === 'Wait')
+        .map(([n]) => [n, 0]),
+    );
+    const retried = Object.fromEntries(
+      allNames(asl)
+        .filter((n) => n.retry)
+        .map((n) => [n.name, 0]),
+    );
+    let machine = machines.get(asl);
+    if (!machine) {
+      // Validate once; a Parallel state builds a StateMachine for its branch on every run, and
+      // validating that again each time (an ajv schema compile) would dominate the run time.
+      new StateMachine(asl as never, { validationOptions: { checkArn: false, checkPaths: false } });
+      machine = new StateMachine(asl as never, { validationOptions: { noValidate: true } });
+      machines.set(asl, machine);
+    }
+    const recording = Object.fromEntries(
+      Object.entries(handlers).map(([n, h]) => [
+        n,
+        async (i: unknown) => {
+          const out = await h(i);
+          if (n === 'Record Outcome') recordOutput = out as ExecutionResult;
+          return out;
+        },
+      ]),
+    );
+    const execution = machine.run(executionInput as never, {
+      overrides: {
+        taskResourceLocalHandlers: recording as never,
+        waitTimeOverrides: zeroWaits,
+        retryIntervalOverrides: retried,
+      },
+      context: {
+        Execution: { Id: EXECUTION_ARN, Name: EXECUTION_NAME, StartTime: new Date(startedAt).toISOString() },
+        State: { EnteredTime: new Date(startedAt).toISOString(), Name: 'x' },
+      },
+    });
+    const drain = (async () => {
+      for await (const ev of execution.eventLogs) {
+        if (ev.type === 'StateEntered') statesEntered.push(ev.state.name);
+      }
+    })();
+    try {
+      output = (await execution.result) as unknown as ExecutionResult;
+    } catch (err) {
+      status = 'FAILED';
+      error = String((err as Error).message ?? err);
+    }
+    await drain;
+  } else {
+    const r = await runAsl(asl, executionInput, {
+      handlers: Object.fromEntries(
+        Object.entries(handlers).map(([n, h]) => [
+          n,
+          async (i: unknown) => {
+            const out = await h(i);
+            if (n === 'Record Outcome') recordOutput = out as ExecutionResult;
+            return out;
+          },
+        ]),
+      ),
+      execution: { Id: EXECUTION_ARN, Name: EXECUTION_NAME },
+      now: () => sim.t,
+      sleep: (ms) => {
+        if (engine === 'interpreter') sim.t += Math.max(0, ms);
+      },
+      // The engine's retry jitter draws from its own sequence, so the probe's polls see the same
+      // numbers under either engine.
+      random: (() => {
+        let j = (seed ^ 0x27d4eb2d) >>> 0 || 1;
+        return () => {
+          j = (Math.imul(j, 1664525) + 1013904223) >>> 0;
+          return j / 2 ** 32;
+        };
+      })(),
+      onStateEntered: (n) => statesEntered.push(n),
+    });
+    status = r.status;
+    output = r.output as ExecutionResult | undefined;
+    if (r.status === 'FAILED') error = `${r.error}: ${r.cause}`;
   }
-  await drain;
   const endedAt = sim.t;
-  sim.finish();
-  const thawedAt = sim.thawedAt;
+  // Let every command already sent arrive and run, and the watchdog fire if nothing thawed.
+  sim.instance.settle(sim.t);
+  const episodes = sim.instance.episodes;
+  const first = episodes[0];
   return {
     sim,
     status,
@@ -674,15 +870,17 @@ export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promi
     recordOutput,
     outcomes: sim.outcomes,
     publishes: sim.publishes,
+    sns: sim.sns,
     calls: sim.calls,
     statesEntered,
     transitions: statesEntered.length,
-    freezeSentAt: sim.freezeSentAt(),
+    freezeSentAt: sim.freezeSent,
     freezeParameters: sim.freezeParameters,
-    thawSentAt: sim.thawSentAt(),
-    frozenAt: sim.frozenAt,
-    thawedAt,
-    watchdogFired: sim.watchdogFired,
+    thawSentAt: sim.thawSent,
+    episodes,
+    frozenAt: first?.frozenFrom,
+    thawedAt: first?.frozenUntil,
+    watchdogFired: episodes.some((e) => e.thawedBy === 'watchdog'),
     jobStartedAt: sim.jobStartedAt,
     jobCompletesAt: sim.jobCompletesAt,
     snapshotStarts: sim.snapshotStarts(),
