@@ -163,7 +163,7 @@ describe('Monitoring: alarms', () => {
       expect(text.length, id).toBeLessThanOrEqual(1100);
       expect(text, id).toMatch(/\b(Check|Read|List|Act now|run|Each|fix)\b/i);
     }
-    expect(Object.keys(alarms(result))).toHaveLength(7);
+    expect(Object.keys(alarms(result))).toHaveLength(8);
   });
 
   it('takes its thresholds and actions from config', () => {
@@ -251,6 +251,7 @@ describe('Monitoring: dashboard', () => {
     expect(metricsOf(w).map((m) => (m.at(-1) as Json).label)).toEqual([
       'Schedule dead letters',
       'Discovery failures',
+      'Execution failures not notified',
       'ServiceNow undeliverable',
     ]);
     for (const m of metricsOf(w)) expect(m[1]).toBe('ApproximateNumberOfMessagesVisible');
@@ -269,6 +270,7 @@ describe('Monitoring: dashboard', () => {
         'backup-probe',
         'dead-letters',
         'discovery',
+        'execution-events',
         'job-events',
         'record-outcome',
         'run-summary',
@@ -287,6 +289,6 @@ describe('Monitoring: dashboard', () => {
       'ExecutionsAborted',
     ]);
     const status = widget(body, /^Alarms$/);
-    expect(status.alarms).toHaveLength(7);
+    expect(status.alarms).toHaveLength(8);
   });
 });
