@@ -212,6 +212,52 @@ describe('ConsistentBackup stack', () => {
     expect(all).toContain('document/');
   });
 
+  it('watches its own workflow for FAILED, TIMED_OUT and ABORTED executions, with a narrow function and an alarmed failure queue', () => {
+    // biome-ignore lint/suspicious/noExplicitAny: CloudFormation JSON.
+    const resources = result.template.toJSON().Resources as Record<string, { Type: string; Properties: any }>;
+    const idOf = (type: string, pattern: RegExp) => {
+      const ids = Object.keys(resources).filter((id) => resources[id].Type === type && pattern.test(id));
+      expect(ids, `${type} ${pattern}`).toHaveLength(1);
+      return ids[0];
+    };
+    const machine = idOf('AWS::StepFunctions::StateMachine', /Workflow/);
+    const fn = idOf('AWS::Lambda::Function', /ExecutionEventsFunction/);
+    const queue = idOf('AWS::SQS::Queue', /ExecutionEventsFailures/);
+    const rule = resources[idOf('AWS::Events::Rule', /ExecutionEventsRule/)].Properties;
+    expect(rule.EventPattern).toEqual({
+      source: ['aws.states'],
+      'detail-type': ['Step Functions Execution Status Change'],
+      detail: { status: ['FAILED', 'TIMED_OUT', 'ABORTED'], stateMachineArn: [{ Ref: machine }] },
+    });
+    expect(rule.Targets).toHaveLength(1);
+    expect(rule.Targets[0]).toMatchObject({
+      Arn: { 'Fn::GetAtt': [fn, 'Arn'] },
+      DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queue, 'Arn'] } },
+    });
+    const invokeConfig = Object.values(resources).find(
+      (r) =>
+        r.Type === 'AWS::Lambda::EventInvokeConfig' && JSON.stringify(r.Properties.FunctionName).includes(fn),
+    );
+    expect(invokeConfig?.Properties.DestinationConfig.OnFailure.Destination).toEqual({
+      'Fn::GetAtt': [queue, 'Arn'],
+    });
+    // Its role: publish to the topic, the topic key for SNS only, and the once-only mark.
+    const role = resources[fn].Properties.Role['Fn::GetAtt'][0];
+    const granted = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes(role))
+      .flatMap((r) => r.Properties.PolicyDocument.Statement as Statement[])
+      .flatMap(actionsOf)
+      .filter((a) => !a.startsWith('logs:') && !a.startsWith('xray:') && !a.startsWith('sqs:'));
+    expect(granted.sort()).toEqual(
+      ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'kms:Decrypt', 'kms:GenerateDataKey', 'sns:Publish'].sort(),
+    );
+    // Monitoring alarms on its queue.
+    const alarms = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::CloudWatch::Alarm' && JSON.stringify(r.Properties).includes(queue),
+    );
+    expect(alarms).toHaveLength(1);
+  });
+
   it('lets the workflow pass only the backup role, and only to AWS Backup', () => {
     const passRole = statements(result).filter((s) => actionsOf(s).includes('iam:PassRole'));
     expect(passRole.length).toBe(1);
