@@ -96,7 +96,8 @@ describe('Monitoring: alarms', () => {
         dlqIds.add(idOf(p.DestinationConfig.OnFailure.Destination) as string);
       }
     }
-    expect(dlqIds.size).toBe(5);
+    // Schedule, discovery, execution-events, copies, restore validation, ServiceNow.
+    expect(dlqIds.size).toBe(6);
     const watched = new Set(
       Object.values(alarms(result)).flatMap((a) =>
         (a.Properties.Dimensions ?? [])
