@@ -4,6 +4,7 @@ import { Copies } from './copies';
 import { DeadLetters } from './dead-letters';
 import { Discovery } from './discovery';
 import { Documents } from './documents';
+import { ExecutionEvents } from './execution-events';
 import { BackupFunction } from './lambda-function';
 import { Monitoring } from './monitoring';
 import { Notifications } from './notifications';
@@ -28,6 +29,8 @@ export class ConsistentBackup extends Construct {
   readonly documents: Documents;
   readonly notifications: Notifications;
   readonly workflow: Workflow;
+  /** Notifies workflow executions that failed, timed out or were aborted without a notification. */
+  readonly executionEvents: ExecutionEvents;
   readonly discovery: Discovery;
   readonly schedule: Schedule;
   readonly deadLetters: DeadLetters;
@@ -49,6 +52,11 @@ export class ConsistentBackup extends Construct {
       config,
       vault: this.vault,
       documents: this.documents,
+      notifications: this.notifications,
+    });
+    this.executionEvents = new ExecutionEvents(this, 'ExecutionEvents', {
+      config,
+      stateMachine: this.workflow.stateMachine,
       notifications: this.notifications,
     });
     this.discovery = new Discovery(this, 'Discovery', {
@@ -108,6 +116,13 @@ export class ConsistentBackup extends Construct {
             'discovery invocations (a window, or a hand-over) that failed: their instances were not started.',
           drainedBy: 'dead-letters',
           todo: 'Each message is a discovery-failed Major once notified; read the dead-letters log for the message id and re-run discovery with the payload it gives (safe: execution names are fixed per window).',
+        },
+        {
+          queue: this.executionEvents.failures,
+          title: 'Execution failures not notified',
+          holds:
+            'workflow executions that failed, timed out or were aborted, whose event the execution-events function could not handle or EventBridge could not deliver: nobody was told about them.',
+          todo: 'Each message holds the execution event: read its executionArn and status, check the instance (a freeze may have been held until the watchdog fired), and read the execution-events log for why it failed; fix the cause, then move the messages back with aws sqs start-message-move-task --source-arn <this queue ARN>, or purge them once each execution is handled.',
         },
         ...(this.copies?.queue.deadLetterQueue
           ? [

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Lazy, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -7,19 +7,18 @@ import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import {
-  EVENT_SOURCE,
-  NOTIFICATION_SCHEMA,
-  NOTIFICATION_SCHEMA_VERSION,
-  SEVERITY_CODES,
-} from '../lambda/shared/notification';
 import { DEFAULT_MAX_STAGGER_SECONDS } from '../lambda/discovery/stagger';
 import type { NotifierOperation } from '../lambda/shared/notifier-permissions';
 import { RECOVERY_POINT_TAGS } from '../lambda/shared/tags';
+import { INPUT_CHECKS } from '../lambda/shared/workflow-input';
 import type { BackupConfig } from './config';
 import { commandStepSeconds } from './documents';
 import { BackupFunction } from './lambda-function';
 import type { Vault } from './vault';
+import { inputRejectedCause, validInput } from './workflow/input-check';
+import { LAST_RESORT_STATE, lastResort } from './workflow/last-resort';
+
+export { OUTCOME_NOT_NOTIFIED, OUTCOME_NOT_RECORDED } from './workflow/last-resort';
 
 /** What the workflow needs of the Documents construct (lib/documents.ts). */
 export interface WorkflowDocuments {
@@ -69,6 +68,7 @@ export const APP_HOOKS_WAIT_SECONDS = 60;
 
 /** State names, read as sentences; tests and the README diagram refer to them. */
 export const STATE = {
+  checkInput: 'Check Input',
   waitForStart: 'Wait For Start Time',
   checkActiveJobs: 'Check For Active Backup Jobs',
   choosePath: 'Choose Backup Path',
@@ -93,24 +93,16 @@ export const STATE = {
   didFail: 'Did The Backup Fail',
   succeeded: 'Backup Recorded',
   failed: 'Backup Failed',
-  publishUnrecorded: 'Publish Unrecorded Outcome',
-  notRecorded: 'Outcome Not Recorded',
+  ...LAST_RESORT_STATE,
 } as const;
 
-/** Input fields (lambda/shared/workflow-input.ts) read by states after Choose Backup Path. */
-export const REQUIRED_INPUT = [
-  '$.instanceId',
-  '$.instanceArn',
-  '$.accountId',
-  '$.region',
-  '$.window',
-  '$.platform',
-  '$.instanceState',
-  '$.volumeIds',
-  '$.notAfter',
-  '$.options.include',
-  '$.options.exclude',
-];
+/** The error of the Input Rejected state. */
+export const INPUT_REJECTED = 'InvalidWorkflowInput';
+/** The error of the Backup Failed state: Record Outcome recorded a failure and notified it. */
+export const BACKUP_FAILED = 'BackupFailed';
+
+/** Input fields (lambda/shared/workflow-input.ts) that Check Input guarantees to every later state. */
+export const REQUIRED_INPUT: readonly string[] = INPUT_CHECKS.map((c) => c.path);
 
 /**
  * Invocation errors of the Lambda service or client rather than of the function. The functions
@@ -152,6 +144,8 @@ export class Workflow extends Construct {
   readonly probe: BackupFunction;
   readonly recorder: BackupFunction;
   readonly logGroup: logs.LogGroup;
+  /** The role the VSS install task runs under; present when installVssComponents is true. */
+  readonly installVssRole?: iam.Role;
   /** The execution timeout, above the worst case of the longest path. */
   readonly timeout: Duration;
   /** The longest wait before an execution's startAt; discovery must schedule nothing later. */
@@ -164,6 +158,7 @@ export class Workflow extends Construct {
     const timings = workflowTimings(config);
     const documentArn = (name: string) =>
       stack.formatArn({ service: 'ssm', resource: 'document', resourceName: name });
+    // Instances of this account and Region only.
     const instanceArn = stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
     const optInCondition = {
       StringEquals: { [`ssm:resourceTag/${config.optInTagKey}`]: config.optInTagValue },
@@ -324,76 +319,12 @@ export class Workflow extends Construct {
       backoffRate: 2,
       jitterStrategy: sfn.JitterType.FULL,
     });
-    const notRecorded = new sfn.Fail(this, STATE.notRecorded, {
-      error: 'OutcomeNotRecorded',
-      cause: 'Record Outcome failed after retries; a minimal notification was published directly to SNS.',
-    });
-    // Last resort: the verdict Lambda is down, yet the failure must reach SNS once, in the shared schema.
-    const publishUnrecorded = new tasks.SnsPublish(this, STATE.publishUnrecorded, {
+    // Last resort: the verdict Lambda is down, yet the failure must reach SNS once, in the shared
+    // schema, with the severity the facts allow (lib/workflow/last-resort.ts).
+    const publishUnrecorded = lastResort(this, {
       topic: notifications.topic,
-      // The notifier's envelope: the SNS subject equals the body's, and the attributes subscribers filter on.
-      subject: sfn.JsonPath.format('Outcome not recorded for {}', sfn.JsonPath.stringAt('$.instanceId')),
-      messageAttributes: {
-        severity: { value: 'Major' },
-        event_type: { value: 'backup-start-failed' },
-        instance_id: { value: sfn.JsonPath.stringAt('$.instanceId') },
-      },
-      message: sfn.TaskInput.fromObject({
-        schema: NOTIFICATION_SCHEMA,
-        schemaVersion: NOTIFICATION_SCHEMA_VERSION,
-        eventType: 'backup-start-failed',
-        severity: 'Major',
-        subject: sfn.JsonPath.format('Outcome not recorded for {}', sfn.JsonPath.stringAt('$.instanceId')),
-        instanceId: sfn.JsonPath.stringAt('$.instanceId'),
-        event: {
-          source: EVENT_SOURCE,
-          node: sfn.JsonPath.stringAt('$.instanceId'),
-          type: 'backup-start-failed',
-          resource: 'backup',
-          severity: SEVERITY_CODES.Major,
-          message_key: sfn.JsonPath.format(
-            `${EVENT_SOURCE}:{}:{}:{}:backup`,
-            sfn.JsonPath.stringAt('$.accountId'),
-            sfn.JsonPath.stringAt('$.region'),
-            sfn.JsonPath.stringAt('$.instanceId'),
-          ),
-          time_of_event: sfn.JsonPath.stringAt('$$.State.EnteredTime'),
-          resolution_state: 'New',
-          description: sfn.JsonPath.format(
-            'The workflow for {} in window {} could not record its outcome ({}). Whether a backup started and whether the thaw succeeded is in execution {}; treat the recovery point of this window as crash-consistent until checked.',
-            sfn.JsonPath.stringAt('$.instanceId'),
-            sfn.JsonPath.stringAt('$.window'),
-            sfn.JsonPath.stringAt('$.recordError.Error'),
-            sfn.JsonPath.executionId,
-          ),
-          additional_info: {
-            schema_version: String(NOTIFICATION_SCHEMA_VERSION),
-            event_type: 'backup-start-failed',
-            account: sfn.JsonPath.stringAt('$.accountId'),
-            region: sfn.JsonPath.stringAt('$.region'),
-            instance_id: sfn.JsonPath.stringAt('$.instanceId'),
-            window: sfn.JsonPath.stringAt('$.window'),
-            execution_arn: sfn.JsonPath.executionId,
-            error: sfn.JsonPath.stringAt('$.recordError.Error'),
-            // No verdict could be recorded: the honest label is the weakest one.
-            consistency: 'crash',
-            consistency_reason: 'the outcome could not be recorded',
-          },
-        },
-      }),
-      resultPath: sfn.JsonPath.DISCARD,
-      taskTimeout: sfn.Timeout.duration(Duration.seconds(20)),
-    })
-      // The last resort retries everything: nothing comes after it but a failed execution.
-      .addRetry({
-        errors: [sfn.Errors.ALL],
-        interval: Duration.seconds(1),
-        maxAttempts: 3,
-        backoffRate: 2,
-        jitterStrategy: sfn.JitterType.FULL,
-      })
-      .addCatch(notRecorded, { errors: [sfn.Errors.ALL], resultPath: '$.publishError' });
-    publishUnrecorded.next(notRecorded);
+      watchdogSeconds: config.watchdogSeconds,
+    });
     recordOutcome.addCatch(publishUnrecorded, { errors: [sfn.Errors.ALL], resultPath: '$.recordError' });
     recordOutcome.next(
       new sfn.Choice(this, STATE.didFail)
@@ -402,18 +333,31 @@ export class Workflow extends Construct {
             sfn.Condition.isPresent('$.failed'),
             sfn.Condition.booleanEquals('$.failed', true),
           ),
-          new sfn.Fail(this, STATE.failed, { errorPath: '$.outcome', causePath: '$.reason' }),
+          // Static error and cause: a path here that the output lacks would be an uncatchable
+          // States.Runtime. Record Outcome has notified; its output in the history has the detail.
+          new sfn.Fail(this, STATE.failed, {
+            error: BACKUP_FAILED,
+            cause:
+              'Record Outcome recorded a failed backup and notified it; the outcome and its reason are in its output (execution history) and in the notification.',
+          }),
         )
         .otherwise(new sfn.Succeed(this, STATE.succeeded)),
     );
 
     // Thaw: SendCommand from the state machine itself, so a thaw is sent even if Lambda is unavailable.
+    // The thaw may target any instance of this account and Region, with no tag condition: removing
+    // or changing the opt-in tag while an instance is frozen must not deny its thaw (issue 13). The
+    // thaw document is idempotent and does nothing on an instance without this execution's freeze.
+    // So that no other document rides on this unconditioned instance grant, the thaw document is the
+    // only one the state machine's own role may send; the VSS install runs under a role of its own.
     const sendThaw = new tasks.CallAwsService(this, STATE.sendThaw, {
       service: 'ssm',
       action: 'sendCommand',
       iamAction: 'ssm:SendCommand',
       iamResources: [documentArn(documents.thaw.ref)],
-      additionalIamStatements: [sendToOptedIn([])[1]],
+      additionalIamStatements: [
+        new iam.PolicyStatement({ actions: ['ssm:SendCommand'], resources: [instanceArn] }),
+      ],
       parameters: {
         DocumentName: documents.thaw.ref,
         InstanceIds: sfn.JsonPath.array(sfn.JsonPath.stringAt('$.instanceId')),
@@ -569,19 +513,28 @@ export class Workflow extends Construct {
       .next(recordOutcome);
     let windowsPath: sfn.IChainable = startWindows;
     if (config.installVssComponents) {
+      // Under a role of its own (Step Functions task credentials): on the state machine's role, the
+      // thaw's any-instance grant would let this document reach instances that are not opted in.
+      this.installVssRole = new iam.Role(this, 'InstallVssRole', {
+        assumedBy: new iam.ArnPrincipal(Lazy.string({ produce: () => this.stateMachine.role.roleArn })),
+        description: 'Sends AWS-ConfigureAWSPackage (AwsVssComponents) to opted-in instances',
+      });
+      for (const s of sendToOptedIn([
+        stack.formatArn({
+          service: 'ssm',
+          account: '',
+          resource: 'document',
+          resourceName: CONFIGURE_PACKAGE_DOCUMENT,
+        }),
+      ]))
+        this.installVssRole.addToPolicy(s);
       const installVss = new tasks.CallAwsService(this, STATE.installVss, {
         service: 'ssm',
         action: 'sendCommand',
-        iamAction: 'ssm:SendCommand',
-        iamResources: [
-          stack.formatArn({
-            service: 'ssm',
-            account: '',
-            resource: 'document',
-            resourceName: CONFIGURE_PACKAGE_DOCUMENT,
-          }),
-        ],
-        additionalIamStatements: [sendToOptedIn([])[1]],
+        credentials: { role: sfn.TaskRole.fromRole(this.installVssRole) },
+        // What the state machine's role needs for this task: assuming that role, nothing more.
+        iamAction: 'sts:AssumeRole',
+        iamResources: [this.installVssRole.roleArn],
         parameters: {
           DocumentName: CONFIGURE_PACKAGE_DOCUMENT,
           InstanceIds: sfn.JsonPath.array(sfn.JsonPath.stringAt('$.instanceId')),
@@ -614,15 +567,6 @@ export class Workflow extends Construct {
     }
 
     const choosePath = new sfn.Choice(this, STATE.choosePath)
-      // Every input field a state after the freeze reads must exist, or reading it would be an
-      // uncatchable States.Runtime error while frozen: refuse such input before freezing.
-      .when(
-        sfn.Condition.not(sfn.Condition.and(...REQUIRED_INPUT.map((p) => sfn.Condition.isPresent(p)))),
-        new sfn.Fail(this, STATE.inputRejected, {
-          error: 'InvalidWorkflowInput',
-          cause: `The execution input lacks one of ${REQUIRED_INPUT.join(', ')} (lambda/shared/workflow-input.ts); nothing was frozen.`,
-        }),
-      )
       .when(
         sfn.Condition.and(
           sfn.Condition.isPresent('$.activeJobs.active'),
@@ -652,11 +596,17 @@ export class Workflow extends Construct {
       // If the check itself fails, back up anyway (record-outcome adds a warning): a skipped window
       // is worse than a job AWS Backup refuses.
       .addCatch(choosePath, { errors: [sfn.Errors.ALL], resultPath: '$.activeJobsError' });
-    const definition = new sfn.Wait(this, STATE.waitForStart, {
+    const waitForStart = new sfn.Wait(this, STATE.waitForStart, {
       time: sfn.WaitTime.timestampPath('$.startAt'),
-    })
-      .next(checkActiveJobs)
-      .next(choosePath);
+    });
+    waitForStart.next(checkActiveJobs).next(choosePath);
+    // Every input field a later state reads must exist and have its type before any state reads
+    // it: a missing one would be an uncatchable States.Runtime error, perhaps while frozen.
+    const definition = new sfn.Choice(this, STATE.checkInput)
+      .when(validInput(), waitForStart)
+      .otherwise(
+        new sfn.Fail(this, STATE.inputRejected, { error: INPUT_REJECTED, cause: inputRejectedCause() }),
+      );
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.THREE_MONTHS,
@@ -683,7 +633,13 @@ export class Workflow extends Construct {
     const instanceWildcard = `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}:${account}:instance/*]`;
     const optInReason = `ssm:SendCommand may target any instance only under the condition ssm:resourceTag/${config.optInTagKey}=${config.optInTagValue}: instances are discovered at run time, so the opt-in tag is what scopes the grant.`;
     Validations.of(this.probe.role!).acknowledge({ id: instanceWildcard, reason: optInReason });
-    Validations.of(this.stateMachine.role).acknowledge({ id: instanceWildcard, reason: optInReason });
+    if (this.installVssRole)
+      Validations.of(this.installVssRole).acknowledge({ id: instanceWildcard, reason: optInReason });
+    Validations.of(this.stateMachine.role).acknowledge({
+      id: instanceWildcard,
+      reason:
+        "ssm:SendCommand on any instance of this account and Region, with the thaw document as the only document this role may send: the thaw must not be denied when an instance's opt-in tag is removed or changed while it is frozen, and the thaw document is idempotent and does nothing on an instance without this execution's freeze.",
+    });
     Validations.of(this.probe.role!).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:

@@ -68,6 +68,7 @@ export type NotificationEventType =
   | 'backup-job-partial'
   | 'backup-job-completed-with-issues'
   | 'outcome-not-recorded'
+  | 'execution-failed'
   | 'crash-consistent-fallback'
   | 'backup-warnings'
   | 'vss-fallback'
@@ -106,8 +107,13 @@ export const SEVERITY_RULES: Readonly<Record<NotificationEventType, Rule>> = {
     problemClass: 'backup',
     title: 'Backup job completed with issues',
   },
-  // Published by the state machine itself (lib/workflow.ts) when record-outcome cannot run.
+  // Published by the state machine itself (lib/workflow/last-resort.ts) when record-outcome cannot
+  // run and no freeze may be held; when one may be, it publishes thaw-failed (Critical) instead.
   'outcome-not-recorded': { severities: ['Major'], problemClass: 'backup', title: 'Outcome not recorded' },
+  // From lambda/execution-events: an execution FAILED, TIMED_OUT or ABORTED without any other
+  // message for it (record-outcome and the last resort did not notify). Critical cases of it (a
+  // freeze may be held) are thaw-failed.
+  'execution-failed': { severities: ['Major'], problemClass: 'backup', title: 'Backup workflow failed' },
   'crash-consistent-fallback': {
     severities: ['Warning'],
     problemClass: 'consistency',

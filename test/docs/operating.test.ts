@@ -52,8 +52,10 @@ describe('docs/operating.md', () => {
       ).toBe(true);
       expect(doc).toContain(`\`${name}\``);
     }
-    expect(ids.filter((id) => id.includes('MonitoringDeadLetters'))).toHaveLength(3);
+    // Schedule, discovery, execution-events failures and ServiceNow.
+    expect(ids.filter((id) => id.includes('MonitoringDeadLetters'))).toHaveLength(4);
     expect(doc).toContain('`DeadLetters<queue>`');
-    expect(ids).toHaveLength(7);
+    expect(doc).toContain('**Execution failures not notified**');
+    expect(ids).toHaveLength(8);
   });
 });

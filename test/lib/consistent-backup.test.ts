@@ -181,26 +181,81 @@ describe('ConsistentBackup stack', () => {
     result.template.allResourcesProperties('AWS::SSM::Document', { UpdateMethod: 'NewVersion' });
   });
 
-  it("limits ssm:SendCommand to this stack's documents and to instances carrying the opt-in tag", () => {
+  it("limits ssm:SendCommand to this stack's documents, on opted-in instances except for the thaw", () => {
     const send = statements(result).filter((s) => actionsOf(s).includes('ssm:SendCommand'));
     expect(send.length).toBeGreaterThan(0);
-    for (const s of send) {
-      const resources = JSON.stringify(s.Resource);
-      expect(resources).not.toBe('"*"');
-      const onInstances = resources.includes(':instance/');
-      if (onInstances) {
-        // Instance resources are only allowed under the opt-in tag condition.
-        expect(s.Condition).toEqual({
-          StringEquals: { 'ssm:resourceTag/ConsistentBackup': 'enabled' },
-        });
-        expect(resources).not.toContain('document/');
-      } else {
-        expect(resources).toContain('document/');
+    let thawGrants = 0;
+    for (const policy of Object.values(result.template.findResources('AWS::IAM::Policy'))) {
+      const own = (policy.Properties.PolicyDocument.Statement as Statement[]).filter((s) =>
+        actionsOf(s).includes('ssm:SendCommand'),
+      );
+      const onInstances = own.filter((s) => JSON.stringify(s.Resource).includes(':instance/'));
+      const documents = own.filter((s) => !onInstances.includes(s)).map((s) => JSON.stringify(s.Resource));
+      for (const s of own) expect(JSON.stringify(s.Resource)).not.toBe('"*"');
+      for (const d of documents) expect(d).toContain('document/');
+      for (const s of onInstances) {
+        expect(JSON.stringify(s.Resource)).not.toContain('document/');
+        if (s.Condition === undefined) {
+          // Only a role whose one document is the thaw may send to any instance (issue 13): the
+          // thaw must not be denied when the opt-in tag changes mid-freeze.
+          thawGrants += 1;
+          expect(documents).toHaveLength(1);
+          expect(documents[0]).toMatch(/Thaw/);
+        } else {
+          expect(s.Condition).toEqual({ StringEquals: { 'ssm:resourceTag/ConsistentBackup': 'enabled' } });
+        }
       }
     }
+    expect(thawGrants).toBe(1);
     const all = JSON.stringify(send);
     expect(all).toContain(':instance/');
     expect(all).toContain('document/');
+  });
+
+  it('watches its own workflow for FAILED, TIMED_OUT and ABORTED executions, with a narrow function and an alarmed failure queue', () => {
+    // biome-ignore lint/suspicious/noExplicitAny: CloudFormation JSON.
+    const resources = result.template.toJSON().Resources as Record<string, { Type: string; Properties: any }>;
+    const idOf = (type: string, pattern: RegExp) => {
+      const ids = Object.keys(resources).filter((id) => resources[id].Type === type && pattern.test(id));
+      expect(ids, `${type} ${pattern}`).toHaveLength(1);
+      return ids[0];
+    };
+    const machine = idOf('AWS::StepFunctions::StateMachine', /Workflow/);
+    const fn = idOf('AWS::Lambda::Function', /ExecutionEventsFunction/);
+    const queue = idOf('AWS::SQS::Queue', /ExecutionEventsFailures/);
+    const rule = resources[idOf('AWS::Events::Rule', /ExecutionEventsRule/)].Properties;
+    expect(rule.EventPattern).toEqual({
+      source: ['aws.states'],
+      'detail-type': ['Step Functions Execution Status Change'],
+      detail: { status: ['FAILED', 'TIMED_OUT', 'ABORTED'], stateMachineArn: [{ Ref: machine }] },
+    });
+    expect(rule.Targets).toHaveLength(1);
+    expect(rule.Targets[0]).toMatchObject({
+      Arn: { 'Fn::GetAtt': [fn, 'Arn'] },
+      DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queue, 'Arn'] } },
+    });
+    const invokeConfig = Object.values(resources).find(
+      (r) =>
+        r.Type === 'AWS::Lambda::EventInvokeConfig' && JSON.stringify(r.Properties.FunctionName).includes(fn),
+    );
+    expect(invokeConfig?.Properties.DestinationConfig.OnFailure.Destination).toEqual({
+      'Fn::GetAtt': [queue, 'Arn'],
+    });
+    // Its role: publish to the topic, the topic key for SNS only, and the once-only mark.
+    const role = resources[fn].Properties.Role['Fn::GetAtt'][0];
+    const granted = Object.values(resources)
+      .filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles).includes(role))
+      .flatMap((r) => r.Properties.PolicyDocument.Statement as Statement[])
+      .flatMap(actionsOf)
+      .filter((a) => !a.startsWith('logs:') && !a.startsWith('xray:') && !a.startsWith('sqs:'));
+    expect(granted.sort()).toEqual(
+      ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'kms:Decrypt', 'kms:GenerateDataKey', 'sns:Publish'].sort(),
+    );
+    // Monitoring alarms on its queue.
+    const alarms = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::CloudWatch::Alarm' && JSON.stringify(r.Properties).includes(queue),
+    );
+    expect(alarms).toHaveLength(1);
   });
 
   it('lets the workflow pass only the backup role, and only to AWS Backup', () => {

@@ -96,7 +96,8 @@ describe('Monitoring: alarms', () => {
         dlqIds.add(idOf(p.DestinationConfig.OnFailure.Destination) as string);
       }
     }
-    expect(dlqIds.size).toBe(5);
+    // Schedule, discovery, execution-events, copies, restore validation, ServiceNow.
+    expect(dlqIds.size).toBe(6);
     const watched = new Set(
       Object.values(alarms(result)).flatMap((a) =>
         (a.Properties.Dimensions ?? [])
@@ -163,7 +164,7 @@ describe('Monitoring: alarms', () => {
       expect(text.length, id).toBeLessThanOrEqual(1100);
       expect(text, id).toMatch(/\b(Check|Read|List|Act now|run|Each|fix)\b/i);
     }
-    expect(Object.keys(alarms(result))).toHaveLength(7);
+    expect(Object.keys(alarms(result))).toHaveLength(8);
   });
 
   it('takes its thresholds and actions from config', () => {
@@ -251,6 +252,7 @@ describe('Monitoring: dashboard', () => {
     expect(metricsOf(w).map((m) => (m.at(-1) as Json).label)).toEqual([
       'Schedule dead letters',
       'Discovery failures',
+      'Execution failures not notified',
       'ServiceNow undeliverable',
     ]);
     for (const m of metricsOf(w)) expect(m[1]).toBe('ApproximateNumberOfMessagesVisible');
@@ -269,6 +271,7 @@ describe('Monitoring: dashboard', () => {
         'backup-probe',
         'dead-letters',
         'discovery',
+        'execution-events',
         'job-events',
         'record-outcome',
         'run-summary',
@@ -287,6 +290,6 @@ describe('Monitoring: dashboard', () => {
       'ExecutionsAborted',
     ]);
     const status = widget(body, /^Alarms$/);
-    expect(status.alarms).toHaveLength(7);
+    expect(status.alarms).toHaveLength(8);
   });
 });

@@ -4,7 +4,8 @@ import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_STAGGER_SECONDS } from '../../lambda/discovery/stagger';
 import { commandStepSeconds, renderDocument } from '../../lib/documents';
-import { COMMAND_REPORT_MARGIN_SECONDS, REQUIRED_INPUT, STATE } from '../../lib/workflow';
+import { INPUT_CHECKS } from '../../lambda/shared/workflow-input';
+import { BACKUP_FAILED, COMMAND_REPORT_MARGIN_SECONDS, REQUIRED_INPUT, STATE } from '../../lib/workflow';
 import { nagFindings } from '../../sim/app-synth';
 import {
   allStates,
@@ -49,6 +50,26 @@ function reachable(asl: Asl, start: string, stop: string): string[] {
       if (n) queue.push(n);
   }
   return [...seen];
+}
+
+/**
+ * True when every way into `target` is a Choice rule whose And checks `path` with IsPresent first:
+ * the state may then read `path` without risking a States.Runtime error.
+ */
+function guardedEverywhere(asl: Asl, target: string, path: string): boolean {
+  let ways = 0;
+  for (const { state } of allStates(asl)) {
+    if (state.Next === target || state.Default === target) return false;
+    for (const c of state.Catch ?? []) if (c.Next === target) return false;
+    for (const rule of state.Choices ?? []) {
+      if (rule.Next !== target) continue;
+      ways += 1;
+      // biome-ignore lint/suspicious/noExplicitAny: ASL choice rules.
+      const flat = (r: any): any[] => (r.And ? r.And.flatMap(flat) : [r]);
+      if (!flat(rule).some((r) => r.Variable === path && r.IsPresent === true)) return false;
+    }
+  }
+  return ways > 0;
 }
 
 /** Input fields discovery validated; everything else comes from a step's result and may be missing. */
@@ -127,6 +148,10 @@ describe('Workflow construct', () => {
     for (const { state } of allStates(vss.asl)) {
       if (state.ResultPath) wholeResults.add(state.ResultPath);
       for (const c of state.Catch ?? []) if (c.ResultPath) wholeResults.add(c.ResultPath);
+      // A field a Pass state sets with a literal key exists after it.
+      if (state.Type === 'Pass' && state.ResultPath)
+        for (const key of Object.keys(state.Parameters ?? {}))
+          wholeResults.add(`${state.ResultPath}.${key.replace(/\.\$$/, '')}`);
     }
     const allowed = (p: string) =>
       p.startsWith('$$.') ||
@@ -144,7 +169,11 @@ describe('Workflow construct', () => {
     expect(read.map((r) => r.p)).toEqual(
       expect.arrayContaining(['$.freeze', '$.backupJob', '$.thawCommand', '$.instanceArn']),
     );
-    expect(read.filter(({ p }) => !allowed(p)).map(({ name, p }) => `${name}: ${p}`)).toEqual([]);
+    expect(
+      read
+        .filter(({ name, p }) => !allowed(p) && !guardedEverywhere(vss.asl, name, p))
+        .map(({ name, p }) => `${name}: ${p}`),
+    ).toEqual([]);
   });
 
   it('guards every Choice on a response field with IsPresent and gives it a Default', () => {
@@ -210,8 +239,11 @@ describe('Workflow construct', () => {
     expect(s.workflow.maxStagger.toSeconds()).toBe(DEFAULT_MAX_STAGGER_SECONDS);
   });
 
-  it('starts with the stagger wait and uses the execution name as the idempotency token', () => {
-    expect(s.asl.StartAt).toBe(STATE.waitForStart);
+  it('checks the input first, then waits for the stagger, and uses the execution name as the idempotency token', () => {
+    expect(s.asl.StartAt).toBe(STATE.checkInput);
+    const check = s.asl.States[STATE.checkInput];
+    expect(check.Choices.map((c: { Next: string }) => c.Next)).toEqual([STATE.waitForStart]);
+    expect(check.Default).toBe(STATE.inputRejected);
     expect(s.asl.States[STATE.waitForStart].TimestampPath).toBe('$.startAt');
     for (const name of [STATE.startBackup, STATE.startUnfrozenBackup, STATE.startWindowsBackup]) {
       const p = s.asl.States[name].Parameters;
@@ -232,18 +264,92 @@ describe('Workflow construct', () => {
     });
   });
 
-  it('limits SendCommand to its documents and to opted-in instances', () => {
-    const send = statements(vss).filter((st) => actions(st).includes('ssm:SendCommand'));
-    expect(send.length).toBeGreaterThan(0);
-    for (const st of send) {
-      const text = JSON.stringify(st.Resource);
-      if (text.includes(':instance/')) {
+  it('authorises the thaw on any instance of this account and Region whatever its tags, and nothing else there', () => {
+    for (const w of [s, vss]) {
+      const roleOf = (fragment: string) =>
+        Object.values(w.template.findResources('AWS::IAM::Policy'))
+          .filter((p) => JSON.stringify(p.Properties.Roles).includes(fragment))
+          .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+      const send = (sts: Statement[]) => sts.filter((st) => actions(st).includes('ssm:SendCommand'));
+      const instanceStatements = (sts: Statement[]) =>
+        send(sts).filter((st) => JSON.stringify(st.Resource).includes(':instance/'));
+      const documents = (sts: Statement[]) =>
+        send(sts)
+          .filter((st) => !JSON.stringify(st.Resource).includes(':instance/'))
+          .map((st) => JSON.stringify(st.Resource));
+      const instanceArn = {
+        'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ec2:eu-west-1:111122223333:instance/*']],
+      };
+      // The state machine's role: the thaw document only, on any instance of the account and Region.
+      const machine = roleOf('StateMachineRole');
+      expect(instanceStatements(machine)).toEqual([
+        { Action: 'ssm:SendCommand', Effect: 'Allow', Resource: instanceArn },
+      ]);
+      expect(documents(machine)).toHaveLength(1);
+      expect(documents(machine)[0]).toMatch(/document\/.*ThawDocument/);
+      // The freeze (the probe's role) keeps the opt-in tag condition.
+      const probe = roleOf('BackupProbeRole');
+      expect(instanceStatements(probe)).toEqual([
+        {
+          Action: 'ssm:SendCommand',
+          Effect: 'Allow',
+          Resource: instanceArn,
+          Condition: { StringEquals: { 'ssm:resourceTag/ConsistentBackup': 'enabled' } },
+        },
+      ]);
+      expect(documents(probe)).toHaveLength(1);
+      expect(documents(probe)[0]).toMatch(/document\/.*FreezeDocument/);
+      // Every other SendCommand grant (the VSS install's role) is for opted-in instances only.
+      const all = send(statements(w));
+      const others = send(
+        Object.values(w.template.findResources('AWS::IAM::Policy'))
+          .filter((p) => !/StateMachineRole|BackupProbeRole/.test(JSON.stringify(p.Properties.Roles)))
+          .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]),
+      );
+      expect(others.length).toBe(w === vss ? 2 : 0);
+      for (const st of others.filter((x) => JSON.stringify(x.Resource).includes(':instance/')))
         expect(st.Condition).toEqual({ StringEquals: { 'ssm:resourceTag/ConsistentBackup': 'enabled' } });
-      } else {
-        expect(text).toMatch(/document\//);
-        expect(text).not.toMatch(/document\/\*/);
-      }
+      for (const st of all) expect(JSON.stringify(st.Resource)).not.toMatch(/document\/\*/);
     }
+    // The VSS install runs under its own role, which only the state machine's role may assume.
+    const task = vss.asl.States[STATE.installVss];
+    expect(task.Credentials?.RoleArn).toMatch(/InstallVssRole/);
+    const vssRole = Object.values(vss.template.findResources('AWS::IAM::Role')).find(
+      (r) =>
+        JSON.stringify(r).includes('AWS-ConfigureAWSPackage') ||
+        r.Properties.Description?.includes('AwsVssComponents'),
+    );
+    expect(JSON.stringify(vssRole?.Properties.AssumeRolePolicyDocument)).toMatch(/StateMachineRole/);
+  });
+
+  it('ends a failed backup with a static error and cause: the Fail state reads no path', () => {
+    for (const { name, state } of allStates(vss.asl)) {
+      if (state.Type !== 'Fail') continue;
+      expect(state.ErrorPath, name).toBeUndefined();
+      expect(state.CausePath, name).toBeUndefined();
+      expect(state.Error, name).toMatch(/^[A-Za-z]+$/);
+      expect(state.Cause, name).toBeTruthy();
+    }
+    expect(s.asl.States[STATE.failed].Error).toBe(BACKUP_FAILED);
+  });
+
+  it('checks in Check Input every input field a later state reads, with its type', () => {
+    const rule = s.asl.States[STATE.checkInput].Choices[0];
+    // biome-ignore lint/suspicious/noExplicitAny: ASL choice rules.
+    const flat = (r: any): any[] => (r.And ? r.And.flatMap(flat) : [r]);
+    const checks = flat(rule);
+    for (const c of INPUT_CHECKS) {
+      const on = checks.filter((x) => x.Variable === c.path);
+      expect(on[0], c.path).toEqual({ Variable: c.path, IsPresent: true });
+      if (c.kind === 'timestamp') expect(on, c.path).toContainEqual({ Variable: c.path, IsTimestamp: true });
+      if (c.kind === 'string') expect(on, c.path).toContainEqual({ Variable: c.path, IsString: true });
+      if (c.matches) expect(on, c.path).toContainEqual({ Variable: c.path, StringMatches: c.matches });
+    }
+    expect(checks.find((x) => x.Variable === '$.instanceArn' && x.StringMatches)?.StringMatches).toBe(
+      'arn:aws*:ec2:*:*:instance/i-*',
+    );
+    // Every path any state reads from the input is among them (or optional and guarded where read).
+    expect(REQUIRED_INPUT).toEqual(expect.arrayContaining(['$.startAt', '$.instanceArn', '$.instanceId']));
   });
 
   it('passes the backup role only to AWS Backup and starts jobs only in the vault', () => {

@@ -6,7 +6,8 @@ import { tagRecoveryPoint } from '../../lambda/shared/recovery-point';
 import { type Asl, synthStackAsl, synthWorkflow } from '../../sim/asl';
 import { STATE } from '../../lib/workflow';
 import { SCENARIOS } from '../../sim/workflow-scenarios';
-import { IMAGE_ARN, type RunReport, runScenario, Sim } from '../../sim/workflow-sim';
+import { IMAGE_ARN, type RunReport, runScenario, Sim, workflowInput } from '../../sim/workflow-sim';
+import { inputProblems } from '../../lambda/shared/workflow-input';
 
 const asls = new Map<string, Asl>();
 function aslFor(config: Record<string, unknown> = {}): Asl {
@@ -58,7 +59,8 @@ describe('the synthesized workflow, executed locally', () => {
     for (const delay of [500, 4000, 10_000]) {
       const r = await runScenario(aslFor(), { snapshotDelayMs: delay, freezeMs: 3000 });
       expect(r.output?.consistency).toBe('application');
-      expect(r.transitions, `snapshots after ${delay} ms`).toBe(16);
+      // 17: Check Input (issue 13) added one to the 16 of before.
+      expect(r.transitions, `snapshots after ${delay} ms`).toBe(17);
       expect((r.thawedAt as number) - (r.frozenAt as number)).toBeLessThan(delay + 2500);
     }
   });
@@ -98,6 +100,8 @@ describe('the synthesized workflow, executed locally', () => {
     const r = await run('StartBackupJob error');
     expectInvariants(r);
     expect(r.status).toBe('FAILED');
+    expect(r.statesEntered.at(-1)).toBe(STATE.failed);
+    expect(r.error).toMatch(/Record Outcome recorded a failed backup/);
     expect(r.outcomes[0].outcome).toBe('backup-start-failed');
     expect(r.calls.filter((c) => c.op === 'sfn.StartBackupJob').length).toBe(4);
     expect(r.thawedAt).toBeDefined();
@@ -198,11 +202,64 @@ describe('the synthesized workflow, executed locally', () => {
     const p = r.publishes[0];
     expect(validateNotification(p.Message)).toEqual([]);
     expect(p.Subject).toBe(p.Message.subject);
+    // The thaw was confirmed: nothing is held, so Major, as the catalogue's outcome-not-recorded.
+    expect(r.thawedAt).toBeDefined();
+    expect(r.statesEntered).toContain(STATE.notRecordedThawed);
     expect(p.MessageAttributes).toMatchObject({
       severity: { DataType: 'String', StringValue: 'Major' },
-      event_type: { DataType: 'String', StringValue: 'backup-start-failed' },
+      event_type: { DataType: 'String', StringValue: 'outcome-not-recorded' },
       instance_id: { DataType: 'String', StringValue: 'i-0123456789abcdef0' },
     });
+    expect(p.Message).toMatchObject({ severity: 'Major', eventType: 'outcome-not-recorded' });
+  });
+
+  it('thaw failed and record-outcome down: the last resort is a Critical thaw-failed naming the watchdog deadline', async () => {
+    const r = await runScenario(aslFor(), {
+      snapshotDelayMs: 2000,
+      thawFailures: 99,
+      faults: (op) => (op === 'lambda.Record Outcome' ? { kind: 'error' } : undefined),
+    });
+    expect(r.status).toBe('FAILED');
+    expect(r.outcomes).toEqual([]);
+    expect(r.publishes).toHaveLength(1);
+    const p = r.publishes[0];
+    expect(validateNotification(p.Message)).toEqual([]);
+    expect(p.Subject).toBe(p.Message.subject);
+    expect(p.Subject).toMatch(
+      /^\[Critical\] Thaw not confirmed, filesystems may be frozen: i-0123456789abcdef0$/,
+    );
+    expect(p.MessageAttributes).toMatchObject({
+      severity: { DataType: 'String', StringValue: 'Critical' },
+      event_type: { DataType: 'String', StringValue: 'thaw-failed' },
+    });
+    // The deadline the instance's watchdog reported in the freeze result.
+    const deadline = new Date((r.frozenAt as number) + 90_000).toISOString();
+    expect(p.Message.event.additional_info.watchdog_thaw_by).toBe(deadline);
+    expect(p.Message.event.description).toContain(`the on-instance watchdog thaws by itself by ${deadline}`);
+    expect(p.Message.event.message_key).toBe(
+      'ec2-consistent-backup:111122223333:eu-west-1:i-0123456789abcdef0:thaw',
+    );
+    expect(r.watchdogFired).toBe(true);
+  });
+
+  it('freeze step failed, thaw failed, record-outcome down: Critical, naming the watchdog period when no deadline is known', async () => {
+    const r = await runScenario(aslFor(), {
+      snapshotDelayMs: 2000,
+      thawFailures: 99,
+      faults: (op) =>
+        op === 'lambda.Record Outcome' || op === 'lambda.Freeze Filesystems'
+          ? { kind: 'timeout' }
+          : undefined,
+    });
+    expect(r.status).toBe('FAILED');
+    expect(r.statesEntered).toContain(STATE.freezeMayBeHeldNoDeadline);
+    const p = r.publishes[0];
+    expect(r.publishes).toHaveLength(1);
+    expect(validateNotification(p.Message)).toEqual([]);
+    expect(p.Message).toMatchObject({ severity: 'Critical', eventType: 'thaw-failed' });
+    expect(p.Message.event.additional_info.watchdog_thaw_by).toBe(
+      '90 s after the freeze began (the freeze result names no deadline)',
+    );
   });
 
   it('the definition of the whole stack (real documents and notifications) runs the same success path', async () => {
@@ -210,6 +267,28 @@ describe('the synthesized workflow, executed locally', () => {
     expectInvariants(r);
     expect(r.output).toMatchObject({ outcome: 'backed-up', consistency: 'application' });
     expect(r.transitions).toBe((await run('linux success')).transitions);
+  });
+
+  it('input with a missing or malformed startAt, instanceArn or instanceId is rejected by Check Input, with a catchable error', async () => {
+    const cases: [string, (i: Record<string, unknown>) => Record<string, unknown>][] = [
+      ['startAt missing', ({ startAt: _s, ...rest }) => rest],
+      ['startAt malformed', (i) => ({ ...i, startAt: '22/11/2026 02:00' })],
+      ['instanceArn missing', ({ instanceArn: _a, ...rest }) => rest],
+      ['instanceArn not an instance ARN', (i) => ({ ...i, instanceArn: 'i-0123456789abcdef0' })],
+      ['instanceId a number', (i) => ({ ...i, instanceId: 42 })],
+      ['platform missing', ({ platform: _p, ...rest }) => rest],
+    ];
+    for (const [name, mutateInput] of cases) {
+      const r = await runScenario(aslFor(), { snapshotDelayMs: 2000, mutateInput });
+      expect(r.status, name).toBe('FAILED');
+      expect(r.statesEntered, name).toEqual([STATE.checkInput, STATE.inputRejected]);
+      expect(r.error, name).toMatch(/startAt: an RFC 3339 timestamp/);
+      expect(r.freezeSentAt, name).toEqual([]);
+      expect(r.calls, name).toEqual([]);
+      // The TypeScript twin of the Choice (used to name the value in a notification) agrees.
+      expect(inputProblems(mutateInput(workflowInput(new Sim({})) as never)), name).toHaveLength(1);
+    }
+    expect(inputProblems(workflowInput(new Sim({})))).toEqual([]);
   });
 
   it('input missing a field a post-freeze state reads is rejected before anything is frozen', async () => {
