@@ -16,6 +16,7 @@ import {
   waitForSnapshots,
 } from '../lambda/backup-probe/probe';
 import { type ExecutionResult, recordOutcome } from '../lambda/record-outcome/record';
+import type { LabelRequest } from '../lambda/shared/labels';
 import type { OutcomeSink, WorkflowOutcome } from '../lambda/shared/outcome';
 import type { WorkflowInput } from '../lambda/shared/workflow-input';
 import type { Asl } from './asl';
@@ -86,6 +87,8 @@ export interface RunReport {
   readonly jobCompletesAt?: number;
   readonly snapshotStarts: readonly number[];
   readonly imageTags: Readonly<Record<string, string>>;
+  /** The label requests record-outcome made (the label lands once the job has completed). */
+  readonly labelRequests: readonly LabelRequest[];
   readonly startedAt: number;
   readonly endedAt: number;
 }
@@ -127,6 +130,7 @@ export class Sim implements Clock {
   readonly publishes: any[] = [];
   readonly commands: SimCommand[] = [];
   readonly imageTags: Record<string, string> = {};
+  readonly labelRequests: LabelRequest[] = [];
   frozenAt?: number;
   thawedAt?: number;
   watchdogFired = false;
@@ -347,7 +351,6 @@ export class Sim implements Clock {
     if (this.jobStartedAt === undefined) this.jobStartedAt = this.t;
     return {
       BackupJobId: 'job-0001',
-      RecoveryPointArn: IMAGE_ARN,
       CreationDate: new Date(this.jobStartedAt).toISOString(),
       IsParent: false,
     };
@@ -394,7 +397,13 @@ export class Sim implements Clock {
       }
       if (name === 'DescribeBackupJobCommand') {
         this.fault('backup.DescribeBackupJob', names);
-        return { BackupJobId: command.input.BackupJobId, State: this.jobState() };
+        const state = this.jobState();
+        // Like AWS for EC2: the recovery point (the AMI) is known once the job has completed.
+        return {
+          BackupJobId: command.input.BackupJobId,
+          State: state,
+          ...(state === 'COMPLETED' ? { RecoveryPointArn: IMAGE_ARN } : {}),
+        };
       }
       throw new Error(`sim: unexpected Backup ${name}`);
     },
@@ -603,7 +612,13 @@ export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promi
     'Record Outcome': lambdaTask('Record Outcome', async (i) =>
       recordOutcome(
         i as Parameters<typeof recordOutcome>[0],
-        { sink: sim.sink, clients: { ec2: sim.ec2Client, backup: sim.backupClient }, settings },
+        {
+          sink: sim.sink,
+          requestLabel: async (request) => {
+            sim.labelRequests.push(request);
+          },
+          settings,
+        },
         new Date(sim.t),
       ),
     ),
@@ -687,6 +702,7 @@ export async function runScenario(asl: Asl, scenario: Scenario, seed = 1): Promi
     jobCompletesAt: sim.jobCompletesAt,
     snapshotStarts: sim.snapshotStarts(),
     imageTags: sim.imageTags,
+    labelRequests: sim.labelRequests,
     startedAt,
     endedAt,
   };

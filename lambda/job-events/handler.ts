@@ -1,16 +1,16 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EC2Client } from '@aws-sdk/client-ec2';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { labelQueueUrl, sqsLabelRequester } from '../shared/label-queue';
 import { Notifier, notifierSettings } from '../shared/notifier';
-import { tagRecoveryPoint } from '../shared/recovery-point';
-import { type BackupJobStateChangeEvent, handleJobEvent, type JobEventResult } from './job-events';
 import { countThrottles } from '../shared/throttle-metrics';
+import { type BackupJobStateChangeEvent, handleJobEvent, type JobEventResult } from './job-events';
 
 const logger = new Logger();
 // Checked at cold start: a misconfigured function fails on its first event, loudly.
 const settings = notifierSettings(process.env);
-const ec2 = countThrottles(new EC2Client({}));
+const requestLabel = sqsLabelRequester(countThrottles(new SQSClient({})), labelQueueUrl(process.env));
 const notifier = new Notifier(
   { sns: countThrottles(new SNSClient({})), dynamodb: countThrottles(new DynamoDBClient({})) },
   settings,
@@ -18,16 +18,14 @@ const notifier = new Notifier(
 );
 
 export async function handler(event: BackupJobStateChangeEvent): Promise<JobEventResult> {
-  const result = await handleJobEvent(event, {
-    notifier,
-    labelRecoveryPoint: (arn, verdict) => tagRecoveryPoint({ ec2 }, arn, verdict),
-  });
+  const result = await handleJobEvent(event, { notifier, requestLabel });
   if (result.action === 'ignored') logger.info('Backup job event ignored', { reason: result.reason });
   else {
     logger.info('Backup job finalized', {
       backupJobId: result.job.backupJobId,
       state: result.state,
       consistency: result.finalVerdict.consistency,
+      labelRequested: result.labelRequested,
       notifications: result.notifications.map((n) => `${n.severity} ${n.eventType}`),
     });
   }

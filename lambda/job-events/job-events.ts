@@ -1,12 +1,15 @@
 /**
  * Final outcome of the backup jobs this app started, from AWS Backup's "Backup Job State Change"
- * events: the recovery point gets its final consistency label, a Windows job that fell back from
- * VSS is relabelled crash and reported, a failed job or one that completed with issues is reported,
- * and a job that proves the
- * instance healthy clears its open problems. Jobs without a stored verdict are someone else's.
+ * events: a completed job's recovery point gets its final consistency label (a request on the label
+ * queue, lambda/shared/labels.ts: the label-writer reads the recovery point from DescribeBackupJob
+ * and writes it at a bounded pace), a Windows job that fell back from VSS is reported (and labelled
+ * crash), a failed job or one that completed with issues is reported, and a job that proves the
+ * instance healthy clears its open problems. Jobs without a stored verdict are someone else's, or
+ * ours with the verdict not recorded yet: then record-outcome requests the label when it records.
  */
 
 import type { ConsistencyVerdict } from '../shared/consistency';
+import { cleanStatusMessage, finalVerdict, type RequestLabel, vssFellBack } from '../shared/labels';
 import { BACKUP_JOB_DETAIL_TYPE, FINAL_JOB_STATES, type Notification } from '../shared/notification';
 import {
   buildCompletedWithIssuesNotification,
@@ -15,15 +18,11 @@ import {
 } from '../shared/notifications/backup-job';
 import { type Notifier, provesRecovery, type StoredJob } from '../shared/notifier';
 
+export { cleanStatusMessage, VSS_FALLBACK_MESSAGE } from '../shared/labels';
+
 const DETAIL_TYPE = BACKUP_JOB_DETAIL_TYPE;
 const FINAL_STATES = FINAL_JOB_STATES;
 export type FinalState = (typeof FINAL_JOB_STATES)[number];
-/**
- * AWS Backup marks a VSS job that fell back to a regular backup "Completed with issues": state
- * COMPLETED with a status message such as "Windows VSS Backup Job Error encountered, trying for
- * regular backup" or "Windows VSS Backup attempt failed because ...". Every such message starts so.
- */
-export const VSS_FALLBACK_MESSAGE = /Windows VSS Backup/i;
 
 /** The parts of the EventBridge event this handler reads (AWS Backup developer guide examples). */
 export interface BackupJobStateChangeEvent {
@@ -50,24 +49,16 @@ export type JobEventResult =
       readonly state: FinalState;
       readonly job: StoredJob;
       readonly finalVerdict: ConsistencyVerdict;
-      readonly labelled?: string;
+      /** True when the label of the completed job's recovery point was requested. */
+      readonly labelRequested: boolean;
       readonly notifications: readonly Notification[];
     };
 
 export interface JobEventDeps {
   readonly notifier: Notifier;
-  /** Writes the final label on the recovery point (lambda/shared/recovery-point.ts tagRecoveryPoint). */
-  readonly labelRecoveryPoint: (recoveryPointArn: string, verdict: ConsistencyVerdict) => Promise<unknown>;
+  /** Puts a label request on the label queue (lambda/shared/label-queue.ts sqsLabelRequester). */
+  readonly requestLabel: RequestLabel;
   readonly clock?: () => Date;
-}
-
-/** AWS Backup wraps some status messages in literal quotes. */
-export function cleanStatusMessage(message: string | undefined): string | undefined {
-  const trimmed = message
-    ?.trim()
-    .replace(/^"(.*)"$/s, '$1')
-    .trim();
-  return trimmed ? trimmed : undefined;
 }
 
 export async function handleJobEvent(
@@ -121,23 +112,18 @@ async function finalize(
     if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
       notifications.push(notification);
     }
-    return { action: 'handled', state, job, finalVerdict: job.verdict, notifications };
+    return { action: 'handled', state, job, finalVerdict: job.verdict, labelRequested: false, notifications };
   }
 
-  const vssFellBack =
-    job.platform === 'windows' && statusMessage !== undefined && VSS_FALLBACK_MESSAGE.test(statusMessage);
-  const finalVerdict: ConsistencyVerdict = vssFellBack
-    ? {
-        consistency: 'crash',
-        reason: `Windows VSS fell back to a regular backup: ${statusMessage}`,
-        freezeMs: job.verdict.freezeMs,
-      }
-    : job.verdict;
+  const fellBack = vssFellBack(job.platform, statusMessage);
+  const verdict: ConsistencyVerdict = finalVerdict(job, statusMessage);
 
+  // The label-writer reads the recovery point from DescribeBackupJob (this event's resources may
+  // name it, but the event is best effort and the request must not depend on it).
+  await deps.requestLabel({ kind: 'label', backupJobId: job.backupJobId, cause: 'job-ended' });
   const recoveryPointArn = job.recoveryPointArn ?? event.resources?.[0];
-  if (recoveryPointArn) await deps.labelRecoveryPoint(recoveryPointArn, finalVerdict);
 
-  if (vssFellBack) {
+  if (fellBack) {
     const notification = buildVssFallbackNotification({ ...job, recoveryPointArn }, statusMessage ?? '', now);
     if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
       notifications.push(notification);
@@ -151,8 +137,8 @@ async function finalize(
     if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
       notifications.push(notification);
     }
-  } else if (provesRecovery(job, finalVerdict.consistency)) {
+  } else if (provesRecovery(job, verdict.consistency)) {
     notifications.push(...(await deps.notifier.clearProblems({ ...job, recoveryPointArn })));
   }
-  return { action: 'handled', state, job, finalVerdict, labelled: recoveryPointArn, notifications };
+  return { action: 'handled', state, job, finalVerdict: verdict, labelRequested: true, notifications };
 }
