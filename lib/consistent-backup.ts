@@ -2,6 +2,7 @@ import { Construct } from 'constructs';
 import type { BackupConfig } from './config';
 import { Copies } from './copies';
 import { DeadLetters } from './dead-letters';
+import { Labels } from './labels';
 import { Discovery } from './discovery';
 import { Documents } from './documents';
 import { BackupFunction } from './lambda-function';
@@ -28,6 +29,7 @@ export class ConsistentBackup extends Construct {
   readonly documents: Documents;
   readonly notifications: Notifications;
   readonly workflow: Workflow;
+  readonly labels: Labels;
   readonly discovery: Discovery;
   readonly schedule: Schedule;
   readonly deadLetters: DeadLetters;
@@ -50,6 +52,13 @@ export class ConsistentBackup extends Construct {
       vault: this.vault,
       documents: this.documents,
       notifications: this.notifications,
+    });
+    // The final label on each recovery point, requested when the verdict is recorded and when the
+    // job ends, written at a pace within EC2's CreateTags quota.
+    this.labels = new Labels(this, 'Labels', {
+      vault: this.vault,
+      notifications: this.notifications,
+      requesters: [this.workflow.recorder, this.notifications.jobEvents],
     });
     this.discovery = new Discovery(this, 'Discovery', {
       config,
@@ -108,6 +117,13 @@ export class ConsistentBackup extends Construct {
             'discovery invocations (a window, or a hand-over) that failed: their instances were not started.',
           drainedBy: 'dead-letters',
           todo: 'Each message is a discovery-failed Major once notified; read the dead-letters log for the message id and re-run discovery with the payload it gives (safe: execution names are fixed per window).',
+        },
+        {
+          queue: this.labels.deadLetterQueue,
+          title: 'Labels not written',
+          holds:
+            'label requests the label-writer failed on at every delivery: a recovery point may still read pending, or carry a label that is not its final one.',
+          todo: 'Read the label-writer log (Errors on the dashboard) for the cause and fix it; the hourly label sweep then labels every completed job whose recovery point still reads pending. Move the messages back with aws sqs start-message-move-task --source-arn <this queue ARN> once fixed, or purge them after the sweep.',
         },
         ...(this.copies?.queue.deadLetterQueue
           ? [

@@ -2,13 +2,13 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { BackupClient } from '@aws-sdk/client-backup';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { SNSClient } from '@aws-sdk/client-sns';
+import type { SNSClient } from '@aws-sdk/client-sns';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { processQueue } from '../shared/deferred-queue';
 import { labelQueueUrl, sendLabelRequests } from '../shared/label-queue';
 import { LABEL_SWEEP, parseLabelMessage } from '../shared/labels';
-import { Notifier, notifierSettings } from '../shared/notifier';
+import { DEFAULT_SUMMARY_DEADLINE_MINUTES, Notifier } from '../shared/notifier';
 import { countThrottles } from '../shared/throttle-metrics';
 import { intervalPacer, type LabelWriterDeps, sweepPendingLabels, writeLabel } from './label-writer';
 import { readLabelWriterSettings } from './settings';
@@ -17,10 +17,16 @@ const logger = new Logger();
 // Checked at cold start: a misconfigured function fails on its first message, loudly.
 const settings = readLabelWriterSettings(process.env);
 const queueUrl = labelQueueUrl(process.env);
-// Only getJob is used: the function reads stored verdicts and never publishes.
+// Only getJob is used: the function reads stored verdicts and never publishes, so it has no topic
+// and no SNS client (nor sns:Publish, lib/labels.ts).
+const neverPublishes = {
+  send: async () => {
+    throw new Error('the label-writer never publishes');
+  },
+} as unknown as SNSClient;
 const jobs = new Notifier(
-  { sns: countThrottles(new SNSClient({})), dynamodb: countThrottles(new DynamoDBClient({})) },
-  notifierSettings(process.env),
+  { sns: neverPublishes, dynamodb: countThrottles(new DynamoDBClient({})) },
+  { topicArn: '', tableName: settings.tableName, summaryDeadlineMinutes: DEFAULT_SUMMARY_DEADLINE_MINUTES },
   logger,
 );
 const sqs = countThrottles(new SQSClient({}));

@@ -4,6 +4,8 @@
  * record-outcome and job-events read too.
  */
 
+import { NOTIFIER_ENV } from '../shared/notification';
+
 export const LABEL_WRITER_ENV = {
   vaultName: 'LABEL_VAULT_NAME',
   intervalMs: 'LABEL_INTERVAL_MS',
@@ -11,6 +13,8 @@ export const LABEL_WRITER_ENV = {
 } as const;
 
 export interface LabelWriterSettings {
+  /** The state table holding each job's verdict (NOTIFIER_ENV.tableName, as the notifier reads it). */
+  readonly tableName: string;
   /** The vault every backup job of this app writes to: the sweep lists its completed jobs. */
   readonly vaultName: string;
   /** Least time between two CreateTags calls of one function instance. */
@@ -30,6 +34,8 @@ export function readLabelWriterSettings(env: NodeJS.ProcessEnv): LabelWriterSett
       `Environment variable ${name} is ${JSON.stringify(env[name])}; allowed: ${allowed}.`,
     );
   };
+  const tableName = env[NOTIFIER_ENV.tableName] ?? '';
+  if (!/^[A-Za-z0-9_.-]{3,255}$/.test(tableName)) bad(NOTIFIER_ENV.tableName, 'a DynamoDB table name');
   const vaultName = env[LABEL_WRITER_ENV.vaultName] ?? '';
   if (!/^[A-Za-z0-9_-]{2,50}$/.test(vaultName)) bad(LABEL_WRITER_ENV.vaultName, 'a backup vault name');
   const intervalMs = Number(env[LABEL_WRITER_ENV.intervalMs]);
@@ -40,5 +46,5 @@ export function readLabelWriterSettings(env: NodeJS.ProcessEnv): LabelWriterSett
   if (!Number.isInteger(maxReceives) || maxReceives < 2 || maxReceives > 1000) {
     bad(LABEL_WRITER_ENV.maxReceives, "the queue's maxReceiveCount, 2 to 1000");
   }
-  return { vaultName, intervalMs, maxReceives };
+  return { tableName, vaultName, intervalMs, maxReceives };
 }

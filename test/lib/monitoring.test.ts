@@ -96,7 +96,8 @@ describe('Monitoring: alarms', () => {
         dlqIds.add(idOf(p.DestinationConfig.OnFailure.Destination) as string);
       }
     }
-    expect(dlqIds.size).toBe(5);
+    // Schedule, discovery, labels, copies, restore validation, ServiceNow.
+    expect(dlqIds.size).toBe(6);
     const watched = new Set(
       Object.values(alarms(result)).flatMap((a) =>
         (a.Properties.Dimensions ?? [])
@@ -163,7 +164,7 @@ describe('Monitoring: alarms', () => {
       expect(text.length, id).toBeLessThanOrEqual(1100);
       expect(text, id).toMatch(/\b(Check|Read|List|Act now|run|Each|fix)\b/i);
     }
-    expect(Object.keys(alarms(result))).toHaveLength(7);
+    expect(Object.keys(alarms(result))).toHaveLength(8);
   });
 
   it('takes its thresholds and actions from config', () => {
@@ -251,6 +252,7 @@ describe('Monitoring: dashboard', () => {
     expect(metricsOf(w).map((m) => (m.at(-1) as Json).label)).toEqual([
       'Schedule dead letters',
       'Discovery failures',
+      'Labels not written',
       'ServiceNow undeliverable',
     ]);
     for (const m of metricsOf(w)) expect(m[1]).toBe('ApproximateNumberOfMessagesVisible');
@@ -270,6 +272,7 @@ describe('Monitoring: dashboard', () => {
         'dead-letters',
         'discovery',
         'job-events',
+        'label-writer',
         'record-outcome',
         'run-summary',
         'servicenow-forwarder',
@@ -287,6 +290,6 @@ describe('Monitoring: dashboard', () => {
       'ExecutionsAborted',
     ]);
     const status = widget(body, /^Alarms$/);
-    expect(status.alarms).toHaveLength(7);
+    expect(status.alarms).toHaveLength(8);
   });
 });
