@@ -5,6 +5,8 @@ import type { SNSClient } from '@aws-sdk/client-sns';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { runDiscovery } from '../lambda/discovery/discover';
 import { readSettings } from '../lambda/discovery/settings';
+import { writeLabel } from '../lambda/label-writer/label-writer';
+import type { RequestLabel } from '../lambda/shared/labels';
 import { createNotifier } from '../lambda/shared/notifier';
 import type { OutcomeSink, WorkflowOutcome } from '../lambda/shared/outcome';
 import { OPTION_TAGS } from '../lambda/shared/tags';
@@ -189,6 +191,25 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     });
     const outcomes: WorkflowOutcome[] = [];
     const sink = recordingSink(notifier, outcomes);
+    // The real label-writer against the lab's Backup and EC2: asked when the verdict is recorded and
+    // when the job completes, it labels the AMI once both have happened, in whichever order.
+    const labelWrites: Promise<unknown>[] = [];
+    const requestLabel: RequestLabel = async (request) => {
+      const result = await writeLabel(request, { backup, ec2, jobs: notifier, pace: async () => undefined });
+      if (result.action === 'labelled') {
+        opts.out(
+          `${t()} label ${result.verdict.consistency} written on ${result.imageId} (${request.cause})`,
+        );
+      }
+    };
+    backup.on('job', (job: { BackupJobId: string; State: string }) => {
+      if (job.State !== 'COMPLETED') return;
+      labelWrites.push(
+        requestLabel({ kind: 'label', backupJobId: job.BackupJobId, cause: 'job-ended' }).catch((err) =>
+          opts.out(`${t()} label of ${job.BackupJobId} failed: ${String(err)}`),
+        ),
+      );
+    });
 
     const sfn = new SimSfn({
       app,
@@ -197,6 +218,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       backup,
       sns,
       sink,
+      requestLabel,
       settings: {
         freezeBudgetSeconds: config.freezeBudgetSeconds,
         watchdogSeconds: config.watchdogSeconds,
@@ -244,6 +266,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     );
     await sfn.settled();
     await backup.settled();
+    await Promise.all(labelWrites);
 
     const rows: DemoRow[] = [];
     for (const inst of instances.values()) {

@@ -10,6 +10,7 @@ import {
   waitForSnapshots,
 } from '../lambda/backup-probe/probe';
 import { type ExecutionResult, recordOutcome } from '../lambda/record-outcome/record';
+import type { RequestLabel } from '../lambda/shared/labels';
 import type { OutcomeSink } from '../lambda/shared/outcome';
 import type { BackupConfig } from '../lib/config';
 import { ConsistentBackupStack } from '../lib/stack';
@@ -97,6 +98,8 @@ export interface SimSfnDeps {
   readonly backup: SimBackup;
   readonly sns: SimSns;
   readonly sink: OutcomeSink;
+  /** What record-outcome calls to have the recovery point labelled (the demo runs the real label-writer). */
+  readonly requestLabel: RequestLabel;
   readonly settings: {
     freezeBudgetSeconds: number;
     watchdogSeconds: number;
@@ -157,7 +160,7 @@ export class SimSfn {
   }
 
   private handlers(): Record<string, (input: unknown) => Promise<unknown>> {
-    const { ssm, ec2, backup, sns, sink, settings } = this.deps;
+    const { ssm, ec2, backup, sns, sink, requestLabel, settings } = this.deps;
     const lambdaTask = (run: (input: unknown) => Promise<unknown>) => async (input: unknown) => {
       try {
         return JSON.parse(JSON.stringify(await run(input)));
@@ -202,11 +205,7 @@ export class SimSfn {
       'Start Backup Job': startBackup,
       'Start Backup Job Without Freeze': startBackup,
       'Record Outcome': lambdaTask(async (i) =>
-        recordOutcome(
-          i as Parameters<typeof recordOutcome>[0],
-          { sink, clients: { ec2: ec2 as never, backup: backup as never }, settings },
-          new Date(),
-        ),
+        recordOutcome(i as Parameters<typeof recordOutcome>[0], { sink, requestLabel, settings }, new Date()),
       ),
       'Publish Unrecorded Outcome': sdkTask('SNS', async (i) =>
         sns.send({ input: i, constructor: { name: 'PublishCommand' } }),

@@ -2,6 +2,7 @@ import { Construct } from 'constructs';
 import type { BackupConfig } from './config';
 import { Copies } from './copies';
 import { DeadLetters } from './dead-letters';
+import { Labels } from './labels';
 import { Discovery } from './discovery';
 import { Documents } from './documents';
 import { ExecutionEvents } from './execution-events';
@@ -31,6 +32,7 @@ export class ConsistentBackup extends Construct {
   readonly workflow: Workflow;
   /** Notifies workflow executions that failed, timed out or were aborted without a notification. */
   readonly executionEvents: ExecutionEvents;
+  readonly labels: Labels;
   readonly discovery: Discovery;
   readonly schedule: Schedule;
   readonly deadLetters: DeadLetters;
@@ -58,6 +60,13 @@ export class ConsistentBackup extends Construct {
       config,
       stateMachine: this.workflow.stateMachine,
       notifications: this.notifications,
+    });
+    // The final label on each recovery point, requested when the verdict is recorded and when the
+    // job ends, written at a pace within EC2's CreateTags quota.
+    this.labels = new Labels(this, 'Labels', {
+      vault: this.vault,
+      notifications: this.notifications,
+      requesters: [this.workflow.recorder, this.notifications.jobEvents],
     });
     this.discovery = new Discovery(this, 'Discovery', {
       config,
@@ -123,6 +132,13 @@ export class ConsistentBackup extends Construct {
           holds:
             'workflow executions that failed, timed out or were aborted, whose event the execution-events function could not handle or EventBridge could not deliver: nobody was told about them.',
           todo: 'Each message holds the execution event: read its executionArn and status, check the instance (a freeze may have been held until the watchdog fired), and read the execution-events log for why it failed; fix the cause, then move the messages back with aws sqs start-message-move-task --source-arn <this queue ARN>, or purge them once each execution is handled.',
+        },
+        {
+          queue: this.labels.deadLetterQueue,
+          title: 'Labels not written',
+          holds:
+            'label requests the label-writer failed on at every delivery: a recovery point may still read pending, or carry a label that is not its final one.',
+          todo: 'Read the label-writer log (Errors on the dashboard) for the cause and fix it; the hourly label sweep then labels every completed job whose recovery point still reads pending. Move the messages back with aws sqs start-message-move-task --source-arn <this queue ARN> once fixed, or purge them after the sweep.',
         },
         ...(this.copies?.queue.deadLetterQueue
           ? [

@@ -26,6 +26,7 @@ import {
 } from '../lambda/backup-probe/probe';
 import { type ExecutionResult, recordOutcome } from '../lambda/record-outcome/record';
 import { Notifier } from '../lambda/shared/notifier';
+import type { LabelRequest } from '../lambda/shared/labels';
 import type { OutcomeSink, WorkflowOutcome } from '../lambda/shared/outcome';
 import type { WorkflowInput } from '../lambda/shared/workflow-input';
 import { runAsl } from './asl-interpreter';
@@ -149,6 +150,8 @@ export interface RunReport {
   readonly jobCompletesAt?: number;
   readonly snapshotStarts: readonly number[];
   readonly imageTags: Readonly<Record<string, string>>;
+  /** The label requests record-outcome made (the label lands once the job has completed). */
+  readonly labelRequests: readonly LabelRequest[];
   readonly startedAt: number;
   readonly endedAt: number;
 }
@@ -220,6 +223,7 @@ export class Sim implements Clock {
   readonly thawSent: number[] = [];
   /** Backup jobs by idempotency token. */
   readonly jobs = new Map<string, { id: string; startedAt: number }>();
+  readonly labelRequests: LabelRequest[] = [];
   jobStartedAt?: number;
   readonly table = new FakeDynamoDb(TABLE, { PendingRuns: { partitionKey: 'pending', sortKey: 'deadline' } });
   /** Charge 1 s of virtual time before a call that follows a faulted one (engines whose retry waits are zeroed). */
@@ -758,7 +762,13 @@ export async function runScenario(
     'Record Outcome': lambdaTask('Record Outcome', async (i) =>
       recordOutcome(
         i as Parameters<typeof recordOutcome>[0],
-        { sink: sim.sink, clients: { ec2: sim.ec2Client, backup: sim.backupClient }, settings },
+        {
+          sink: sim.sink,
+          requestLabel: async (request) => {
+            sim.labelRequests.push(request);
+          },
+          settings,
+        },
         new Date(sim.t),
       ),
     ),
@@ -885,6 +895,7 @@ export async function runScenario(
     jobCompletesAt: sim.jobCompletesAt,
     snapshotStarts: sim.snapshotStarts(),
     imageTags: sim.imageTags,
+    labelRequests: sim.labelRequests,
     startedAt,
     endedAt,
   };

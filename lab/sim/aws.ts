@@ -106,7 +106,8 @@ interface Job {
   BackupJobId: string;
   ResourceArn: string;
   State: string;
-  RecoveryPointArn: string;
+  /** Set when the job completes: the AMI AWS Backup made (see SimBackup). */
+  RecoveryPointArn?: string;
   CreationDate: Date;
   CompletionDate?: Date;
   IdempotencyToken?: string;
@@ -118,9 +119,18 @@ interface Job {
  * The lab's AWS Backup: StartBackupJob returns at once; after the start latency every volume of the
  * instance is copied at one instant each (the EBS snapshot's point in time) and the snapshots appear
  * as `pending` with their StartTime; the job completes later. Emits 'snapshot' and 'job' events.
+ *
+ * It returns what AWS Backup returns for an EC2 resource, following the AWS Backup API reference
+ * (and botocore's backup 2018-11-15 model, which carries the same text):
+ * - StartBackupJob, response elements: BackupJobId, CreationDate, IsParent; no RecoveryPointArn,
+ *   which "is only returned for Amazon EFS and Advanced DynamoDB resources".
+ * - DescribeBackupJob / ListBackupJobs (BackupJob): RecoveryPointArn is not required; the lab sets
+ *   it when the job completes, the AMI `arn:aws:ec2:<region>::image/ami-...` AWS Backup's EC2
+ *   recovery points are, and returns it only from then on.
  */
 export class SimBackup extends EventEmitter {
   readonly jobs: Job[] = [];
+  private readonly startTags = new Map<string, Record<string, string>>();
 
   constructor(
     private readonly instances: ReadonlyMap<string, LabInstance>,
@@ -149,6 +159,13 @@ export class SimBackup extends EventEmitter {
           BackupJobs: this.jobs
             .filter((j) => !input.ByResourceArn || j.ResourceArn === input.ByResourceArn)
             .filter((j) => !input.ByState || j.State === input.ByState)
+            .filter(
+              (j) => !input.ByCompleteAfter || (j.CompletionDate ?? 0) > (input.ByCompleteAfter as Date),
+            )
+            .filter(
+              (j) =>
+                !input.ByCompleteBefore || (j.CompletionDate ?? Infinity) < (input.ByCompleteBefore as Date),
+            )
             .map((j) => this.view(j)),
         };
       case 'TagResourceCommand':
@@ -163,18 +180,16 @@ export class SimBackup extends EventEmitter {
 
   private view(j: Job): Record<string, unknown> {
     const { done: _done, IdempotencyToken: _t, ...rest } = j;
-    return { ...rest, ResourceType: 'EC2' };
+    // Absent, not undefined, before the job has a recovery point (or a completion date).
+    const present = Object.entries(rest).filter(([, v]) => v !== undefined);
+    return { ...Object.fromEntries(present), ResourceType: 'EC2' };
   }
 
   startBackupJob(input: Record<string, unknown>): Record<string, unknown> {
     const token = input.IdempotencyToken as string | undefined;
     const existing = token ? this.jobs.find((j) => j.IdempotencyToken === token) : undefined;
     if (existing)
-      return {
-        BackupJobId: existing.BackupJobId,
-        RecoveryPointArn: existing.RecoveryPointArn,
-        CreationDate: existing.CreationDate,
-      };
+      return { BackupJobId: existing.BackupJobId, CreationDate: existing.CreationDate, IsParent: false };
     const arn = String(input.ResourceArn);
     const instanceId = arn.split('/').pop() ?? '';
     const instance = this.instances.get(instanceId);
@@ -184,19 +199,14 @@ export class SimBackup extends EventEmitter {
       BackupJobId: `${hex(8)}-${hex(4)}-${hex(4)}-${hex(4)}-${hex(12)}`.toUpperCase(),
       ResourceArn: arn,
       State: 'CREATED',
-      RecoveryPointArn: `arn:aws:ec2:${LAB_REGION}::image/ami-${hex(17)}`,
       CreationDate: new Date(),
       IdempotencyToken: token,
       done: Promise.resolve(),
     };
     this.jobs.push(job);
+    this.startTags.set(job.BackupJobId, (input.RecoveryPointTags as Record<string, string>) ?? {});
     job.done = this.run(job, instance);
-    return {
-      BackupJobId: job.BackupJobId,
-      RecoveryPointArn: job.RecoveryPointArn,
-      CreationDate: job.CreationDate,
-      IsParent: false,
-    };
+    return { BackupJobId: job.BackupJobId, CreationDate: job.CreationDate, IsParent: false };
   }
 
   private async run(job: Job, instance: LabInstance): Promise<void> {
@@ -231,6 +241,10 @@ export class SimBackup extends EventEmitter {
     }
     await new Promise((r) => setTimeout(r, this.props.completionMs));
     for (const s of this.ec2.snapshots) if (s.instanceId === instance.instanceId) s.State = 'completed';
+    // The AMI carries the recovery point tags of StartBackupJob (the `pending` label among them).
+    const imageId = `ami-${hex(17)}`;
+    this.ec2.imageTags.set(imageId, { ...(this.startTags.get(job.BackupJobId) ?? {}) });
+    job.RecoveryPointArn = `arn:aws:ec2:${LAB_REGION}::image/${imageId}`;
     job.State = 'COMPLETED';
     job.CompletionDate = new Date();
     this.emit('job', job);

@@ -1,12 +1,15 @@
 /**
  * Final outcome of the backup jobs this app started, from AWS Backup's "Backup Job State Change"
- * events: the recovery point gets its final consistency label, a Windows job that fell back from
- * VSS is relabelled crash and reported, a failed job or one that completed with issues is reported,
- * and a job that proves the
- * instance healthy clears its open problems. Jobs without a stored verdict are someone else's.
+ * events: a completed job's recovery point gets its final consistency label (a request on the label
+ * queue, lambda/shared/labels.ts: the label-writer reads the recovery point from DescribeBackupJob
+ * and writes it at a bounded pace), a Windows job that fell back from VSS is reported (and labelled
+ * crash), a failed job or one that completed with issues is reported, and a job that proves the
+ * instance healthy clears its open problems. Jobs without a stored verdict are someone else's, or
+ * ours with the verdict not recorded yet: then record-outcome requests the label when it records.
  */
 
 import type { ConsistencyVerdict } from '../shared/consistency';
+import { cleanStatusMessage, finalVerdict, type RequestLabel, vssFallbackReason } from '../shared/labels';
 import { BACKUP_JOB_DETAIL_TYPE, FINAL_JOB_STATES, type Notification } from '../shared/notification';
 import {
   buildCompletedWithIssuesNotification,
@@ -15,25 +18,11 @@ import {
 } from '../shared/notifications/backup-job';
 import { type Notifier, provesRecovery, type StoredJob } from '../shared/notifier';
 
+export { cleanStatusMessage, vssFallbackReason } from '../shared/labels';
+
 const DETAIL_TYPE = BACKUP_JOB_DETAIL_TYPE;
 const FINAL_STATES = FINAL_JOB_STATES;
 export type FinalState = (typeof FINAL_JOB_STATES)[number];
-/**
- * Whether a completed job of a Windows instance fell back from VSS, and why; undefined when it did
- * not (or the instance is not Windows). AWS Backup reports a real VSS backup through
- * DescribeBackupJob's `BackupType`, "WindowsVSS" (API reference, DescribeBackupJob: "If BackupType is
- * empty, then the backup type was a regular backup"); anything else at completion is a regular,
- * crash-consistent backup, whatever the status message says. The message only adds detail.
- */
-export function vssFallbackReason(
-  platform: string | undefined,
-  backupType: string | undefined,
-  statusMessage: string | undefined,
-): string | undefined {
-  if (platform !== 'windows' || backupType === 'WindowsVSS') return undefined;
-  const type = backupType ? `BackupType is ${backupType}` : 'BackupType is empty (a regular backup)';
-  return `${type}, not WindowsVSS${statusMessage ? `; AWS Backup: ${statusMessage}` : ''}`;
-}
 
 /** The parts of the EventBridge event this handler reads (AWS Backup developer guide examples). */
 export interface BackupJobStateChangeEvent {
@@ -60,29 +49,21 @@ export type JobEventResult =
       readonly state: FinalState;
       readonly job: StoredJob;
       readonly finalVerdict: ConsistencyVerdict;
-      readonly labelled?: string;
+      /** True when the label of the completed job's recovery point was requested. */
+      readonly labelRequested: boolean;
       readonly notifications: readonly Notification[];
     };
 
 export interface JobEventDeps {
   readonly notifier: Notifier;
-  /** Writes the final label on the recovery point (lambda/shared/recovery-point.ts tagRecoveryPoint). */
-  readonly labelRecoveryPoint: (recoveryPointArn: string, verdict: ConsistencyVerdict) => Promise<unknown>;
+  /** Puts a label request on the label queue (lambda/shared/label-queue.ts sqsLabelRequester). */
+  readonly requestLabel: RequestLabel;
   /**
    * DescribeBackupJob's BackupType of a job, asked for Windows jobs only; a failure gives the event
    * back. Without it a Windows job's type is unknown, which never counts as VSS.
    */
   readonly backupTypeOf?: (backupJobId: string) => Promise<string | undefined>;
   readonly clock?: () => Date;
-}
-
-/** AWS Backup wraps some status messages in literal quotes. */
-export function cleanStatusMessage(message: string | undefined): string | undefined {
-  const trimmed = message
-    ?.trim()
-    .replace(/^"(.*)"$/s, '$1')
-    .trim();
-  return trimmed ? trimmed : undefined;
 }
 
 export async function handleJobEvent(
@@ -136,26 +117,19 @@ async function finalize(
     if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
       notifications.push(notification);
     }
-    return { action: 'handled', state, job, finalVerdict: job.verdict, notifications };
+    return { action: 'handled', state, job, finalVerdict: job.verdict, labelRequested: false, notifications };
   }
 
-  const fallback =
-    job.platform === 'windows'
-      ? vssFallbackReason(job.platform, await deps.backupTypeOf?.(job.backupJobId), statusMessage)
-      : undefined;
-  const vssFellBack = fallback !== undefined;
-  const finalVerdict: ConsistencyVerdict = vssFellBack
-    ? {
-        consistency: 'crash',
-        reason: `Windows VSS fell back to a regular backup: ${fallback}`,
-        freezeMs: job.verdict.freezeMs,
-      }
-    : job.verdict;
+  const backupType = job.platform === 'windows' ? await deps.backupTypeOf?.(job.backupJobId) : undefined;
+  const fallback = vssFallbackReason(job.platform, backupType, statusMessage);
+  const verdict: ConsistencyVerdict = finalVerdict(job, backupType, statusMessage);
 
+  // The label-writer reads the recovery point from DescribeBackupJob (this event's resources may
+  // name it, but the event is best effort and the request must not depend on it).
+  await deps.requestLabel({ kind: 'label', backupJobId: job.backupJobId, cause: 'job-ended' });
   const recoveryPointArn = job.recoveryPointArn ?? event.resources?.[0];
-  if (recoveryPointArn) await deps.labelRecoveryPoint(recoveryPointArn, finalVerdict);
 
-  if (vssFellBack) {
+  if (fallback !== undefined) {
     const notification = buildVssFallbackNotification({ ...job, recoveryPointArn }, fallback, now);
     if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
       notifications.push(notification);
@@ -169,8 +143,8 @@ async function finalize(
     if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
       notifications.push(notification);
     }
-  } else if (provesRecovery(job, finalVerdict.consistency)) {
+  } else if (provesRecovery(job, verdict.consistency)) {
     notifications.push(...(await deps.notifier.clearProblems({ ...job, recoveryPointArn })));
   }
-  return { action: 'handled', state, job, finalVerdict, labelled: recoveryPointArn, notifications };
+  return { action: 'handled', state, job, finalVerdict: verdict, labelRequested: true, notifications };
 }

@@ -1,8 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { BackupClient } from '@aws-sdk/client-backup';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EC2Client } from '@aws-sdk/client-ec2';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { labelQueueUrl, sqsLabelRequester } from '../shared/label-queue';
 import { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy } from '../shared/options';
 import { createNotifier } from '../shared/notifier';
 import { type RecordOutcomeEvent, recordOutcome } from './record';
@@ -31,10 +31,10 @@ const sink = createNotifier(process.env, {
   sns: countThrottles(new SNSClient({})),
   dynamodb: countThrottles(new DynamoDBClient({})),
 });
-const clients = { ec2: countThrottles(new EC2Client({})), backup: countThrottles(new BackupClient({})) };
+const requestLabel = sqsLabelRequester(countThrottles(new SQSClient({})), labelQueueUrl(process.env));
 
 export const handler = async (event: RecordOutcomeEvent) => {
-  const result = await recordOutcome(event, { sink, clients, settings }, new Date());
+  const result = await recordOutcome(event, { sink, requestLabel, settings }, new Date());
   logger.info('outcome recorded', { ...result });
   return result;
 };

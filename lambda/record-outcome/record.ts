@@ -1,11 +1,16 @@
 /**
- * The end of every workflow run: decide the verdict from the gathered facts, write the label onto
- * the recovery point, hand the outcome to the notifier exactly once, and return the verdict as the
- * execution output.
+ * The end of every workflow run: decide the verdict from the gathered facts, hand the outcome to the
+ * notifier exactly once (it stores the verdict with the job), request the label of the job's
+ * recovery point, and return the verdict as the execution output.
+ *
+ * The label is not written here: StartBackupJob returns no RecoveryPointArn for EC2, and the AMI
+ * becomes the job's recovery point only when the job completes. The request goes to the label queue
+ * (lambda/shared/labels.ts); the label-writer writes it as soon as the job has completed, now if it
+ * already has, else when job-events requests it at completion.
  */
 
+import type { RequestLabel } from '../shared/labels';
 import type { OutcomeSink, WorkflowOutcome } from '../shared/outcome';
-import { type RecoveryPointClients, tagRecoveryPoint } from '../shared/recovery-point';
 import { type Decision, decideVerdict, type VerdictSettings, type WorkflowFacts } from '../shared/verdict';
 
 /** What the state machine sends: its whole state, and the execution's identity from the context object. */
@@ -19,7 +24,8 @@ export interface ExecutionResult extends Omit<Decision, 'verdict'> {
   readonly instanceId: string;
   readonly window: string;
   readonly executionName: string;
-  readonly recoveryPointTagged: boolean;
+  /** The label of the job's recovery point was requested (it lands once the job has completed). */
+  readonly labelRequested: boolean;
 }
 
 export class RecordOutcomeInputError extends Error {
@@ -39,7 +45,7 @@ export async function recordOutcome(
   event: RecordOutcomeEvent,
   deps: {
     readonly sink: OutcomeSink;
-    readonly clients: RecoveryPointClients;
+    readonly requestLabel: RequestLabel;
     readonly settings: VerdictSettings;
   },
   now: Date,
@@ -54,20 +60,6 @@ export async function recordOutcome(
   const executionArn = typeof event.execution?.arn === 'string' ? event.execution.arn : '';
   const decision = decideVerdict(state, deps.settings, now.getTime());
   const warnings = [...decision.warnings];
-
-  let recoveryPointTagged = false;
-  // A job that failed leaves no recovery point to label.
-  if (decision.verdict && decision.recoveryPointArn && decision.outcome !== 'backup-job-failed') {
-    try {
-      await tagRecoveryPoint(deps.clients, decision.recoveryPointArn, decision.verdict);
-      recoveryPointTagged = true;
-    } catch (err) {
-      // The job-events function re-asserts the label at completion; until then the tag reads pending.
-      warnings.push(
-        `Could not label recovery point ${decision.recoveryPointArn} yet (${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}); it is labelled when the job completes.`,
-      );
-    }
-  }
 
   const platform = state.platform === 'windows' ? 'windows' : 'linux';
   const outcome: WorkflowOutcome = {
@@ -94,13 +86,34 @@ export async function recordOutcome(
   };
   await deps.sink.recordOutcome(outcome);
 
+  // After the verdict is stored, so the label-writer finds it. A job that failed leaves no
+  // recovery point to label.
+  let labelRequested = false;
+  const resultWarnings = [...warnings];
+  if (decision.verdict && decision.backupJobId && decision.outcome !== 'backup-job-failed') {
+    try {
+      await deps.requestLabel({
+        kind: 'label',
+        backupJobId: decision.backupJobId,
+        cause: 'verdict-recorded',
+      });
+      labelRequested = true;
+    } catch (err) {
+      // The outcome is recorded: failing now would report it unrecorded. The hourly label sweep
+      // requests the label of any completed job whose recovery point still reads pending.
+      resultWarnings.push(
+        `Could not label recovery point of backup job ${decision.backupJobId} yet (${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}); the hourly label sweep labels it once the job has completed.`,
+      );
+    }
+  }
+
   const { verdict: _verdict, ...rest } = decision;
   return {
     ...rest,
-    warnings,
+    warnings: resultWarnings,
     instanceId,
     window: outcome.window,
     executionName: event.execution?.name ?? '',
-    recoveryPointTagged,
+    labelRequested,
   };
 }

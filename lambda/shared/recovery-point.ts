@@ -1,7 +1,8 @@
 /**
- * Writes the consistency label onto a recovery point. Called by record-outcome right after the
- * thaw, and again by job-events when the job completes (the recovery point may not exist yet the
- * first time, and a Windows job may have fallen back from VSS).
+ * Writes the consistency label onto a recovery point. Called by the label-writer
+ * (lambda/label-writer) once the job has completed and its verdict is recorded: StartBackupJob
+ * names no recovery point for EC2, DescribeBackupJob does for the completed job
+ * (lambda/shared/labels.ts).
  *
  * An EC2 recovery point is an AMI (`arn:aws:ec2:<region>::image/ami-...`). AWS Backup's TagResource
  * only manages tags of resource types under full AWS Backup management, which EC2 is not, and the

@@ -34,7 +34,7 @@ describe('the bundle production runs', () => {
 
   it('holds one copy of each SDK package, at the version package-lock.json pins', async () => {
     const result = await build({
-      entryPoints: [path.join(ROOT, 'lambda', 'record-outcome', 'handler.ts')],
+      entryPoints: [path.join(ROOT, 'lambda', 'label-writer', 'handler.ts')],
       bundle: true,
       write: false,
       metafile: true,
@@ -65,7 +65,7 @@ describe('the bundle production runs', () => {
     const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
     };
-    for (const client of ['@aws-sdk/client-ec2', '@aws-sdk/client-backup', '@aws-sdk/client-sns']) {
+    for (const client of ['@aws-sdk/client-ec2', '@aws-sdk/client-backup', '@aws-sdk/client-sqs']) {
       expect(packages[`node_modules/${client}`]?.version).toBe(manifest.dependencies[client]);
       expect(copies.has(client), `${client} is bundled`).toBe(true);
     }

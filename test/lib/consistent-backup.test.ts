@@ -276,6 +276,7 @@ describe('ConsistentBackup stack', () => {
       'xray:GetSamplingTargets',
       'ec2:DescribeInstances',
       'ec2:DescribeSnapshots',
+      'ec2:DescribeImages',
       'ssm:DescribeInstanceInformation',
       'ssm:GetCommandInvocation',
       'ssm:ListCommandInvocations',

@@ -96,8 +96,8 @@ describe('Monitoring: alarms', () => {
         dlqIds.add(idOf(p.DestinationConfig.OnFailure.Destination) as string);
       }
     }
-    // Schedule, discovery, execution-events, copies, restore validation, ServiceNow.
-    expect(dlqIds.size).toBe(6);
+    // Schedule, discovery, execution-events, labels, copies, restore validation, ServiceNow.
+    expect(dlqIds.size).toBe(7);
     const watched = new Set(
       Object.values(alarms(result)).flatMap((a) =>
         (a.Properties.Dimensions ?? [])
@@ -164,7 +164,7 @@ describe('Monitoring: alarms', () => {
       expect(text.length, id).toBeLessThanOrEqual(1100);
       expect(text, id).toMatch(/\b(Check|Read|List|Act now|run|Each|fix)\b/i);
     }
-    expect(Object.keys(alarms(result))).toHaveLength(8);
+    expect(Object.keys(alarms(result))).toHaveLength(9);
   });
 
   it('takes its thresholds and actions from config', () => {
@@ -253,6 +253,7 @@ describe('Monitoring: dashboard', () => {
       'Schedule dead letters',
       'Discovery failures',
       'Execution failures not notified',
+      'Labels not written',
       'ServiceNow undeliverable',
     ]);
     for (const m of metricsOf(w)) expect(m[1]).toBe('ApproximateNumberOfMessagesVisible');
@@ -273,6 +274,7 @@ describe('Monitoring: dashboard', () => {
         'discovery',
         'execution-events',
         'job-events',
+        'label-writer',
         'record-outcome',
         'run-summary',
         'servicenow-forwarder',
@@ -290,6 +292,6 @@ describe('Monitoring: dashboard', () => {
       'ExecutionsAborted',
     ]);
     const status = widget(body, /^Alarms$/);
-    expect(status.alarms).toHaveLength(8);
+    expect(status.alarms).toHaveLength(9);
   });
 });

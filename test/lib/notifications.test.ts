@@ -149,17 +149,12 @@ describe('Notifications construct', () => {
     expect(actions.some((a: string) => a.endsWith(':*') || a === '*')).toBe(false);
   });
 
-  it('lets job-events write only ConsistentBackup tags on AMIs, and no backup:TagResource anywhere', () => {
+  it('gives job-events no tagging at all (it asks the label-writer, lib/labels.ts), and no backup:TagResource anywhere', () => {
     const { template } = build();
     const policies = Object.values(template.findResources('AWS::IAM::Policy'));
     const statements = policies.flatMap((p) => p.Properties.PolicyDocument.Statement);
     expect(JSON.stringify(statements)).not.toContain('backup:TagResource');
-    const tagging = statements.filter((s) => s.Action === 'ec2:CreateTags');
-    expect(tagging).toHaveLength(1);
-    expect(JSON.stringify(tagging[0].Resource)).toContain(':image/*');
-    expect(tagging[0].Condition).toEqual({
-      'ForAllValues:StringLike': { 'aws:TagKeys': ['ConsistentBackup:*'] },
-    });
+    expect(JSON.stringify(statements)).not.toContain('ec2:CreateTags');
   });
 
   it.each([

@@ -51,7 +51,10 @@ describe('the synthesized workflow, executed locally', () => {
     // Every snapshot started inside the freeze, and the thaw followed within ~2 polls.
     for (const t of r.snapshotStarts) expect(t).toBeGreaterThanOrEqual(r.frozenAt as number);
     expect((r.thawedAt as number) - Math.max(...r.snapshotStarts)).toBeLessThan(2500);
-    expect(r.imageTags['ConsistentBackup:Consistency']).toBe('application');
+    // StartBackupJob names no recovery point for EC2: record-outcome asks for the label, which the
+    // label-writer writes once the job has completed (test/lambda/label-writer).
+    expect(r.labelRequests).toEqual([{ kind: 'label', backupJobId: 'job-0001', cause: 'verdict-recorded' }]);
+    expect(r.imageTags).toEqual({});
     expect(r.watchdogFired).toBe(false);
   });
 
@@ -116,7 +119,7 @@ describe('the synthesized workflow, executed locally', () => {
     const frozen = (r.thawedAt as number) - (r.frozenAt as number);
     expect(frozen).toBeLessThanOrEqual(60_000);
     expect(frozen).toBeGreaterThan(50_000);
-    expect(r.imageTags['ConsistentBackup:Consistency']).toBe('crash');
+    expect(r.labelRequests).toEqual([{ kind: 'label', backupJobId: 'job-0001', cause: 'verdict-recorded' }]);
   });
 
   it('job FAILED while frozen: thaw at once, a failed backup rather than a crash-consistent one', async () => {

@@ -1,5 +1,6 @@
 import { BackupClient, DescribeBackupJobCommand } from '@aws-sdk/client-backup';
 import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -8,8 +9,9 @@ import {
   handleJobEvent,
   vssFallbackReason,
 } from '../../../lambda/job-events/job-events';
-import type { ConsistencyVerdict } from '../../../lambda/shared/consistency';
-import { tagRecoveryPoint, tagValue } from '../../../lambda/shared/recovery-point';
+import { writeLabel } from '../../../lambda/label-writer/label-writer';
+import type { LabelRequest } from '../../../lambda/shared/labels';
+import { tagValue } from '../../../lambda/shared/recovery-point';
 import {
   ACCOUNT,
   expectValidPublish,
@@ -57,25 +59,50 @@ function setup() {
   const h = harness();
   const ec2 = mockClient(EC2Client);
   ec2.on(CreateTagsCommand).resolves({});
+  const backup = mockClient(BackupClient);
   cleanup.push(() => {
     h.snsMock.restore();
     h.dynamodbMock.restore();
     ec2.restore();
+    backup.restore();
   });
-  const labelRecoveryPoint = (arn: string, verdict: ConsistencyVerdict) =>
-    tagRecoveryPoint(
-      { ec2: new EC2Client({ region: REGION }), backup: new BackupClient({ region: REGION }) },
-      arn,
-      verdict,
-    );
   // DescribeBackupJob's BackupType per job (API reference: "WindowsVSS" for a VSS backup, empty for a regular one).
   const backupTypes: Record<string, string | undefined> = {};
   const backupTypeOf = async (id: string) => backupTypes[id];
+  const requests: LabelRequest[] = [];
+  const failures: Error[] = [];
+  const requestLabel = async (r: LabelRequest) => {
+    const failure = failures.shift();
+    if (failure) throw failure;
+    requests.push(r);
+  };
+  /** What the label-writer does with the requests, against DescribeBackupJob as AWS answers a completed EC2 job. */
+  const writeRequested = async (statusMessage?: string) => {
+    backup.on(DescribeBackupJobCommand).callsFake((input: { BackupJobId: string }) => ({
+      BackupJobId: input.BackupJobId,
+      State: 'COMPLETED',
+      RecoveryPointArn: AMI,
+      ResourceType: 'EC2',
+      ...(backupTypes[input.BackupJobId] !== undefined ? { BackupType: backupTypes[input.BackupJobId] } : {}),
+      ...(statusMessage !== undefined ? { StatusMessage: statusMessage } : {}),
+    }));
+    const deps = {
+      backup: new BackupClient({ region: REGION }),
+      ec2: new EC2Client({ region: REGION }),
+      jobs: h.notifier,
+      pace: async () => undefined,
+    };
+    for (const r of requests) await writeLabel(r, deps);
+  };
   return {
     h,
     ec2,
+    backup,
     backupTypes,
-    deps: { notifier: h.notifier, labelRecoveryPoint, backupTypeOf, clock: h.now },
+    requests,
+    failures,
+    writeRequested,
+    deps: { notifier: h.notifier, requestLabel, backupTypeOf, clock: h.now },
   };
 }
 
@@ -99,10 +126,17 @@ async function windowsBackup(h: ReturnType<typeof harness>, backupJobId: string)
 
 describe('job-events', () => {
   it('relabels a Windows job that fell back from VSS as crash and sends one Warning', async () => {
-    const { h, ec2, deps } = setup();
+    const { h, ec2, deps, requests, writeRequested } = setup();
     await windowsBackup(h, 'win-1');
     const result = await handleJobEvent(jobEvent('win-1', 'COMPLETED', `"${VSS_MESSAGE}"`), deps);
-    expect(result.action).toBe('handled');
+    expect(result).toMatchObject({
+      action: 'handled',
+      labelRequested: true,
+      finalVerdict: { consistency: 'crash' },
+    });
+    expect(requests).toEqual([{ kind: 'label', backupJobId: 'win-1', cause: 'job-ended' }]);
+    // The label-writer decides the same label from DescribeBackupJob's status message.
+    await writeRequested(`"${VSS_MESSAGE}"`);
     const tags = ec2.commandCalls(CreateTagsCommand).map((c) => c.args[0].input);
     expect(tags).toEqual([
       {
@@ -132,11 +166,12 @@ describe('job-events', () => {
   });
 
   it('confirms a clean VSS job as application-consistent, labels it and sends nothing', async () => {
-    const { h, ec2, deps, backupTypes } = setup();
+    const { h, ec2, deps, backupTypes, writeRequested } = setup();
     await windowsBackup(h, 'win-2');
     backupTypes['win-2'] = 'WindowsVSS';
     const result = await handleJobEvent(jobEvent('win-2', 'COMPLETED'), deps);
     expect(result.action === 'handled' && result.finalVerdict.consistency).toBe('application');
+    await writeRequested();
     expect(ec2.commandCalls(CreateTagsCommand)[0].args[0].input.Tags?.[0]).toEqual({
       Key: 'ConsistentBackup:Consistency',
       Value: 'application',
@@ -234,7 +269,7 @@ describe('job-events', () => {
   });
 
   it('ignores jobs it did not start, states that are not final, and other events', async () => {
-    const { h, ec2, deps } = setup();
+    const { h, requests, deps } = setup();
     await windowsBackup(h, 'win-3');
     expect(await handleJobEvent(jobEvent('someone-elses-job', 'FAILED', 'x'), deps)).toEqual({
       action: 'ignored',
@@ -250,26 +285,24 @@ describe('job-events', () => {
       action: 'ignored',
     });
     expect(h.published).toHaveLength(0);
-    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+    expect(requests).toEqual([]);
     // RUNNING did not claim the job: its final state is still handled.
     expect(await handleJobEvent(jobEvent('win-3', 'COMPLETED', VSS_MESSAGE), deps)).toMatchObject({
       action: 'handled',
     });
   });
 
-  it('when the relabel fails, gives the event back so the retry relabels and warns once', async () => {
-    const { h, ec2, deps } = setup();
+  it('when the label request fails, gives the event back so the retry requests it and warns once', async () => {
+    const { h, requests, failures, deps } = setup();
     await windowsBackup(h, 'win-4');
-    ec2
-      .on(CreateTagsCommand)
-      .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'RequestLimitExceeded' }));
+    failures.push(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
     await expect(handleJobEvent(jobEvent('win-4', 'COMPLETED', VSS_MESSAGE), deps)).rejects.toThrow(
       'Rate exceeded',
     );
     expect(h.published).toHaveLength(0);
     expect(h.table.item('JOB#win-4', 'JOB')?.finalState).toBeUndefined();
     await handleJobEvent(jobEvent('win-4', 'COMPLETED', VSS_MESSAGE), deps);
-    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(2);
+    expect(requests).toEqual([{ kind: 'label', backupJobId: 'win-4', cause: 'job-ended' }]);
     expect(h.published.map((p) => expectValidPublish(p).eventType)).toEqual(['vss-fallback']);
   });
 });
@@ -283,11 +316,13 @@ describe('job-events handler', () => {
   });
 
   it('finalizes a job through module-scope clients', async () => {
-    const { h, ec2 } = setup();
+    const { h, backup } = setup();
     // DescribeBackupJob of a regular (not VSS) backup: BackupType empty (API reference).
-    const backup = mockClient(BackupClient);
     backup.on(DescribeBackupJobCommand).resolves({ BackupJobId: 'win-5', State: 'COMPLETED' });
-    cleanup.push(() => backup.restore());
+    const sqs = mockClient(SQSClient);
+    sqs.on(SendMessageCommand).resolves({ MessageId: 'm-1' });
+    cleanup.push(() => sqs.restore());
+    vi.stubEnv('LABEL_QUEUE_URL', 'https://sqs.eu-west-1.amazonaws.com/111122223333/labels');
     vi.stubEnv('NOTIFICATION_TOPIC_ARN', TOPIC);
     vi.stubEnv('NOTIFICATION_TABLE_NAME', TABLE);
     vi.stubEnv('AWS_REGION', REGION);
@@ -295,7 +330,9 @@ describe('job-events handler', () => {
     const { handler } = await import('../../../lambda/job-events/handler');
     const result = await handler(jobEvent('win-5', 'COMPLETED', VSS_MESSAGE));
     expect(result.action).toBe('handled');
-    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(1);
+    expect(sqs.commandCalls(SendMessageCommand)[0].args[0].input.MessageBody).toBe(
+      JSON.stringify({ kind: 'label', backupJobId: 'win-5', cause: 'job-ended' }),
+    );
     expect(h.published.map((p) => expectValidPublish(p).eventType)).toEqual(['vss-fallback']);
   });
 });

@@ -315,8 +315,8 @@ describe('de-duplication and Clear across runs', () => {
     const labels: string[] = [];
     const deps = {
       notifier: h.notifier,
-      labelRecoveryPoint: async (arn: string, v: { consistency: string }) => {
-        labels.push(`${arn}=${v.consistency}`);
+      requestLabel: async (r: { backupJobId: string }) => {
+        labels.push(r.backupJobId);
       },
       clock: h.now,
     };
@@ -406,7 +406,8 @@ describe('de-duplication and Clear across runs', () => {
     expect(h.table.item(`INSTANCE#${B}`, 'PROBLEM#consistency')).toBeUndefined();
     expect(h.table.item(`INSTANCE#${C}`, 'PROBLEM#readiness')).toBeUndefined();
     expect(h.table.item(`INSTANCE#${A}`, 'PROBLEM#thaw')).toBeDefined();
-    expect(labels).toEqual([]);
+    // Each completed job of ours asks the label-writer for its label (lambda/shared/labels.ts).
+    expect(labels).toEqual(['a1', 'b2', 'c2']);
 
     // Run 3: A recovers; its thaw ticket clears; nothing else is left to clear.
     h.advance(24 * 60);
@@ -430,7 +431,7 @@ describe('de-duplication and Clear across runs', () => {
 
   it('a filesystem-consistent backup clears only when nothing degraded; crash never clears', async () => {
     h = harness();
-    const deps = { notifier: h.notifier, labelRecoveryPoint: async () => undefined, clock: h.now };
+    const deps = { notifier: h.notifier, requestLabel: async () => undefined, clock: h.now };
     await h.notifier.recordOutcome(outcome({ ...run1, outcome: 'skipped-active-job', instanceId: A }));
     h.advance(60);
     await h.notifier.recordOutcome(
@@ -484,7 +485,7 @@ describe('de-duplication and Clear across runs', () => {
 
   it('a Clear whose publish fails is not lost: the retried event finds the problem open and sends it', async () => {
     h = harness();
-    const deps = { notifier: h.notifier, labelRecoveryPoint: async () => undefined, clock: h.now };
+    const deps = { notifier: h.notifier, requestLabel: async () => undefined, clock: h.now };
     await h.notifier.recordOutcome(
       outcome({ ...run1, outcome: 'backup-start-failed', instanceId: A, error: { error: 'E', cause: 'c' } }),
     );
@@ -553,7 +554,7 @@ describe('de-duplication and Clear across runs', () => {
 
   it('an older backup does not clear a problem opened after it was taken', async () => {
     h = harness();
-    const deps = { notifier: h.notifier, labelRecoveryPoint: async () => undefined, clock: h.now };
+    const deps = { notifier: h.notifier, requestLabel: async () => undefined, clock: h.now };
     await h.notifier.recordOutcome(
       outcome({
         ...run1,

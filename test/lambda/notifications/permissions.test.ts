@@ -129,7 +129,7 @@ describe('notifier operations and the DynamoDB actions they are granted', () => 
       resources: [IMAGE],
       detail: { backupJobId: jobId, state },
     });
-    const deps = { notifier: h.notifier, labelRecoveryPoint: async () => undefined, clock: h.now };
+    const deps = { notifier: h.notifier, requestLabel: async () => undefined, clock: h.now };
     const cleared = await handleJobEvent(event(second.backupJobId as string, 'COMPLETED'), deps);
     expect(cleared).toMatchObject({
       action: 'handled',

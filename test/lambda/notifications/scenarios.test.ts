@@ -10,9 +10,9 @@ import type { BackupClient } from '@aws-sdk/client-backup';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runDiscovery } from '../../../lambda/discovery/discover';
 import { handleJobEvent } from '../../../lambda/job-events/job-events';
-import type { ConsistencyVerdict } from '../../../lambda/shared/consistency';
+import { writeLabel } from '../../../lambda/label-writer/label-writer';
+import type { LabelRequest } from '../../../lambda/shared/labels';
 import { type Notification, SEVERITY_RULES } from '../../../lambda/shared/notification';
-import { tagRecoveryPoint } from '../../../lambda/shared/recovery-point';
 import { type Asl, synthWorkflow } from '../../../sim/asl';
 import { SCENARIOS } from '../../../sim/workflow-scenarios';
 import { IMAGE_ARN, runScenario } from '../../../sim/workflow-sim';
@@ -115,7 +115,7 @@ describe('workflow scenarios, executed locally, through the notifier', () => {
         source: 'aws.backup',
         detail: { backupJobId: jobId, state: 'FAILED', statusMessage: '"Snapshot creation failed."' },
       },
-      { notifier: h.notifier, labelRecoveryPoint: async () => undefined, clock: h.now },
+      { notifier: h.notifier, requestLabel: async () => undefined, clock: h.now },
     );
     // job-events handled the job (its final state is claimed) but had nothing new to publish.
     expect(result).toMatchObject({ action: 'handled', state: 'FAILED', notifications: [] });
@@ -126,29 +126,40 @@ describe('workflow scenarios, executed locally, through the notifier', () => {
   it('windows success, then VSS falls back at completion → recovery point relabelled crash, Warning vss-fallback', async () => {
     const { run, h } = await scenario('windows success');
     const sim = run.sim;
-    const labelRecoveryPoint = (arn: string, verdict: ConsistencyVerdict) =>
-      tagRecoveryPoint(
-        { ec2: sim.ec2Client as unknown as EC2Client, backup: sim.backupClient as unknown as BackupClient },
-        arn,
-        verdict,
-      );
+    const backupJobId = run.outcomes[0].backupJobId as string;
+    const statusMessage =
+      'Windows VSS Backup attempt failed because of timeout on VSS enabled snapshot creation';
+    const requests: LabelRequest[] = [];
     const result = await handleJobEvent(
       {
         'detail-type': 'Backup Job State Change',
         source: 'aws.backup',
         resources: [IMAGE_ARN],
-        detail: {
-          backupJobId: run.outcomes[0].backupJobId,
-          state: 'COMPLETED',
-          statusMessage:
-            'Windows VSS Backup attempt failed because of timeout on VSS enabled snapshot creation',
-        },
+        detail: { backupJobId, state: 'COMPLETED', statusMessage },
       },
-      { notifier: h.notifier, labelRecoveryPoint, clock: h.now },
+      { notifier: h.notifier, requestLabel: async (r) => void requests.push(r), clock: h.now },
     );
     expect(result.action).toBe('handled');
-    expect(sim.imageTags['ConsistentBackup:Consistency']).toBe('crash');
     expect(h.published.map((p) => described(expectValidPublish(p)))).toEqual(['Warning vss-fallback']);
+    // The label-writer handles the request: DescribeBackupJob as AWS answers it for the completed
+    // EC2 job (its AMI, and the status message), the verdict record-outcome stored, the sim's EC2.
+    expect(requests).toEqual([{ kind: 'label', backupJobId, cause: 'job-ended' }]);
+    const backup = {
+      send: async () => ({
+        BackupJobId: backupJobId,
+        State: 'COMPLETED',
+        RecoveryPointArn: IMAGE_ARN,
+        StatusMessage: statusMessage,
+      }),
+    };
+    const written = await writeLabel(requests[0], {
+      backup: backup as unknown as BackupClient,
+      ec2: sim.ec2Client as unknown as EC2Client,
+      jobs: h.notifier,
+      pace: async () => undefined,
+    });
+    expect(written.action).toBe('labelled');
+    expect(sim.imageTags['ConsistentBackup:Consistency']).toBe('crash');
   });
 
   it('two runs: a thaw failure opens one ticket, the next clean run of the instance clears it', async () => {
@@ -172,7 +183,7 @@ describe('workflow scenarios, executed locally, through the notifier', () => {
         resources: [IMAGE_ARN],
         detail: { backupJobId: next.backupJobId, state: 'COMPLETED' },
       },
-      { notifier: h.notifier, labelRecoveryPoint: async () => undefined, clock: h.now },
+      { notifier: h.notifier, requestLabel: async () => undefined, clock: h.now },
     );
     const all = h.published.map(expectValidPublish);
     expect(all.map(described)).toEqual(['Critical thaw-failed', 'Clear problem-cleared']);

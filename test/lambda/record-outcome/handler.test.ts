@@ -1,4 +1,4 @@
-import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { expectValidPublish, harness, REGION, TABLE, TOPIC } from '../notifications/fixtures';
@@ -18,7 +18,10 @@ function env() {
   vi.stubEnv('FREEZE_BUDGET_SECONDS', '60');
   vi.stubEnv('WATCHDOG_SECONDS', '90');
   vi.stubEnv('ON_FREEZE_FAILURE', 'crash-consistent');
+  vi.stubEnv('LABEL_QUEUE_URL', QUEUE);
 }
+
+const QUEUE = 'https://sqs.eu-west-1.amazonaws.com/111122223333/labels';
 
 describe('record-outcome handler', () => {
   it('checks its environment at cold start, naming the variable and what is allowed', async () => {
@@ -29,15 +32,23 @@ describe('record-outcome handler', () => {
     );
   });
 
+  it('refuses to start without the label queue, naming the variable', async () => {
+    env();
+    vi.stubEnv('LABEL_QUEUE_URL', '');
+    await expect(import('../../../lambda/record-outcome/handler')).rejects.toThrow(
+      /Environment variable LABEL_QUEUE_URL is ""; allowed: the URL of the label queue/,
+    );
+  });
+
   it('turns a failed thaw into one critical notification through the real notifier', async () => {
     env();
     const h = harness();
-    const ec2 = mockClient(EC2Client);
-    ec2.on(CreateTagsCommand).resolves({});
+    const sqs = mockClient(SQSClient);
+    sqs.on(SendMessageCommand).resolves({ MessageId: 'm-1' });
     cleanup.push(() => {
       h.snsMock.restore();
       h.dynamodbMock.restore();
-      ec2.restore();
+      sqs.restore();
     });
     const { handler } = await import('../../../lambda/record-outcome/handler');
     const result = await handler({
@@ -60,10 +71,8 @@ describe('record-outcome handler', () => {
             frozenAtMs: Date.parse('2026-11-22T02:00:01Z'),
           }),
         },
-        backupJob: {
-          BackupJobId: 'job-1',
-          RecoveryPointArn: 'arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0',
-        },
+        // What StartBackupJob returns for EC2: no RecoveryPointArn.
+        backupJob: { BackupJobId: 'job-1', CreationDate: '2026-11-22T02:00:02Z', IsParent: false },
         snapshots: { status: 'started', snapshots: [], missingVolumeIds: [], waitedMs: 1 },
         thawError: { Error: 'ThawCommandFailed', Cause: 'The thaw command did not end in Success.' },
       },
@@ -74,6 +83,12 @@ describe('record-outcome handler', () => {
     });
     expect(result).toMatchObject({ outcome: 'thaw-failed', failed: true, consistency: 'filesystem' });
     expect(h.published.map((p) => expectValidPublish(p).eventType)).toEqual(['thaw-failed']);
-    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(1);
+    // The label is requested on the label queue, for the label-writer to write once the job completes.
+    expect(sqs.commandCalls(SendMessageCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        QueueUrl: QUEUE,
+        MessageBody: JSON.stringify({ kind: 'label', backupJobId: 'job-1', cause: 'verdict-recorded' }),
+      },
+    ]);
   });
 });

@@ -3,6 +3,7 @@ import { CreateTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { recordOutcome, RecordOutcomeInputError } from '../../../lambda/record-outcome/record';
+import type { LabelRequest } from '../../../lambda/shared/labels';
 import type { OutcomeSink, WorkflowOutcome } from '../../../lambda/shared/outcome';
 import {
   consistencyTags,
@@ -24,6 +25,18 @@ const settings = {
   watchdogSeconds: 90,
   defaultOnFreezeFailure: 'crash-consistent' as const,
 };
+
+/** A label queue that records what was asked, or refuses. */
+function labelQueue(fail?: Error) {
+  const requests: LabelRequest[] = [];
+  return {
+    requests,
+    requestLabel: async (r: LabelRequest) => {
+      if (fail) throw fail;
+      requests.push(r);
+    },
+  };
+}
 
 function sink(): OutcomeSink & { outcomes: WorkflowOutcome[] } {
   const outcomes: WorkflowOutcome[] = [];
@@ -47,7 +60,8 @@ const event = {
     region: 'eu-west-1',
     platform: 'windows',
     instanceState: 'running',
-    backupJob: { BackupJobId: 'job-1', RecoveryPointArn: AMI },
+    // StartBackupJob's output for EC2: no RecoveryPointArn (API reference, StartBackupJob).
+    backupJob: { BackupJobId: 'job-1', CreationDate: '2026-11-22T02:00:03Z', IsParent: false },
   },
   execution: {
     arn: 'arn:aws:states:eu-west-1:111122223333:execution:Wf:i-0123456789abcdef0-20261122T0200Z',
@@ -56,20 +70,35 @@ const event = {
 };
 
 describe('recordOutcome', () => {
-  it('labels the recovery point, notifies once, and returns the verdict as the execution output', async () => {
-    ec2.on(CreateTagsCommand).resolves({});
+  it('records once, then requests the label of the job (no recovery point is known yet), and returns the verdict', async () => {
     const s = sink();
+    const order: string[] = [];
+    const q = labelQueue();
     const out = await recordOutcome(
       event,
-      { sink: s, clients: { ec2: new EC2Client({}), backup: new BackupClient({}) }, settings },
+      {
+        sink: {
+          ...s,
+          recordOutcome: async (o) => {
+            order.push('recorded');
+            await s.recordOutcome(o);
+          },
+        },
+        requestLabel: async (r) => {
+          order.push('requested');
+          await q.requestLabel(r);
+        },
+        settings,
+      },
       new Date(),
     );
     expect(out).toMatchObject({
       outcome: 'backed-up',
       consistency: 'application',
-      recoveryPointTagged: true,
+      labelRequested: true,
       instanceId: 'i-0123456789abcdef0',
     });
+    expect(out.recoveryPointArn).toBeUndefined();
     expect(s.outcomes).toHaveLength(1);
     expect(s.outcomes[0]).toMatchObject({
       schemaVersion: 1,
@@ -77,28 +106,25 @@ describe('recordOutcome', () => {
       backupJobId: 'job-1',
       platform: 'windows',
     });
-    expect(ec2.commandCalls(CreateTagsCommand)[0].args[0].input).toMatchObject({
-      Resources: ['ami-0123456789abcdef0'],
-    });
+    // The verdict is stored before the request, so the label-writer always finds it.
+    expect(order).toEqual(['recorded', 'requested']);
+    expect(q.requests).toEqual([{ kind: 'label', backupJobId: 'job-1', cause: 'verdict-recorded' }]);
+    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
   });
 
-  it('a tagging failure becomes a warning, never a lost notification', async () => {
-    ec2
-      .on(CreateTagsCommand)
-      .rejects(Object.assign(new Error('no such image'), { name: 'InvalidAMIID.NotFound' }));
+  it('a label queue that refuses becomes a warning of the execution output, never a lost outcome', async () => {
     const s = sink();
-    const out = await recordOutcome(
-      event,
-      { sink: s, clients: { ec2: new EC2Client({}), backup: new BackupClient({}) }, settings },
-      new Date(),
-    );
-    expect(out.recoveryPointTagged).toBe(false);
-    expect(s.outcomes[0].warnings.join()).toMatch(/InvalidAMIID.NotFound/);
+    const q = labelQueue(Object.assign(new Error('slow down'), { name: 'ThrottlingException' }));
+    const out = await recordOutcome(event, { sink: s, requestLabel: q.requestLabel, settings }, new Date());
+    expect(out.labelRequested).toBe(false);
+    expect(out.warnings.join()).toMatch(/ThrottlingException.*hourly label sweep/);
+    expect(s.outcomes).toHaveLength(1);
+    expect(s.outcomes[0].warnings).toEqual([]);
   });
 
   it('a job that failed while frozen: no label on the missing recovery point, the job state for the notifier', async () => {
-    ec2.on(CreateTagsCommand).resolves({});
     const s = sink();
+    const q = labelQueue();
     const frozenAtMs = Date.parse('2026-11-22T02:00:01Z');
     const failedWhileFrozen = {
       ...event,
@@ -129,12 +155,12 @@ describe('recordOutcome', () => {
     };
     const out = await recordOutcome(
       failedWhileFrozen,
-      { sink: s, clients: { ec2: new EC2Client({}), backup: new BackupClient({}) }, settings },
+      { sink: s, requestLabel: q.requestLabel, settings },
       new Date(frozenAtMs + 2000),
     );
     expect(out).toMatchObject({ outcome: 'backup-job-failed', consistency: 'none', failed: true });
-    expect(out.recoveryPointTagged).toBe(false);
-    expect(ec2.commandCalls(CreateTagsCommand)).toHaveLength(0);
+    expect(out.labelRequested).toBe(false);
+    expect(q.requests).toEqual([]);
     expect(s.outcomes[0]).toMatchObject({
       outcome: 'backup-job-failed',
       backupJobId: 'job-1',
@@ -149,7 +175,7 @@ describe('recordOutcome', () => {
     await expect(
       recordOutcome(
         { ...event, state: { ...event.state, instanceId: '' } },
-        { sink: sink(), clients: { ec2: new EC2Client({}), backup: new BackupClient({}) }, settings },
+        { sink: sink(), requestLabel: labelQueue().requestLabel, settings },
         new Date(),
       ),
     ).rejects.toThrow(RecordOutcomeInputError);
