@@ -82,6 +82,7 @@ export class Discovery extends Construct {
         // Admission (lambda/discovery/admission.ts): the profile resolves by Region at run time.
         REGION_PROFILE: config.regionProfile,
         QUOTA_SHARE_PERCENT: String(config.quotaSharePercent),
+        SNAPSHOT_START_SECONDS: String(config.snapshotStartSeconds),
         API_RATES: Object.entries(config.apiRates)
           .map(([api, b]) => `${api}=${b.ratePerSecond}/${b.burst}`)
           .join(','),

@@ -1,6 +1,7 @@
 /**
  * npm run bench:fleet [-- --sizes 1000,10000,50000] [--profiles large,standard]
- *                     [--snapshots normal,slow] [--pacing admission,none] [--share 85]
+ *                     [--snapshots normal,slow] [--pacing admission,none]
+ *                     [--planned default,matched] [--share 85]
  *                     [--rate <api>=<rate/s>[/<burst>] ...] [--seed 1] [--json]
  *
  * Simulates whole backup runs of one account and Region on a virtual clock (sim/fleet/): the real
@@ -18,6 +19,7 @@ import {
   APIS,
   type Api,
   type Bucket,
+  DEFAULT_SNAPSHOT_START_SECONDS,
   parseApiRates,
   type RegionProfile,
 } from '../lambda/discovery/admission';
@@ -34,6 +36,11 @@ export interface BenchArgs {
   readonly profiles: RegionProfile[];
   readonly snapshots: ('normal' | 'slow')[];
   readonly pacing: ('admission' | 'none')[];
+  /**
+   * The snapshot start admission plans for (config snapshotStartSeconds): `default` (3 s), or
+   * `matched` to the profile (1.4 x its median, rounded up: 3 s normal, 42 s slow).
+   */
+  readonly planned: ('default' | 'matched')[];
   readonly share: number;
   readonly rates: Partial<Record<Api, Bucket>>;
   readonly seed: number;
@@ -42,12 +49,18 @@ export interface BenchArgs {
 
 export const SNAPSHOT_MEDIANS = { normal: 2, slow: 30 } as const;
 
+/** What admission plans for: the config default, or 1.4 x the profile's median (rounded up). */
+export function plannedSeconds(planned: 'default' | 'matched', median: number): number {
+  return planned === 'default' ? DEFAULT_SNAPSHOT_START_SECONDS : Math.ceil(median * 1.4);
+}
+
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   const a: { -readonly [K in keyof BenchArgs]: BenchArgs[K] } = {
     sizes: [1000, 10000, 50000],
     profiles: ['large', 'standard'],
     snapshots: ['normal', 'slow'],
     pacing: ['admission'],
+    planned: ['default', 'matched'],
     share: 85,
     rates: {},
     seed: 1,
@@ -80,6 +93,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     } else if (flag === '--profiles') a.profiles = list('--profiles', value(), ['large', 'standard']);
     else if (flag === '--snapshots') a.snapshots = list('--snapshots', value(), ['normal', 'slow']);
     else if (flag === '--pacing') a.pacing = list('--pacing', value(), ['admission', 'none']);
+    else if (flag === '--planned') a.planned = list('--planned', value(), ['default', 'matched']);
     else if (flag === '--share') {
       const v = value();
       a.share = Number(v);
@@ -98,7 +112,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     } else if (flag === '--json') a.json = true;
     else
       throw new BenchUsageError(
-        `Unknown argument ${JSON.stringify(flag)}; allowed: --sizes, --profiles, --snapshots, --pacing, --share, --rate, --seed, --json`,
+        `Unknown argument ${JSON.stringify(flag)}; allowed: --sizes, --profiles, --snapshots, --pacing, --planned, --share, --rate, --seed, --json`,
       );
   }
   const parsed = parseApiRates(rates.join(','));
@@ -114,9 +128,10 @@ export const HEADER = [
   'instances',
   'profile',
   'snapshots',
-  'pacing',
+  'pacing (planned start s)',
   'labels',
-  'lost',
+  'not consistent',
+  'lost to throttling',
   'freeze p50/p95/p99/max s',
   'throttled calls',
   'Lambda refused',
@@ -139,11 +154,12 @@ export function row(r: FleetRunReport): string[] {
     o.size.toLocaleString('en-US'),
     o.profile,
     o.snapshotMedianSeconds === SNAPSHOT_MEDIANS.slow ? 'slow' : 'normal',
-    o.pacing,
+    o.pacing === 'admission' ? `admission (${o.plannedSnapshotStartSeconds})` : 'none (today)',
     Object.entries(r.labels)
       .map(([l, n]) => `${l} ${n}`)
       .join(', '),
     String(r.lost),
+    String(r.lostToThrottling),
     `${ms(r.freezeMs.p50)} / ${ms(r.freezeMs.p95)} / ${ms(r.freezeMs.p99)} / ${ms(r.freezeMs.max)}`,
     throttled || '0',
     String(r.lambdaRefused),
@@ -175,13 +191,22 @@ async function main(): Promise<void> {
   for (const size of args.sizes)
     for (const profile of args.profiles)
       for (const snapshots of args.snapshots)
-        for (const pacing of args.pacing) {
+        for (const [pacing, planned] of [
+          ...new Set(
+            args.pacing.flatMap((p) =>
+              p === 'none'
+                ? ['none:3']
+                : args.planned.map((q) => `admission:${plannedSeconds(q, SNAPSHOT_MEDIANS[snapshots])}`),
+            ),
+          ),
+        ].map((k) => k.split(':') as ['admission' | 'none', string])) {
           const started = Date.now();
           const r = await runFleet(asl, config, {
             size,
             profile,
             snapshotMedianSeconds: SNAPSHOT_MEDIANS[snapshots],
             pacing,
+            plannedSnapshotStartSeconds: Number(planned),
             quotaShare: args.share / 100,
             quotaOverrides: args.rates,
             seed: args.seed,

@@ -103,9 +103,13 @@ export function defaultQuotas(profile: RegionProfile): Record<Api, QuotaSource> 
   };
 }
 
+/** Seconds from StartBackupJob to the snapshots' start that admission plans for, by default. */
+export const DEFAULT_SNAPSHOT_START_SECONDS = 3;
+
 /**
  * Calls (or state transitions) one Linux backup on the success path makes today, the most
- * expensive path that runs in bulk. Windows and stopped instances take fewer.
+ * expensive path that runs in bulk (Windows and stopped instances take fewer), when AWS Backup
+ * starts the snapshots `snapshotStartSeconds` after StartBackupJob:
  * - stateTransitions 16: every state entered on the Linux success path of the synthesized
  *   definition, Parallel and its branch states included (bench:fleet and bench:workflow count it).
  * - sendCommand 2: the freeze (probe) and the thaw (state machine).
@@ -113,22 +117,27 @@ export function defaultQuotas(profile: RegionProfile): Record<Api, QuotaSource> 
  *   (~0.5 s) run: 8 measured uncontended, 10 with slack for a slower instance.
  * - listBackupJobs 4: activeJobs asks once per active state (CREATED, PENDING, RUNNING, ABORTING).
  * - startBackupJob 1.
- * - describeSnapshots 12, describeBackupJob 3: SNAPSHOT_POLL every 250 ms and JOB_CHECK_MS 1 s
- *   while AWS Backup starts the snapshots (median 2 s; 8 and 2 measured at 2 s, counted for 2.75 s).
+ * - describeSnapshots: SNAPSHOT_POLL, every 250 ms for the first 5 s, then every second, plus the
+ *   last poll; describeBackupJob: JOB_CHECK_MS, once a second.
  * - createTags 1: the label, applied outside the freeze path (not an admission limit, see below).
  * - startExecution 1.
  */
-export const BACKUP_USE: Readonly<Record<Api, number>> = {
-  startExecution: 1,
-  stateTransitions: 16,
-  sendCommand: 2,
-  getCommandInvocation: 10,
-  listBackupJobs: 4,
-  startBackupJob: 1,
-  describeBackupJob: 3,
-  describeSnapshots: 12,
-  createTags: 1,
-};
+export function backupUse(snapshotStartSeconds: number): Readonly<Record<Api, number>> {
+  const t = snapshotStartSeconds;
+  return {
+    startExecution: 1,
+    stateTransitions: 16,
+    sendCommand: 2,
+    getCommandInvocation: 10,
+    listBackupJobs: 4,
+    startBackupJob: 1,
+    describeBackupJob: Math.ceil(t),
+    describeSnapshots: Math.ceil(Math.min(t, 5) / 0.25) + Math.max(0, Math.ceil(t - 5)) + 1,
+    createTags: 1,
+  };
+}
+
+export const BACKUP_USE = backupUse(DEFAULT_SNAPSHOT_START_SECONDS);
 
 /**
  * Transitions an execution makes at StartExecution, before its slot (entering Wait For Start
@@ -147,10 +156,11 @@ export const AFTER_RUN: readonly Api[] = ['createTags'];
  * check, freeze, snapshot wait, thaw wait; the recorder), used for the concurrency limit of
  * admission: concurrency ≈ rate × seconds (Little's law).
  */
-export const LAMBDA_SECONDS_PER_BACKUP: Readonly<Record<string, number>> = {
-  'backup-probe': 6,
-  'record-outcome': 1,
-};
+export function lambdaSecondsPerBackup(snapshotStartSeconds: number): Readonly<Record<string, number>> {
+  // The probe: ~0.3 s active-jobs check, ~1.2 s freeze, the snapshot wait, ~0.6 s thaw wait, and
+  // invocation overheads: 3 s plus the snapshot start.
+  return { 'backup-probe': 3 + snapshotStartSeconds, 'record-outcome': 1 };
+}
 
 export interface PacingSettings {
   readonly region: string;
@@ -161,6 +171,8 @@ export interface PacingSettings {
   readonly apiRates: Readonly<Partial<Record<Api, Bucket>>>;
   /** Reserved concurrency per function on the freeze path (lib/concurrency.ts). */
   readonly reservedConcurrency: Readonly<Record<string, number>>;
+  /** @default DEFAULT_SNAPSHOT_START_SECONDS */
+  readonly snapshotStartSeconds?: number;
 }
 
 export interface Limit {
@@ -185,6 +197,8 @@ export interface Pacing {
   /** StartExecution pacing of discovery: the executions start early and wait for their slot. */
   readonly start: Bucket;
   readonly quotaShare: number;
+  /** What one backup uses, as planned. */
+  readonly use: Readonly<Record<Api, number>>;
 }
 
 /** The Lambda concurrency admission can count on: a share of what is reserved for the function. */
@@ -192,6 +206,7 @@ export const LAMBDA_CONCURRENCY_SAFETY = 0.5;
 
 export function computePacing(s: PacingSettings): Pacing {
   const profile = resolveProfile(s.regionProfile, s.region);
+  const use = backupUse(s.snapshotStartSeconds ?? DEFAULT_SNAPSHOT_START_SECONDS);
   const defaults = defaultQuotas(profile);
   const bucket = (api: Api): Bucket => s.apiRates[api] ?? defaults[api].bucket;
   const limits: Limit[] = [];
@@ -199,8 +214,7 @@ export function computePacing(s: PacingSettings): Pacing {
     if (AFTER_RUN.includes(api) || api === 'startExecution') continue;
     const b = bucket(api);
     // Transitions: the slot's share of an execution's transitions; the rest are spent at start.
-    const perBackup =
-      api === 'stateTransitions' ? BACKUP_USE.stateTransitions - TRANSITIONS_BEFORE_SLOT : BACKUP_USE[api];
+    const perBackup = api === 'stateTransitions' ? use.stateTransitions - TRANSITIONS_BEFORE_SLOT : use[api];
     limits.push({
       name: api,
       bucket: b,
@@ -210,7 +224,9 @@ export function computePacing(s: PacingSettings): Pacing {
       overridden: s.apiRates[api] !== undefined,
     });
   }
-  for (const [fn, seconds] of Object.entries(LAMBDA_SECONDS_PER_BACKUP)) {
+  for (const [fn, seconds] of Object.entries(
+    lambdaSecondsPerBackup(s.snapshotStartSeconds ?? DEFAULT_SNAPSHOT_START_SECONDS),
+  )) {
     const reserved = s.reservedConcurrency[fn];
     if (reserved === undefined) continue;
     limits.push({
@@ -231,7 +247,7 @@ export function computePacing(s: PacingSettings): Pacing {
   const startQuota = bucket('startExecution');
   const spareTransitions =
     s.quotaShare * transitions.ratePerSecond -
-    ratePerSecond * (BACKUP_USE.stateTransitions - TRANSITIONS_BEFORE_SLOT);
+    ratePerSecond * (use.stateTransitions - TRANSITIONS_BEFORE_SLOT);
   const startRate = Math.max(
     1,
     Math.min(s.quotaShare * startQuota.ratePerSecond, spareTransitions / TRANSITIONS_BEFORE_SLOT),
@@ -247,6 +263,7 @@ export function computePacing(s: PacingSettings): Pacing {
     limits,
     start: { burst: startBurst, ratePerSecond: startRate },
     quotaShare: s.quotaShare,
+    use,
   };
 }
 

@@ -138,7 +138,7 @@ export function readSettings(env: Env): DiscoverySettings {
 }
 
 /**
- * REGION_PROFILE (auto, large, standard), QUOTA_SHARE_PERCENT, API_RATES (`<api>=<rate>[/<burst>]`,
+ * REGION_PROFILE (auto, large, standard), QUOTA_SHARE_PERCENT, SNAPSHOT_START_SECONDS, API_RATES (`<api>=<rate>[/<burst>]`,
  * comma-separated) and RESERVED_CONCURRENCY (`<function>=<n>`, comma-separated): set together by
  * lib/discovery.ts from the config and lib/concurrency.ts. Without REGION_PROFILE no admission.
  */
@@ -169,5 +169,6 @@ function readAdmission(env: Env, region: string): Pacing | undefined {
     quotaShare: share / 100,
     apiRates: rates,
     reservedConcurrency: reserved,
+    snapshotStartSeconds: int(env, 'SNAPSHOT_START_SECONDS', 1, 600, 3),
   });
 }

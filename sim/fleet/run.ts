@@ -38,6 +38,7 @@ import { recordOutcome } from '../../lambda/record-outcome/record';
 import type { OutcomeSink } from '../../lambda/shared/outcome';
 import { RESERVED_CONCURRENCY, REGION_CONCURRENCY } from '../../lib/concurrency';
 import type { BackupConfig } from '../../lib/config';
+import { THAW_MARGIN_SECONDS } from '../../lib/workflow';
 import type { Asl } from '../asl';
 import { runAsl, StatesError } from './asl-run';
 import { FleetAws, LambdaPool, volumesFor, withSdkRetries } from './aws';
@@ -55,14 +56,22 @@ export interface FleetRunOptions {
   readonly quotaOverrides: Readonly<Partial<Record<Api, Bucket>>>;
   readonly seed: number;
   readonly volumesPerInstance: number;
+  /** What admission plans for (config snapshotStartSeconds). @default 3 */
+  readonly plannedSnapshotStartSeconds?: number;
 }
 
 export interface FleetRunReport {
   readonly options: FleetRunOptions;
   readonly pacing: Pacing;
   readonly labels: Record<string, number>;
-  /** Instances whose backup is not filesystem- or application-consistent (every fault here is throttling or concurrency). */
+  /** Instances whose backup is not filesystem- or application-consistent. */
   readonly lost: number;
+  /**
+   * Of those, the ones whose snapshots started within the freeze budget of their freeze (or that
+   * never froze): lost to throttling or concurrency, the only faults this simulation injects. The
+   * others are lost to snapshots slower than the budget, which no pacing prevents.
+   */
+  readonly lostToThrottling: number;
   readonly freezeMs: { p50: number; p95: number; p99: number; max: number };
   readonly throttled: Record<string, number>;
   readonly calls: Record<string, number>;
@@ -133,6 +142,7 @@ export async function runFleet(asl: Asl, config: BackupConfig, o: FleetRunOption
     quotaShare: o.quotaShare,
     apiRates: o.quotaOverrides,
     reservedConcurrency: reserved,
+    snapshotStartSeconds: o.plannedSnapshotStartSeconds ?? 3,
   });
 
   // ---- the fleet, as discovery lists it ----
@@ -236,6 +246,7 @@ export async function runFleet(asl: Asl, config: BackupConfig, o: FleetRunOption
   let firstStart = Number.POSITIVE_INFINITY;
   let lastEnd = 0;
   const executions: Promise<void>[] = [];
+  const labelOf = new Map<string, string>();
   const stateMachineArn = `arn:aws:states:us-east-1:${ACCOUNT}:stateMachine:Workflow`;
   const sfn = {
     send: async (command: { input: { name: string; input: string } }) => {
@@ -269,6 +280,7 @@ export async function runFleet(asl: Asl, config: BackupConfig, o: FleetRunOption
             (r.output?.consistency as string | undefined) ??
             (r.status === 'FAILED' ? `failed (${r.error})` : 'unlabelled');
           labels[label] = (labels[label] ?? 0) + 1;
+          labelOf.set(JSON.parse(command.input.input).instanceId, label);
         }),
       );
       return { executionArn: name, startDate: new Date(clock.now()) };
@@ -332,6 +344,15 @@ export async function runFleet(asl: Asl, config: BackupConfig, o: FleetRunOption
   const peakLambdaByFunction: Record<string, number> = {};
   for (const [fn, f] of lambda.byFunction) peakLambdaByFunction[fn] = f.peak;
   const good = (labels.application ?? 0) + (labels.filesystem ?? 0);
+  const budgetMs = (config.freezeBudgetSeconds - THAW_MARGIN_SECONDS) * 1000;
+  let lostToThrottling = 0;
+  for (const i of aws.instances.values()) {
+    const label = labelOf.get(i.id) ?? 'not started';
+    if (label === 'application' || label === 'filesystem') continue;
+    const lastStart = i.snapshotStarts ? Math.max(...i.snapshotStarts) : undefined;
+    const tooSlow = i.frozenAt !== undefined && lastStart !== undefined && lastStart > i.frozenAt + budgetMs;
+    if (!tooSlow) lostToThrottling++;
+  }
   // The binding quota at its full refill: the fastest this per-backup use could ever go.
   const binding = pacing.binding;
   // (For a Lambda limit: reserved concurrency / seconds held per backup.)
@@ -342,6 +363,7 @@ export async function runFleet(asl: Asl, config: BackupConfig, o: FleetRunOption
     pacing,
     labels,
     lost: o.size - good,
+    lostToThrottling,
     freezeMs: {
       p50: percentile(freezes, 50),
       p95: percentile(freezes, 95),
