@@ -12,12 +12,7 @@ import * as path from 'node:path';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { type Decision, decideEntry, needsReadiness } from '../lambda/discovery/classify';
-import {
-  admissionSeconds,
-  computePacing,
-  defaultQuotas,
-  type Pacing,
-} from '../lambda/discovery/admission';
+import { admissionSeconds, computePacing, defaultQuotas, type Pacing } from '../lambda/discovery/admission';
 import { admissionSpanSeconds, planFleet } from '../lambda/discovery/fleet-plan';
 import { listOptedInInstances } from '../lambda/discovery/instances';
 import { ReadinessLookup } from '../lambda/discovery/readiness';

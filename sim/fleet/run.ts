@@ -42,7 +42,9 @@ import { THAW_MARGIN_SECONDS } from '../../lib/workflow';
 import type { Asl } from '../asl';
 import { runAsl, StatesError } from './asl-run';
 import { FleetAws, LambdaPool, volumesFor, withSdkRetries } from './aws';
-import { VirtualClock } from './virtual-clock';
+import { lcg, VirtualClock } from './virtual-clock';
+
+export { lcg };
 
 export interface FleetRunOptions {
   readonly size: number;
@@ -92,14 +94,6 @@ export interface FleetRunReport {
 const WINDOW = new Date('2026-11-22T02:00:00Z');
 const ACCOUNT = '111122223333';
 const LAMBDA_OVERHEAD_MS = 25;
-
-export function lcg(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** Lognormal with the given median and shape sigma (Box-Muller). */
 function lognormal(random: () => number, median: number, sigma: number): () => number {

@@ -127,3 +127,12 @@ export class VirtualClock implements Clock {
     return value as T;
   }
 }
+
+/** A seeded random in [0, 1) (a linear congruential generator): the same run for the same seed. */
+export function lcg(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
