@@ -29,6 +29,12 @@ function inputs(f: FakeAws): Map<string, WorkflowInput> {
   return map;
 }
 
+/** A virtual clock read in whole milliseconds, as Date.now() is (the hand-over cursor checks it). */
+type WholeMsClock = Pick<VirtualClock, 'now' | 'sleep' | 'run'>;
+function wholeMs(vc: VirtualClock): WholeMsClock {
+  return { now: () => Math.floor(vc.now()), sleep: (ms) => vc.sleep(ms), run: (w) => vc.run(w) };
+}
+
 /** Runs a handed-over chain to the end, the way Lambda would deliver each asynchronous invocation. */
 async function runChain(
   f: FakeAws,
@@ -38,16 +44,22 @@ async function runChain(
   budgetMs = 900_000,
   /** A per-invocation clock instead of wall time, e.g. "time is up after K calls". */
   remaining?: () => () => number,
+  /** Run on this virtual clock (deps, deadlines and the fake's latency): deterministic under load. */
+  clock?: WholeMsClock,
 ): Promise<DiscoveryResult[]> {
   const results: DiscoveryResult[] = [];
   let event: Record<string, unknown> = EVENT;
+  const now = () => (clock ? clock.now() : Date.now());
   for (let n = 0; n < 60; n++) {
-    const deadline = Date.now() + budgetMs;
-    const remainingMs = remaining ? remaining() : () => deadline - Date.now();
+    const deadline = now() + budgetMs;
+    const remainingMs = remaining ? remaining() : () => deadline - now();
     const before = f.invocations.length;
-    results.push(
-      await runDiscovery(event, { functionArn: FUNCTION_ARN, remainingMs }, deps(sink, log, settings)),
+    const invocation = runDiscovery(
+      event,
+      { functionArn: FUNCTION_ARN, remainingMs },
+      clock ? { ...deps(sink, log, settings), clock, random: lcg(n + 1) } : deps(sink, log, settings),
     );
+    results.push(await (clock ? clock.run(invocation) : invocation));
     if (f.invocations.length === before) return results;
     event = f.invocations[f.invocations.length - 1] as Record<string, unknown>;
   }
@@ -433,12 +445,14 @@ describe('discovery: throttling', () => {
 
 describe('discovery: hand-over when time runs short', () => {
   it('hands the rest to a new invocation and, over the chain, starts every instance exactly once', async () => {
-    fake = new FakeAws(fleet(150), { latency: { start: [4, 6] } });
+    // Virtual time: the budgets are exact whatever the machine's load.
+    const clock = wholeMs(new VirtualClock(Date.parse('2026-11-22T02:00:40Z')));
+    fake = new FakeAws(fleet(150), { latency: { start: [4, 6] }, clock, random: lcg(3) });
     const sink = new RecordingSink();
     const log = new RecordingLog();
     // Each invocation has 150 ms before its 100 ms reserve: about a third of the fleet.
     const settings = testSettings({ startConcurrency: 4, handOverReserveMs: 100 });
-    const results = await runChain(fake, sink, log, settings, 250);
+    const results = await runChain(fake, sink, log, settings, 250, undefined, clock);
 
     expect(results.length).toBeGreaterThan(1);
     expect(fake.counts.invokes).toBe(results.length - 1);
