@@ -6,6 +6,13 @@
  * Every rejected value fails synth with a message naming the key, the value given and what is allowed.
  */
 
+import {
+  type Api,
+  type Bucket,
+  parseApiRates,
+  REGION_PROFILES,
+  type RegionProfileSetting,
+} from '../lambda/discovery/admission';
 import { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy } from '../lambda/shared/options';
 import { parseScheduleExpression, ScheduleExpressionError } from './schedule-expression';
 
@@ -57,6 +64,25 @@ export interface BackupConfig {
   readonly onFreezeFailure: FreezeFailurePolicy;
   /** At most this many instances sharing a group tag are frozen at the same time. @default 1 */
   readonly maxFrozenPerGroup: number;
+  /**
+   * Which default quotas admission paces a run to (lambda/discovery/admission.ts, docs/scale.md):
+   * `large` (us-east-1, us-west-2, eu-west-1), `standard` (every other Region), or `auto` (by the
+   * deployment's Region at run time). @default 'auto'
+   */
+  readonly regionProfile: RegionProfileSetting;
+  /** Percent of every quota bucket a run may use; the rest is left to other tools and people. @default 85 */
+  readonly quotaSharePercent: number;
+  /**
+   * Per-API quota overrides (a raised or measured quota, or a value AWS does not publish), e.g.
+   * `getCommandInvocation=50/200`: rate per second and optional burst. @default {}
+   */
+  readonly apiRates: Readonly<Partial<Record<Api, Bucket>>>;
+  /**
+   * Seconds from StartBackupJob to the snapshots' start that admission plans for: each frozen
+   * instance polls DescribeSnapshots while it waits, so slower starts mean fewer backups per second.
+   * @default 3
+   */
+  readonly snapshotStartSeconds: number;
   /** Install AwsVssComponents on Windows instances through AWS-ConfigureAWSPackage before the backup. @default false */
   readonly installVssComponents: boolean;
   /** Email addresses subscribed to the notification topic. @default [] */
@@ -128,6 +154,10 @@ export const DEFAULT_CONFIG: BackupConfig = {
   hookTimeoutSeconds: 30,
   onFreezeFailure: 'crash-consistent',
   maxFrozenPerGroup: 1,
+  regionProfile: 'auto',
+  quotaSharePercent: 85,
+  apiRates: {},
+  snapshotStartSeconds: 3,
   installVssComponents: false,
   notificationEmails: [],
   notificationHttpsEndpoints: [],
@@ -349,6 +379,7 @@ export function parseConfig(raw: RawConfig): BackupConfig {
     throw new ConfigError('onFreezeFailure', onFreezeFailure, FREEZE_FAILURE_POLICIES.join(' or '));
   }
   const maxFrozenPerGroup = integer('maxFrozenPerGroup', get('maxFrozenPerGroup'), 1, 1000);
+  const admission = parseAdmission(raw, freezeBudgetSeconds);
   const installVssComponents = boolean('installVssComponents', get('installVssComponents'));
   const notificationEmails = list(
     'notificationEmails',
@@ -403,6 +434,7 @@ export function parseConfig(raw: RawConfig): BackupConfig {
     hookTimeoutSeconds,
     onFreezeFailure: onFreezeFailure as FreezeFailurePolicy,
     maxFrozenPerGroup,
+    ...admission,
     installVssComponents,
     notificationEmails,
     notificationHttpsEndpoints,
@@ -424,6 +456,54 @@ export function parseConfig(raw: RawConfig): BackupConfig {
 }
 
 type Raw = Partial<Record<keyof BackupConfig, unknown>>;
+
+function parseAdmission(
+  raw: Raw,
+  freezeBudgetSeconds: number,
+): Pick<BackupConfig, 'regionProfile' | 'quotaSharePercent' | 'apiRates' | 'snapshotStartSeconds'> {
+  const regionProfile = present(raw.regionProfile) ? raw.regionProfile : DEFAULT_CONFIG.regionProfile;
+  if (!REGION_PROFILES.includes(regionProfile as RegionProfileSetting)) {
+    throw new ConfigError(
+      'regionProfile',
+      regionProfile,
+      `${REGION_PROFILES.join(', ')} (large: the quotas of us-east-1, us-west-2 and eu-west-1; standard: those of every other Region; auto: by the Region)`,
+    );
+  }
+  const quotaSharePercent = integer(
+    'quotaSharePercent',
+    present(raw.quotaSharePercent) ? raw.quotaSharePercent : DEFAULT_CONFIG.quotaSharePercent,
+    1,
+    100,
+  );
+  let apiRates: Partial<Record<Api, Bucket>> = {};
+  const rates = raw.apiRates;
+  if (typeof rates === 'object' && rates !== null && !Array.isArray(rates)) {
+    // From cdk.json: { "getCommandInvocation": "50/200" } or { "getCommandInvocation": 50 }.
+    const joined = Object.entries(rates)
+      .map(([api, v]) => `${api}=${String(v)}`)
+      .join(',');
+    const parsed = parseApiRates(joined);
+    if (typeof parsed === 'string') throw new ConfigError('apiRates', rates, parsed);
+    apiRates = parsed;
+  } else if (present(rates)) {
+    const parsed = typeof rates === 'string' ? parseApiRates(rates) : 'a string or an object';
+    if (typeof parsed === 'string') throw new ConfigError('apiRates', rates, parsed);
+    apiRates = parsed;
+  }
+  // Beyond the freeze budget the snapshots would not start in time anyway.
+  const snapshotStartSeconds = integer(
+    'snapshotStartSeconds',
+    present(raw.snapshotStartSeconds) ? raw.snapshotStartSeconds : DEFAULT_CONFIG.snapshotStartSeconds,
+    1,
+    freezeBudgetSeconds,
+  );
+  return {
+    regionProfile: regionProfile as RegionProfileSetting,
+    quotaSharePercent,
+    apiRates,
+    snapshotStartSeconds,
+  };
+}
 
 function parseCopies(raw: Raw): Pick<BackupConfig, 'copyDestinations' | 'copyRegions'> {
   const destinationAllowed =

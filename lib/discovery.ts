@@ -10,6 +10,7 @@ import {
   DEFAULT_MAX_STAGGER_SECONDS,
   DEFAULT_UNGROUPED_SLACK_SECONDS,
 } from '../lambda/discovery/stagger';
+import { freezePathConcurrency } from './concurrency';
 import type { BackupConfig } from './config';
 import { BackupFunction } from './lambda-function';
 import type { Notifications } from './notifications';
@@ -78,6 +79,14 @@ export class Discovery extends Construct {
         WAVE_MARGIN_SECONDS: String(DEFAULT_MARGIN_SECONDS),
         MAX_STAGGER_SECONDS: String(props.maxStagger?.toSeconds() ?? DEFAULT_MAX_STAGGER_SECONDS),
         HANDOVER_RESERVE_SECONDS: '60',
+        // Admission (lambda/discovery/admission.ts): the profile resolves by Region at run time.
+        REGION_PROFILE: config.regionProfile,
+        QUOTA_SHARE_PERCENT: String(config.quotaSharePercent),
+        SNAPSHOT_START_SECONDS: String(config.snapshotStartSeconds),
+        API_RATES: Object.entries(config.apiRates)
+          .map(([api, b]) => `${api}=${b.ratePerSecond}/${b.burst}`)
+          .join(','),
+        RESERVED_CONCURRENCY: freezePathConcurrency(),
         ...(quota
           ? { START_BURST: String(quota.burst), START_RATE_PER_SECOND: String(quota.ratePerSecond) }
           : {}),

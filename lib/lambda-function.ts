@@ -5,6 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, LogLevel, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { reservedConcurrency } from './concurrency';
 
 export interface BackupFunctionProps {
   /** Folder under lambda/ holding handler.ts, e.g. 'discovery'. */
@@ -81,6 +82,8 @@ export class BackupFunction extends NodejsFunction {
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 256,
       timeout: props.timeout ?? Duration.minutes(1),
+      // Bounded per function (lib/concurrency.ts): the app never takes more than its stated share of the Region.
+      reservedConcurrentExecutions: reservedConcurrency(props.handlerDir),
       description: props.description,
       tracing: lambda.Tracing.ACTIVE,
       logGroup,

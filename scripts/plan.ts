@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { type Decision, decideEntry, needsReadiness } from '../lambda/discovery/classify';
-import { planFleet } from '../lambda/discovery/fleet-plan';
+import { admissionSeconds, computePacing, defaultQuotas, type Pacing } from '../lambda/discovery/admission';
+import { admissionSpanSeconds, planFleet } from '../lambda/discovery/fleet-plan';
 import { listOptedInInstances } from '../lambda/discovery/instances';
 import { ReadinessLookup } from '../lambda/discovery/readiness';
 import {
@@ -24,6 +25,7 @@ import {
 import { executionName, windowFromScheduledTime, windowIso } from '../lambda/discovery/window';
 import type { ExclusionReason } from '../lambda/shared/outcome';
 import { NAME_TAG } from '../lambda/shared/tags';
+import { RESERVED_CONCURRENCY } from '../lib/concurrency';
 import { type BackupConfig, ConfigError, parseConfig } from '../lib/config';
 
 export interface PlanClients {
@@ -57,6 +59,10 @@ export interface PlanRow {
 
 export interface PlanReport {
   readonly window: string;
+  /** Admission: the rate, the binding quota and every limit considered. */
+  readonly pacing: Pacing;
+  /** Seconds from the window until the last slot, and until the labels are applied. */
+  readonly runSeconds: { readonly admission: number; readonly labels: number };
   readonly region: string;
   readonly optIn: string;
   readonly rows: readonly PlanRow[];
@@ -93,8 +99,18 @@ export async function runPlan(
     ungroupedSlackSeconds: DEFAULT_UNGROUPED_SLACK_SECONDS,
     marginSeconds: DEFAULT_MARGIN_SECONDS,
   };
+  const reserved: Record<string, number> = {};
+  for (const [fn, c] of Object.entries(RESERVED_CONCURRENCY)) reserved[fn] = c.reserved;
+  const pacing = computePacing({
+    region: args.region,
+    regionProfile: config.regionProfile,
+    quotaShare: config.quotaSharePercent / 100,
+    apiRates: config.apiRates,
+    reservedConcurrency: reserved,
+    snapshotStartSeconds: config.snapshotStartSeconds,
+  });
   const { instances } = await listOptedInInstances(clients.ec2, config.optInTagKey, config.optInTagValue);
-  const entries = planFleet(instances, window, stagger);
+  const entries = planFleet(instances, window, stagger, undefined, { ratePerSecond: pacing.ratePerSecond });
   const readiness = await new ReadinessLookup(
     clients.ssm,
     entries.filter((e) => needsReadiness(e.instance)).map((e) => e.instance.instanceId),
@@ -127,8 +143,16 @@ export async function runPlan(
       execution: starts ? executionName(i.instanceId, window) : null,
     });
   }
+  const tags = config.apiRates.createTags ?? defaultQuotas(pacing.profile).createTags.bucket;
+  const runSeconds = {
+    // Slots run from the window over the whole listing (excluded instances keep theirs).
+    admission: admissionSeconds(entries.length, pacing.ratePerSecond),
+    labels: (toStart * pacing.use.createTags) / (pacing.quotaShare * tags.ratePerSecond),
+  };
   const report: PlanReport = {
     window: windowIso(window),
+    pacing,
+    runSeconds,
     region: args.region,
     optIn: `${config.optInTagKey}=${config.optInTagValue}`,
     rows,
@@ -142,9 +166,11 @@ export async function runPlan(
   out(
     `Plan for window ${report.window} in ${args.region}, instances tagged ${report.optIn} (dry run: nothing is started)`,
   );
+  const span = admissionSpanSeconds(entries.length, pacing.ratePerSecond);
   out(
-    `Groups: at most ${config.maxFrozenPerGroup} frozen at once per group; waves ${waveSpacingSeconds(stagger)} s apart.`,
+    `Groups: at most ${config.maxFrozenPerGroup} frozen at once per group; waves ${waveSpacingSeconds(stagger) + span} s apart (${waveSpacingSeconds(stagger)} s plus the ${span} s admission span).`,
   );
+  for (const line of pacingLines(pacing, entries.length, runSeconds)) out(line);
   const header = ['INSTANCE', 'NAME', 'PLATFORM', 'STATE', 'ACTION', 'GROUP', 'WAVE', 'START AT', 'WHY'];
   const table = rows.map((r) => [
     r.instanceId,
@@ -171,6 +197,37 @@ export async function runPlan(
     `${entries.length} discovered: ${toStart} would start (${withoutFreeze} without a freeze), ${entries.length - toStart} excluded${reasons ? ` (${reasons})` : ''}.`,
   );
   return report;
+}
+
+const duration = (s: number) =>
+  s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`;
+
+/** The admission part of the plan: the rate, what binds it, each quota's use and the run length. */
+export function pacingLines(
+  pacing: Pacing,
+  instances: number,
+  runSeconds: PlanReport['runSeconds'],
+): string[] {
+  const lines = [
+    `Admission (${pacing.profile} Region profile, ${Math.round(pacing.quotaShare * 100)} % of each quota): ${pacing.ratePerSecond.toFixed(2)} backups/s, one slot every ${(1000 / pacing.ratePerSecond).toFixed(0)} ms, bound by ${pacing.binding.name}; StartExecution paced at ${pacing.start.ratePerSecond.toFixed(0)}/s (burst ${pacing.start.burst}).`,
+    'QUOTA                 REFILL/S  BURST  PER BACKUP  BACKUPS/S  SOURCE',
+  ];
+  for (const l of pacing.limits) {
+    lines.push(
+      [
+        l.name.padEnd(20),
+        String(l.bucket.ratePerSecond).padStart(8),
+        String(l.bucket.burst).padStart(6),
+        String(l.perBackup).padStart(10),
+        l.backupsPerSecond.toFixed(2).padStart(9),
+        l.overridden ? 'apiRates' : l.published ? 'published' : 'assumed (not published)',
+      ].join('  '),
+    );
+  }
+  lines.push(
+    `Expected run: ${instances} slots in ${duration(runSeconds.admission)} from the window, plus about a minute for the last backups; labels (CreateTags, after the freezes) take ${duration(runSeconds.labels)}.`,
+  );
+  return lines;
 }
 
 const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;

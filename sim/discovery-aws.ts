@@ -49,6 +49,11 @@ export interface FakeAwsOptions {
   readonly accountId?: string;
   readonly random?: () => number;
   /**
+   * The clock latency and the throttle bucket run on: a virtual clock (sim/fleet/virtual-clock.ts)
+   * makes timing tests deterministic on a busy machine. @default real time
+   */
+  readonly clock?: { now(): number; sleep(ms: number): Promise<void> };
+  /**
    * Keep each execution's input (tests read them). The benchmark keeps only a digest, so the
    * simulated service's own memory does not blur the function's peak memory.
    * @default true
@@ -102,7 +107,7 @@ export class FakeAws {
   readonly describeInputs: unknown[] = [];
 
   private tokens: number;
-  private last = Date.now();
+  private last: number;
   private readonly options: FakeAwsOptions;
   private readonly random: () => number;
 
@@ -112,19 +117,25 @@ export class FakeAws {
     this.options = options;
     this.random = options.random ?? Math.random;
     this.tokens = options.throttle?.burst ?? 0;
+    this.last = this.now();
     this.install();
   }
 
   private async wait(range: Range | undefined): Promise<void> {
     if (!range) return;
     const ms = range[0] + this.random() * (range[1] - range[0]);
-    await new Promise((resolve) => setTimeout(resolve, ms));
+    if (this.options.clock) await this.options.clock.sleep(ms);
+    else await new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  private now(): number {
+    return this.options.clock ? this.options.clock.now() : Date.now();
   }
 
   private take(): boolean {
     const t = this.options.throttle;
     if (!t) return true;
-    const now = Date.now();
+    const now = this.now();
     this.tokens = Math.min(t.burst, this.tokens + ((now - this.last) / 1000) * t.ratePerSecond);
     this.last = now;
     if (this.tokens < 1) return false;

@@ -246,7 +246,13 @@ export async function runDiscovery(
     ? { afterKey: cursor.afterKey, boundarySlots: cursor.boundarySlots }
     : undefined;
   const fleet = onDemand ? selectOnDemand(listing.instances, onDemand) : listing.instances;
-  const entries = planFleet(fleet, window, settings.stagger, resume);
+  const entries = planFleet(
+    fleet,
+    window,
+    settings.stagger,
+    resume,
+    settings.admission ? { ratePerSecond: settings.admission.ratePerSecond } : undefined,
+  );
   const doneEarlier = new Set(cursor?.doneBeyond ?? []);
 
   const readiness = new ReadinessLookup(

@@ -1,5 +1,6 @@
 import { isValidGroup, tagValue } from '../shared/instance-options';
 import { OPTION_TAGS } from '../shared/tags';
+import { slotOffsetMs } from './admission';
 import type { FleetInstance } from './instances';
 import {
   groupWaveTimes,
@@ -60,14 +61,48 @@ export function groupOfKey(key: string): string | undefined {
   return flag === '0' ? group : undefined;
 }
 
+/**
+ * Admission slots (lambda/discovery/admission.ts): the instance at position k of the sorted
+ * listing starts k / rate seconds after its wave's start. Every wave of a group also waits for the
+ * whole listing's admission (its span, rounded up to whole minutes so that a listing that changes
+ * by a few instances between invocations keeps the same waves), so a group's wave k+1 starts at
+ * least the wave spacing after its wave k's last slot, and the waves of different groups never
+ * admit at the same time: the admission rate holds at every moment.
+ */
+export interface AdmissionSlots {
+  readonly ratePerSecond: number;
+}
+
+/** Seconds a listing of `size` instances takes to admit, rounded up to whole minutes. */
+export function admissionSpanSeconds(size: number, ratePerSecond: number): number {
+  return Math.ceil(size / ratePerSecond / 60) * 60;
+}
+
 export function planFleet(
   instances: readonly FleetInstance[],
   window: Date,
-  stagger: StaggerSettings,
+  baseStagger: StaggerSettings,
   resume?: ResumePoint,
+  admission?: AdmissionSlots,
 ): PlanEntry[] {
   const keyed = instances.map((instance) => ({ instance, key: sortKey(instance) }));
   keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const stagger: StaggerSettings = admission
+    ? {
+        ...baseStagger,
+        marginSeconds:
+          baseStagger.marginSeconds + admissionSpanSeconds(keyed.length, admission.ratePerSecond),
+      }
+    : baseStagger;
+  // The slot's offset from its wave's start, from the position in the whole listing.
+  const slotted = (times: StartWindow, position: number): StartWindow => {
+    if (!admission) return times;
+    const offset = slotOffsetMs(position, admission.ratePerSecond);
+    return {
+      startAt: new Date(times.startAt.getTime() + offset),
+      notAfter: new Date(times.notAfter.getTime() + offset),
+    };
+  };
   const boundaryGroup = resume ? groupOfKey(resume.afterKey) : undefined;
   const last = lastWave(stagger);
   // Counted over the whole listing, so an invocation resuming mid-group names the same size.
@@ -81,7 +116,7 @@ export function planFleet(
   const entries: PlanEntry[] = [];
   let currentGroup: string | undefined;
   let slots = 0;
-  for (const { instance, key } of keyed) {
+  for (const [position, { instance, key }] of keyed.entries()) {
     if (resume && key <= resume.afterKey) continue;
     const raw = tagValue(instance.tags, OPTION_TAGS.group);
     const group = raw !== undefined && isValidGroup(raw) ? raw : undefined;
@@ -98,7 +133,7 @@ export function planFleet(
         group,
         wave,
         slotsThrough: slots,
-        times: groupWaveTimes(window, wave, stagger),
+        times: slotted(groupWaveTimes(window, wave, stagger), position),
         ...(wave > last ? { beyondStagger: { groupMembers: members.get(group) ?? slots } } : {}),
       });
     } else {
@@ -108,7 +143,7 @@ export function planFleet(
         ...(group !== undefined ? { group } : {}),
         slotsThrough: group !== undefined ? slots : 0,
         // Not frozen (stopped) or not in a group: no one to collide with.
-        times: ungroupedTimes(window, stagger),
+        times: slotted(ungroupedTimes(window, stagger), position),
       });
     }
   }

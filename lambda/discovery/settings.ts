@@ -1,5 +1,12 @@
 import { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy } from '../shared/options';
 import {
+  computePacing,
+  type Pacing,
+  parseApiRates,
+  REGION_PROFILES,
+  type RegionProfileSetting,
+} from './admission';
+import {
   checkStaggerSettings,
   DEFAULT_GROUP_SLACK_SECONDS,
   DEFAULT_MARGIN_SECONDS,
@@ -20,6 +27,12 @@ export interface DiscoverySettings {
   readonly optInTagValue: string;
   readonly defaultOnFreezeFailure: FreezeFailurePolicy;
   readonly stagger: StaggerSettings;
+  /**
+   * Admission (admission.ts): executions get slots at this pace, and StartExecution is paced to
+   * leave room for the admitted executions' state transitions. Absent: every instance's startAt is
+   * its wave's start, and starts go at the StartExecution quota (the behaviour before admission).
+   */
+  readonly admission?: Pacing;
   /** StartExecution pacing, matching the account's token bucket. */
   readonly startBurst: number;
   readonly startRatePerSecond: number;
@@ -102,15 +115,18 @@ export function readSettings(env: Env): DiscoverySettings {
   const problems = checkStaggerSettings(stagger);
   if (problems.length > 0)
     throw new SettingsError('stagger', problems.join('; '), 'consistent stagger settings');
+  const admission = readAdmission(env, region);
+  const start = admission?.start ?? { burst: quota.burst, ratePerSecond: quota.rate };
   return {
     region,
+    ...(admission ? { admission } : {}),
     stateMachineArn: required(env, 'STATE_MACHINE_ARN', ARN, 'a Step Functions state machine ARN'),
     optInTagKey: required(env, 'OPT_IN_TAG_KEY', /^.{1,128}$/su, 'a tag key of 1-128 characters'),
     optInTagValue: required(env, 'OPT_IN_TAG_VALUE', /^.{1,256}$/su, 'a tag value of 1-256 characters'),
     defaultOnFreezeFailure: policy as FreezeFailurePolicy,
     stagger,
-    startBurst: int(env, 'START_BURST', 1, 100_000, quota.burst),
-    startRatePerSecond: int(env, 'START_RATE_PER_SECOND', 1, 100_000, quota.rate),
+    startBurst: int(env, 'START_BURST', 1, 100_000, start.burst),
+    startRatePerSecond: int(env, 'START_RATE_PER_SECOND', 1, 100_000, Math.floor(start.ratePerSecond)),
     startConcurrency: int(env, 'START_CONCURRENCY', 1, 256, 64),
     ssmRatePerSecond: int(env, 'SSM_RATE_PER_SECOND', 1, 1000, 20),
     ssmConcurrency: int(env, 'SSM_CONCURRENCY', 1, 64, 4),
@@ -119,4 +135,40 @@ export function readSettings(env: Env): DiscoverySettings {
     retryBaseMs: int(env, 'RETRY_BASE_MS', 1, 60_000, 100),
     retryCapMs: int(env, 'RETRY_CAP_MS', 1, 300_000, 5000),
   };
+}
+
+/**
+ * REGION_PROFILE (auto, large, standard), QUOTA_SHARE_PERCENT, SNAPSHOT_START_SECONDS, API_RATES (`<api>=<rate>[/<burst>]`,
+ * comma-separated) and RESERVED_CONCURRENCY (`<function>=<n>`, comma-separated): set together by
+ * lib/discovery.ts from the config and lib/concurrency.ts. Without REGION_PROFILE no admission.
+ */
+function readAdmission(env: Env, region: string): Pacing | undefined {
+  const profile = env.REGION_PROFILE;
+  if (profile === undefined || profile === '') return undefined;
+  if (!REGION_PROFILES.includes(profile as RegionProfileSetting)) {
+    throw new SettingsError('REGION_PROFILE', profile, REGION_PROFILES.join(', '));
+  }
+  const share = int(env, 'QUOTA_SHARE_PERCENT', 1, 100, 85);
+  const rates = parseApiRates(env.API_RATES ?? '');
+  if (typeof rates === 'string') throw new SettingsError('API_RATES', env.API_RATES, rates);
+  const reserved: Record<string, number> = {};
+  for (const item of (env.RESERVED_CONCURRENCY ?? '').split(',').filter((i) => i !== '')) {
+    const m = /^([a-z-]+)=(\d{1,4})$/.exec(item);
+    if (!m || Number(m[2]) < 1) {
+      throw new SettingsError(
+        'RESERVED_CONCURRENCY',
+        env.RESERVED_CONCURRENCY,
+        'a comma-separated list of <function>=<reserved concurrency of at least 1>',
+      );
+    }
+    reserved[m[1]] = Number(m[2]);
+  }
+  return computePacing({
+    region,
+    regionProfile: profile as RegionProfileSetting,
+    quotaShare: share / 100,
+    apiRates: rates,
+    reservedConcurrency: reserved,
+    snapshotStartSeconds: int(env, 'SNAPSHOT_START_SECONDS', 1, 600, 3),
+  });
 }

@@ -106,7 +106,9 @@ describe('Discovery construct', () => {
     const settings = readSettings(env);
     expect(settings.stagger.maxFrozenPerGroup).toBe(2);
     expect(settings.optInTagKey).toBe('Backup');
-    expect(settings.startBurst).toBe(1300);
+    // Admission (lambda/discovery/admission.ts) paces the starts at 85 % of the Region's quota.
+    expect(settings.admission).toMatchObject({ profile: 'large', binding: { name: 'describeSnapshots' } });
+    expect(settings.startBurst).toBe(1105);
     // The stagger limit the workflow's execution timeout allows by default.
     expect(vars.MAX_STAGGER_SECONDS).toBe(String(DEFAULT_MAX_STAGGER_SECONDS));
     expect(settings.stagger.maxStaggerSeconds).toBe(DEFAULT_MAX_STAGGER_SECONDS);

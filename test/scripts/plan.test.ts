@@ -60,12 +60,18 @@ describe('npm run plan', () => {
       wave: 0,
       startAt: '2026-11-22T02:00:00.000Z',
     });
+    // Wave 1: 18 min of wave spacing plus the admission span (7 slots round up to 1 min), plus
+    // its own slot: position 1 at 1.31 backups/s (DescribeSnapshots: 20/s x 85 % / 13 per backup).
+    expect(report.pacing).toMatchObject({ profile: 'large', binding: { name: 'describeSnapshots' } });
+    expect(report.pacing.ratePerSecond).toBeCloseTo((20 * 0.85) / 13, 6);
     expect(byName[id(1)]).toMatchObject({
       action: 'freeze+backup',
       group: 'pg',
       wave: 1,
-      startAt: '2026-11-22T02:18:00.000Z',
+      startAt: '2026-11-22T02:19:00.764Z',
     });
+    // Each instance its own slot: position 2 (the Windows one) 1.41 s after the window.
+    expect(byName[id(2)].startAt).toBe('2026-11-22T02:00:01.529Z');
     expect(byName[id(2)]).toMatchObject({ action: 'vss+backup', platform: 'windows' });
     expect(byName[id(3)]).toMatchObject({ action: 'backup without freeze', state: 'stopped' });
     expect(byName[id(4)].reason).toMatch(/^ssm-offline: .*ConnectionLost/);
@@ -78,9 +84,24 @@ describe('npm run plan', () => {
     expect(lines[0]).toBe(
       'Plan for window 2026-11-22T02:00:00Z in eu-west-1, instances tagged ConsistentBackup=enabled (dry run: nothing is started)',
     );
-    expect(lines[2]).toMatch(/^INSTANCE\s+NAME\s+PLATFORM\s+STATE\s+ACTION\s+GROUP\s+WAVE\s+START AT\s+WHY$/);
+    expect(lines[1]).toBe(
+      'Groups: at most 1 frozen at once per group; waves 1140 s apart (1080 s plus the 60 s admission span).',
+    );
+    expect(lines[2]).toBe(
+      'Admission (large Region profile, 85 % of each quota): 1.31 backups/s, one slot every 765 ms, bound by describeSnapshots; StartExecution paced at 255/s (burst 1105).',
+    );
+    expect(lines.find((l) => l.startsWith('describeSnapshots'))).toMatch(
+      /^describeSnapshots\s+20\s+100\s+13\s+1\.31\s+published$/,
+    );
+    expect(lines.find((l) => l.startsWith('sendCommand'))).toMatch(/assumed \(not published\)$/);
+    expect(lines.find((l) => l.startsWith('Expected run:'))).toBe(
+      'Expected run: 7 slots in 5 s from the window, plus about a minute for the last backups; labels (CreateTags, after the freezes) take 0 s.',
+    );
+    expect(lines.find((l) => l.startsWith('INSTANCE'))).toMatch(
+      /^INSTANCE\s+NAME\s+PLATFORM\s+STATE\s+ACTION\s+GROUP\s+WAVE\s+START AT\s+WHY$/,
+    );
     expect(lines.find((l) => l.startsWith(id(1)))).toMatch(
-      /db-b\s+linux\s+running\s+freeze\+backup\s+pg\s+1\s+2026-11-22T02:18:00/,
+      /db-b\s+linux\s+running\s+freeze\+backup\s+pg\s+1\s+2026-11-22T02:19:00/,
     );
     expect(lines.at(-1)).toBe(
       '7 discovered: 4 would start (1 without a freeze), 3 excluded (ssm-offline 1, invalid-tag 1, no-ebs-volumes 1).',
@@ -117,6 +138,48 @@ describe('npm run plan', () => {
     expect(JSON.parse(lines.join('\n'))).toMatchObject({
       optIn: 'Backup=yes',
       window: '2026-11-22T02:00:00Z',
+    });
+  });
+
+  it('paces to the standard profile outside the three largest Regions, and to apiRates overrides', async () => {
+    fake = new FakeAws(fleet(3));
+    const lines: string[] = [];
+    const standard = await runPlan(
+      { ec2: new EC2Client({ region: 'eu-central-1' }), ssm: new SSMClient({ region: 'eu-central-1' }) },
+      { region: 'eu-central-1', window: WINDOW, config: parseConfig({}) },
+      (l) => lines.push(l),
+    );
+    expect(standard.pacing.profile).toBe('standard');
+    // DescribeSnapshots binds in both profiles: it is EC2's, the same in every Region.
+    expect(standard.pacing.binding.name).toBe('describeSnapshots');
+    expect(lines.find((l) => l.startsWith('stateTransitions'))).toMatch(
+      /^stateTransitions\s+500\s+800\s+15\s/,
+    );
+    const raised = await runPlan(
+      clients(),
+      {
+        region: 'eu-central-1',
+        window: WINDOW,
+        config: parseConfig({
+          regionProfile: 'large',
+          apiRates:
+            'describeSnapshots=400/1000,getCommandInvocation=400,listBackupJobs=400,describeBackupJob=400,sendCommand=100,startBackupJob=100',
+        }),
+      },
+      () => undefined,
+    );
+    expect(raised.pacing.profile).toBe('large');
+    // With every EC2/SSM/Backup quota raised, the probe's reserved concurrency binds: today each
+    // backup holds a probe for ~6 s, and admission counts on half of its 100.
+    expect(raised.pacing.binding.name).toBe('lambda:backup-probe');
+    expect(raised.pacing.ratePerSecond).toBeCloseTo((0.5 * 100) / 6, 6);
+    expect(raised.pacing.limits.find((l) => l.name === 'stateTransitions')?.backupsPerSecond).toBeCloseTo(
+      (1500 * 0.85) / 15,
+      6,
+    );
+    expect(raised.pacing.limits.find((l) => l.name === 'describeSnapshots')).toMatchObject({
+      overridden: true,
+      bucket: { burst: 1000, ratePerSecond: 400 },
     });
   });
 

@@ -1,0 +1,73 @@
+/**
+ * Reserved concurrency of every Lambda function of the app: the one table, read by BackupFunction
+ * (lib/lambda-function.ts) for each function it creates and by discovery's admission (through
+ * lib/discovery.ts) for the functions on the freeze path.
+ *
+ * Why reserve at all: a Region's 1,000 concurrent executions are shared by every function of the
+ * account. Unbounded, a 50,000-instance run could take all of them (and starve the account's other
+ * workloads), or be starved by them mid-freeze. Reserved concurrency is both a cap and a guarantee.
+ *
+ * The sum is the app's share of the Region: REGION_SHARE below, checked by test/lib/concurrency.test.ts.
+ * Lambda keeps at least 100 unreserved executions per account, so the account's concurrency quota
+ * must be at least RESERVED_TOTAL + 100 (the default 1,000 is); a new account with a lower quota
+ * must raise it before deploying.
+ */
+
+export interface ConcurrencyChoice {
+  /** Reserved concurrent executions. */
+  readonly reserved: number;
+  /** Why this many. */
+  readonly why: string;
+}
+
+export const RESERVED_CONCURRENCY = {
+  discovery: {
+    reserved: 2,
+    why: 'one hand-over chain per run; a second for an on-demand run beside the scheduled one (a throttled asynchronous invoke is retried by Lambda)',
+  },
+  'backup-probe': {
+    reserved: 100,
+    why: 'held for ~6 s per backup (active jobs, freeze, snapshot wait, thaw wait): admission keeps rate x 6 s under half of it, so up to ~8 backups/s',
+  },
+  'record-outcome': {
+    reserved: 20,
+    why: '~1 s per backup; admission keeps rate x 1 s under half of it',
+  },
+  'job-events': {
+    reserved: 10,
+    why: 'one short invocation per AWS Backup job state change, asynchronous (throttled events are retried)',
+  },
+  'run-summary': { reserved: 2, why: 'one summary per run and window' },
+  'copy-jobs': { reserved: 5, why: 'one short invocation per copy job event, asynchronous' },
+  'dead-letters': { reserved: 2, why: "its SQS event source's maxConcurrency (2)" },
+  'servicenow-forwarder': { reserved: 2, why: "its SQS event source's maxConcurrency (2)" },
+  'restore-validation': { reserved: 5, why: 'one invocation per restore test, weekly' },
+} as const satisfies Record<string, ConcurrencyChoice>;
+
+export type FunctionName = keyof typeof RESERVED_CONCURRENCY;
+
+/** The Region's default concurrency quota (Lambda developer guide, "Lambda quotas"). */
+export const REGION_CONCURRENCY = 1000;
+
+export const RESERVED_TOTAL = Object.values(RESERVED_CONCURRENCY).reduce((n, c) => n + c.reserved, 0);
+
+/** The most of the Region's 1,000 the app ever takes, whatever the fleet size: 15 %. */
+export const REGION_SHARE = 0.15;
+
+/** The reserved concurrency of a function folder under lambda/; every function must have one. */
+export function reservedConcurrency(handlerDir: string): number {
+  const choice = (RESERVED_CONCURRENCY as Record<string, ConcurrencyChoice>)[handlerDir];
+  if (!choice) {
+    throw new Error(
+      `lib/concurrency.ts has no reserved concurrency for lambda/${handlerDir}; add it to RESERVED_CONCURRENCY (every function is bounded).`,
+    );
+  }
+  return choice.reserved;
+}
+
+/** `backup-probe=100,record-outcome=20`: the freeze path's functions, for discovery's admission. */
+export function freezePathConcurrency(): string {
+  return (['backup-probe', 'record-outcome'] as const)
+    .map((fn) => `${fn}=${RESERVED_CONCURRENCY[fn].reserved}`)
+    .join(',');
+}
