@@ -34,7 +34,7 @@ export const RESERVED_CONCURRENCY = {
     why: '~1 s per backup; admission keeps rate x 1 s under half of it',
   },
   'job-events': {
-    reserved: 10,
+    reserved: 8,
     why: 'one short invocation per AWS Backup job state change, asynchronous (throttled events are retried)',
   },
   'run-summary': { reserved: 2, why: 'one summary per run and window' },
@@ -42,6 +42,14 @@ export const RESERVED_CONCURRENCY = {
   'dead-letters': { reserved: 2, why: "its SQS event source's maxConcurrency (2)" },
   'servicenow-forwarder': { reserved: 2, why: "its SQS event source's maxConcurrency (2)" },
   'restore-validation': { reserved: 5, why: 'one invocation per restore test, weekly' },
+  'label-writer': {
+    reserved: 2,
+    why: "its SQS event source's maxConcurrency (2, lib/labels.ts): the pace of CreateTags (4/s of EC2's 10/s refill) depends on it",
+  },
+  'execution-events': {
+    reserved: 2,
+    why: 'one short asynchronous invocation per failed, timed-out or aborted execution (throttled events are retried)',
+  },
 } as const satisfies Record<string, ConcurrencyChoice>;
 
 export type FunctionName = keyof typeof RESERVED_CONCURRENCY;

@@ -187,6 +187,8 @@ export class Workflow extends Construct {
         // None of these supports resource-level permissions (service authorization reference).
         actions: [
           'ssm:GetCommandInvocation',
+          // The freeze's look-up after an ambiguous SendCommand failure (probe.ts findFreezeCommand).
+          'ssm:ListCommands',
           'backup:ListBackupJobs',
           'backup:DescribeBackupJob',
           'ec2:DescribeSnapshots',
@@ -197,7 +199,7 @@ export class Workflow extends Construct {
 
     this.recorder = new BackupFunction(this, 'RecordOutcome', {
       handlerDir: 'record-outcome',
-      description: 'Decides the consistency verdict, labels the recovery point and notifies',
+      description: 'Decides the consistency verdict, requests the recovery point label and notifies',
       timeout: Duration.seconds(60),
       environment: {
         FREEZE_BUDGET_SECONDS: String(config.freezeBudgetSeconds),
@@ -206,24 +208,8 @@ export class Workflow extends Construct {
       },
     });
     notifications.grantNotify(this.recorder, ['record-outcomes']);
-    this.recorder.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['ec2:CreateTags'],
-        resources: [stack.formatArn({ service: 'ec2', account: '', resource: 'image', resourceName: '*' })],
-        conditions: {
-          // Only AMIs AWS Backup made for this workflow (they carry the pending label from
-          // StartBackupJob), and only the label tags.
-          StringLike: { [`aws:ResourceTag/${RECOVERY_POINT_TAGS.consistency}`]: '*' },
-          'ForAllValues:StringEquals': {
-            'aws:TagKeys': [
-              RECOVERY_POINT_TAGS.consistency,
-              RECOVERY_POINT_TAGS.reason,
-              RECOVERY_POINT_TAGS.freezeMs,
-            ],
-          },
-        },
-      }),
-    );
+    // No ec2:CreateTags: record-outcome asks the label-writer for the label (lib/labels.ts grants
+    // its requesters sqs:SendMessage on the label queue); StartBackupJob names no AMI for EC2.
 
     // ---- states ----
     const postFreezeCatch = (state: sfn.TaskStateBase, resultPath: string) =>
@@ -643,7 +629,7 @@ export class Workflow extends Construct {
     Validations.of(this.probe.role!).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
-        'ssm:GetCommandInvocation, backup:ListBackupJobs, backup:DescribeBackupJob and ec2:DescribeSnapshots support no resource-level permissions (service authorization reference: no resource type for these actions).',
+        'ssm:GetCommandInvocation, ssm:ListCommands, backup:ListBackupJobs, backup:DescribeBackupJob and ec2:DescribeSnapshots support no resource-level permissions (service authorization reference: no resource type for these actions).',
     });
     Validations.of(this.recorder.role!).acknowledge({
       id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}::image/*]`,

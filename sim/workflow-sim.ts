@@ -298,10 +298,10 @@ export class Sim implements Clock {
         this.t += 10_000;
         throw new SimError(names.timeout, `${op} timed out`);
       case 'error-after-effect':
-        effect();
+        settle(effect());
         throw new SimError(names.error, `${op} failed after it took effect`, 500);
       case 'timeout-after-effect':
-        effect();
+        settle(effect());
         this.t += 10_000;
         throw new SimError(names.timeout, `${op} timed out after it took effect`);
       case 'hang':
@@ -908,4 +908,14 @@ function allNames(asl: { States: Record<string, any> }): { name: string; retry: 
     // biome-ignore lint/suspicious/noExplicitAny: ASL.
     ...((st.Branches ?? []) as any[]).flatMap((b) => allNames(b)),
   ]);
+}
+
+/**
+ * An effect that took place although the caller gets an error: the fake table's transactions are
+ * asynchronous, and what they would have answered (a cancellation, say) is lost with the response,
+ * as it is in AWS. Only the rejection is swallowed, never the effect.
+ */
+function settle(result: unknown): void {
+  if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function')
+    (result as Promise<unknown>).then(undefined, () => undefined);
 }

@@ -110,7 +110,7 @@ export const DEFAULT_SNAPSHOT_START_SECONDS = 3;
  * Calls (or state transitions) one Linux backup on the success path makes today, the most
  * expensive path that runs in bulk (Windows and stopped instances take fewer), when AWS Backup
  * starts the snapshots `snapshotStartSeconds` after StartBackupJob:
- * - stateTransitions 16: every state entered on the Linux success path of the synthesized
+ * - stateTransitions 17: every state entered on the Linux success path of the synthesized
  *   definition, Parallel and its branch states included (bench:fleet and bench:workflow count it).
  * - sendCommand 2: the freeze (probe) and the thaw (state machine).
  * - getCommandInvocation 10: COMMAND_POLL polls every 200 ms while the freeze (~1 s) and the thaw
@@ -126,7 +126,7 @@ export function backupUse(snapshotStartSeconds: number): Readonly<Record<Api, nu
   const t = snapshotStartSeconds;
   return {
     startExecution: 1,
-    stateTransitions: 16,
+    stateTransitions: 17,
     sendCommand: 2,
     getCommandInvocation: 10,
     listBackupJobs: 4,
@@ -140,10 +140,10 @@ export function backupUse(snapshotStartSeconds: number): Readonly<Record<Api, nu
 export const BACKUP_USE = backupUse(DEFAULT_SNAPSHOT_START_SECONDS);
 
 /**
- * Transitions an execution makes at StartExecution, before its slot (entering Wait For Start
- * Time); the rest happen at the slot.
+ * Transitions an execution makes at StartExecution, before its slot (entering Check Input, then
+ * Wait For Start Time); the rest happen at the slot.
  */
-export const TRANSITIONS_BEFORE_SLOT = 1;
+export const TRANSITIONS_BEFORE_SLOT = 2;
 
 /**
  * APIs whose calls happen after the backup, not on the freeze path: they do not limit admission,

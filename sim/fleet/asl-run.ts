@@ -137,7 +137,35 @@ function rule(r: Json, data: Json): boolean {
   const v = getPath(data, r.Variable, {});
   if ('BooleanEquals' in r) return v === r.BooleanEquals;
   if ('StringEquals' in r) return v === r.StringEquals;
+  if ('IsString' in r) return (typeof v === 'string') === r.IsString;
+  if ('IsNumeric' in r) return (typeof v === 'number') === r.IsNumeric;
+  if ('IsBoolean' in r) return (typeof v === 'boolean') === r.IsBoolean;
+  if ('IsNull' in r) return (v === null) === r.IsNull;
+  // States Language timestamps: RFC 3339 with an uppercase T and Z or an offset.
+  if ('IsTimestamp' in r)
+    return (
+      (typeof v === 'string' &&
+        /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(v) &&
+        !Number.isNaN(Date.parse(v))) === r.IsTimestamp
+    );
+  if ('StringMatches' in r) return typeof v === 'string' && globMatch(r.StringMatches, v);
+  if ('NumericGreaterThan' in r) return typeof v === 'number' && v > r.NumericGreaterThan;
+  if ('NumericLessThanEquals' in r) return typeof v === 'number' && v <= r.NumericLessThanEquals;
   throw new Error(`asl-run: unsupported Choice rule ${JSON.stringify(r)}`);
+}
+
+/** StringMatches: `*` matches any run of characters; a backslash makes the next character literal. */
+function globMatch(pattern: string, value: string): boolean {
+  let re = '';
+  for (let i = 0; i < pattern.length; i += 1) {
+    const c = pattern[i];
+    if (c === '\\' && i + 1 < pattern.length) {
+      i += 1;
+      re += pattern[i].replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    } else if (c === '*') re += '[\\s\\S]*';
+    else re += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`).test(value);
 }
 
 function matches(errorEquals: readonly string[], name: string): boolean {

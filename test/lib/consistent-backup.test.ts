@@ -279,6 +279,7 @@ describe('ConsistentBackup stack', () => {
       'ec2:DescribeImages',
       'ssm:DescribeInstanceInformation',
       'ssm:GetCommandInvocation',
+      'ssm:ListCommands',
       'ssm:ListCommandInvocations',
       'backup:ListBackupJobs',
       'backup:DescribeBackupJob',

@@ -65,7 +65,7 @@ describe('admission pacing', () => {
     expect(p.limits.map((l) => l.name)).toContain('stateTransitions');
     expect(p.limits.map((l) => l.name)).toContain('lambda:backup-probe');
     expect(p.limits.every((l) => l.backupsPerSecond >= p.ratePerSecond)).toBe(true);
-    // Transitions at the slot: 15 of the 16 (one is spent at StartExecution, entering the Wait).
+    // Transitions at the slot: 15 of the 17 (two are spent at StartExecution: Check Input, then the Wait).
     expect(p.limits.find((l) => l.name === 'stateTransitions')).toMatchObject({
       perBackup: 15,
       bucket: { burst: 5000, ratePerSecond: 1500 },
