@@ -916,6 +916,10 @@ function allNames(asl: { States: Record<string, any> }): { name: string; retry: 
  * as it is in AWS. Only the rejection is swallowed, never the effect.
  */
 function settle(result: unknown): void {
-  if (result !== null && typeof result === 'object' && typeof (result as Promise<unknown>).then === 'function')
+  if (
+    result !== null &&
+    typeof result === 'object' &&
+    typeof (result as Promise<unknown>).then === 'function'
+  )
     (result as Promise<unknown>).then(undefined, () => undefined);
 }
