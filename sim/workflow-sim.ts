@@ -306,8 +306,13 @@ export class Sim implements Clock {
         throw new SimError(names.timeout, `${op} timed out after it took effect`);
       case 'hang':
         throw new Hang(op);
-      case 'odd-payload':
-        return oddPayload(effect(), f.variant) as T;
+      case 'odd-payload': {
+        const answer = effect();
+        // The fake table answers asynchronously: the odd payload replaces what it resolves to.
+        if (answer instanceof Promise)
+          return answer.then((a) => oddPayload(a, (f as { variant: number }).variant)) as T;
+        return oddPayload(answer, f.variant) as T;
+      }
     }
   }
 
@@ -530,6 +535,25 @@ export class Sim implements Clock {
     { topicArn: TOPIC_ARN, tableName: TABLE, summaryDeadlineMinutes: 240 },
     undefined,
     () => new Date(this.t),
+    // Its backoff after a conflict or throttling waits on the virtual clock, not on the wall clock:
+    // thousands of schedules with DynamoDB faults would otherwise sleep for real.
+    {
+      random: (() => {
+        let x = 0x2545f491;
+        return () => {
+          x ^= x << 13;
+          x ^= x >>> 17;
+          x ^= x << 5;
+          return (x >>> 0) / 2 ** 32;
+        };
+      })(),
+      // One macrotask, so that a transaction the table still holds (an effect whose answer was
+      // lost) commits before the retry, as it would during a real backoff.
+      sleep: (ms: number) => {
+        this.t += ms;
+        return new Promise<void>((resolve) => setImmediate(resolve));
+      },
+    },
   );
 
   /** The real notifier; an outcome is listed once the notifier accepted it. */
