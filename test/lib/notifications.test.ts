@@ -233,10 +233,11 @@ describe('Notifications in the whole app', () => {
     const notifying = Object.entries(functions).filter(
       ([, f]) => f.Properties.Environment?.Variables?.NOTIFICATION_TOPIC_ARN !== undefined,
     );
-    // job-events, run-summary, record-outcome, discovery and dead-letters all notify.
+    // job-events, run-summary, record-outcome, discovery, dead-letters and execution-events all notify.
     expect(notifying.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'ConsistentBackupDeadLettersFunction',
       'ConsistentBackupDiscoveryFunction',
+      'ConsistentBackupExecutionEventsFunction',
       'ConsistentBackupNotificationsJobEvents',
       'ConsistentBackupNotificationsRunSummary',
       'ConsistentBackupWorkflowRecordOutcome',

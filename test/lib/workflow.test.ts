@@ -368,7 +368,7 @@ describe('Workflow construct', () => {
       .flatMap(actions);
     for (const a of wildcard) {
       expect(a).toMatch(
-        /^(ssm:GetCommandInvocation|backup:ListBackupJobs|backup:DescribeBackupJob|ec2:DescribeSnapshots|xray:|logs:)/,
+        /^(ssm:GetCommandInvocation|ssm:ListCommands|backup:ListBackupJobs|backup:DescribeBackupJob|ec2:DescribeSnapshots|xray:|logs:)/,
       );
     }
   });
