@@ -96,7 +96,10 @@ describe('label-writer handler', () => {
       ['ami-02222222222222222'],
       ['ami-03333333333333333'],
     ]);
-    for (let i = 1; i < at.length; i++) expect(at[i] - at[i - 1]).toBeGreaterThanOrEqual(145);
+    // The pacer spaces the moments CreateTags may start by 150 ms; what runs between that moment and
+    // the request (a few ms, more on a loaded machine) shifts single gaps, never the rate.
+    for (let i = 1; i < at.length; i++) expect(at[i] - at[i - 1]).toBeGreaterThanOrEqual(100);
+    expect(at[at.length - 1] - at[0]).toBeGreaterThanOrEqual(2 * 150 - 40);
   });
 
   it('answers the sweep message by queueing the requests it finds, ten per call', async () => {
