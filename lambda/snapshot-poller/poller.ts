@@ -98,6 +98,8 @@ interface Tracked {
   jobState?: string;
   nextPollAtMs: number;
   lastPolledAtMs: number;
+  /** Its answer is queued or being sent. */
+  answering?: boolean;
 }
 
 const keyOf = (k: { pk: string; sk: string }) => `${k.pk}\u0000${k.sk}`;
@@ -106,9 +108,13 @@ function isThrottle(err: unknown): boolean {
   const e = err as { name?: string; $retryable?: { throttling?: boolean } };
   return (
     e?.$retryable?.throttling === true ||
-    ['RequestLimitExceeded', 'ThrottlingException', 'Throttling', 'TooManyRequestsException'].includes(
-      String(e?.name),
-    )
+    [
+      'RequestLimitExceeded',
+      'ThrottlingException',
+      'Throttling',
+      'TooManyRequestsException',
+      'KmsThrottlingException',
+    ].includes(String(e?.name))
   );
 }
 
@@ -132,6 +138,8 @@ class Poller {
   private lastFullReadMs = Number.NEGATIVE_INFINITY;
   private lastRenewMs = Number.NEGATIVE_INFINITY;
   private lastJobsCheckMs = Number.NEGATIVE_INFINITY;
+  /** The answers queued so far, sent in order (answer() never rejects). */
+  private answering: Promise<void> = Promise.resolve();
   private readonly ec2Bucket: TokenBucket;
   private readonly sfnBucket: TokenBucket;
   private readonly jobsBucket: TokenBucket;
@@ -145,14 +153,16 @@ class Poller {
     // Capacity of one second's worth: a burst never exceeds the pace by more than that.
     this.ec2Bucket = new TokenBucket(s.describeSnapshotsPerSecond, s.describeSnapshotsPerSecond, ctx.clock);
     this.sfnBucket = new TokenBucket(s.sendTaskPerSecond, s.sendTaskPerSecond, ctx.clock);
-    this.jobsBucket = new TokenBucket(Math.max(1, s.listJobsPerSecond), s.listJobsPerSecond, ctx.clock);
+    // One check's calls (one per failed state) at once; pages beyond that at the pace.
+    this.jobsBucket = new TokenBucket(FAILED_JOB_STATES.length, s.listJobsPerSecond, ctx.clock);
   }
 
   private now(): number {
     return this.ctx.clock.now();
   }
 
-  private done(outcome: PollerOutcome): PollerRun {
+  private async done(outcome: PollerOutcome): Promise<PollerRun> {
+    await this.answering;
     this.ctx.log?.('Poller exits', { outcome, ...this.stats, waiting: this.tracked.size });
     return { outcome, ...this.stats };
   }
@@ -161,7 +171,9 @@ class Poller {
     if (!(await this.acquire())) return this.done('lease-held');
     let idleSince = this.now();
     for (;;) {
+      const sweepStart = this.now();
       if (this.ctx.remainingMs() < this.s.handoverMarginMs) {
+        await this.answering;
         // Release first, so the next invocation takes the lease at once.
         await this.release();
         await wakeSnapshotPoller(this.c.lambda, this.s.functionName, 'handover');
@@ -174,6 +186,7 @@ class Poller {
       this.stats.sweeps += 1;
       if (this.tracked.size > 0) idleSince = this.now();
       else if (this.now() - idleSince >= this.s.idleExitMs) {
+        await this.answering;
         // Release, then read once more: a waiter registered before the release is found here; one
         // registered after it finds the lease stale and wakes a poller (snapshot-waiters.ts).
         await this.release();
@@ -182,7 +195,8 @@ class Poller {
         if (!(await this.acquire())) return this.done('lease-held');
         idleSince = this.now();
       }
-      await this.ctx.clock.sleep(this.nextDelayMs());
+      // The cadence counts from the sweep's start: time spent waiting on a bucket is not added.
+      await this.ctx.clock.sleep(Math.max(1, sweepStart + this.nextDelayMs() - this.now()));
     }
   }
 
@@ -331,12 +345,33 @@ class Poller {
 
   private async sweep(): Promise<void> {
     const open = () => [...this.tracked.values()].filter((t) => !t.answer && !t.decided);
-    await this.checkFailedJobs(open());
+    // Failed jobs are looked for beside the snapshots, on their own bucket.
+    await Promise.all([this.checkFailedJobs(open()), this.pollSnapshots(open())]);
 
+    const end = this.now();
+    for (const t of open()) {
+      if (end >= t.stored.waiter.deadlineMs) t.decided = this.result(t, 'budget-exceeded', end);
+    }
+
+    // Answers go out at their own pace without holding up the next sweep's DescribeSnapshots: a
+    // burst of answers waits on the SendTask bucket, not the snapshot polls behind it.
+    const toAnswer = [...this.tracked.values()].filter((t) => (t.answer || t.decided) && !t.answering);
+    for (const t of toAnswer) t.answering = true;
+    if (toAnswer.length > 0) {
+      this.answering = this.answering.then(() =>
+        mapLimit(toAnswer, this.s.concurrency, async (t) => {
+          await this.answer(t);
+          t.answering = false;
+        }).then(() => undefined),
+      );
+    }
+  }
+
+  private async pollSnapshots(open: readonly Tracked[]): Promise<void> {
     // DescribeSnapshots for the waiters due, least recently polled first, as many calls as fit one
     // fast cadence at the paced rate (at least one): deadlines are checked between sweeps.
     const now = this.now();
-    const due = open()
+    const due = open
       .filter((t) => t.nextPollAtMs <= now && now < t.stored.waiter.deadlineMs)
       .sort(
         (a, b) =>
@@ -363,20 +398,13 @@ class Poller {
           w,
           this.s.backupTagRule,
         );
-        if (t.best.complete) t.decided = this.result(t, 'started', after);
-        else
+        // A job found failed meanwhile keeps that answer.
+        if (t.best.complete && !t.decided) t.decided = this.result(t, 'started', after);
+        else if (!t.decided)
           t.nextPollAtMs =
             after - w.registeredAtMs < this.s.youngForMs ? after : after + this.s.slowCadenceMs;
       }
     }
-
-    const end = this.now();
-    for (const t of open()) {
-      if (end >= t.stored.waiter.deadlineMs) t.decided = this.result(t, 'budget-exceeded', end);
-    }
-
-    const toAnswer = [...this.tracked.values()].filter((t) => t.answer || t.decided);
-    await mapLimit(toAnswer, this.s.concurrency, (t) => this.answer(t));
   }
 
   /** Waiters younger than youngForMs are polled every fast cadence, the others every slow one. */
