@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { BackupClient } from '@aws-sdk/client-backup';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -29,7 +30,8 @@ export async function handler(event: Partial<PollerWakeEvent>, context: Context)
   logger.info('Poller woken', { source: event?.source ?? 'unknown' });
   return runPoller(clients, settings, {
     clock: realClock,
-    holder: context.awsRequestId,
+    // Unique per run: an asynchronous retry of the same event keeps its awsRequestId.
+    holder: `${context.awsRequestId}/${randomUUID()}`,
     remainingMs: () => context.getRemainingTimeInMillis(),
     log: (message, fields) => logger.info(message, fields ?? {}),
   });

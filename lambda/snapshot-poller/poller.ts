@@ -21,6 +21,7 @@
 
 import { type BackupClient, ListBackupJobsCommand } from '@aws-sdk/client-backup';
 import {
+  type AttributeValue,
   ConditionalCheckFailedException,
   DeleteItemCommand,
   type DynamoDBClient,
@@ -296,6 +297,7 @@ class Poller {
 
   private async readWaiters(full: boolean): Promise<void> {
     const seen = new Set<string>();
+    const unreadable: Record<string, AttributeValue>[] = [];
     await mapLimit([...Array(COORDINATION_SHARDS).keys()], this.s.concurrency, async (shard) => {
       const since = full ? undefined : Math.max(0, this.cursors[shard] - this.s.cursorOverlapMs);
       let start: QueryCommandOutput['LastEvaluatedKey'];
@@ -316,7 +318,7 @@ class Poller {
         for (const item of out.Items ?? []) {
           const stored = waiterFromItem(item);
           if (!stored) {
-            this.ctx.log?.('Unreadable waiter item skipped', { pk: item.pk?.S, sk: item.sk?.S });
+            unreadable.push(item);
             continue;
           }
           const key = keyOf(stored.key);
@@ -333,10 +335,50 @@ class Poller {
         start = out.LastEvaluatedKey;
       } while (start);
     });
+    for (const item of unreadable) await this.refuse(item);
     if (full) {
       this.lastFullReadMs = this.now();
       // Gone from the table (answered by a poller that held the lease meanwhile): forget them.
       for (const key of [...this.tracked.keys()]) if (!seen.has(key)) this.tracked.delete(key);
+    }
+  }
+
+  /**
+   * A waiter item the poller cannot read (registerWaiter validates, so only a foreign or damaged
+   * write): its task, if it names one, fails now so that it routes through the thaw rather than
+   * wait for its timeout; then the item goes.
+   */
+  private async refuse(item: Record<string, AttributeValue>): Promise<void> {
+    const taskToken = item.taskToken?.S;
+    this.ctx.log?.('Unreadable waiter item: its task is failed and the item deleted', {
+      pk: item.pk?.S,
+      sk: item.sk?.S,
+    });
+    try {
+      if (taskToken) {
+        await this.sfnBucket.take();
+        await this.c.sfn.send(
+          new SendTaskFailureCommand({
+            taskToken,
+            error: 'SnapshotPoller.InvalidWaiter',
+            cause:
+              'The snapshot waiter item could not be read (lambda/shared/snapshot-waiters.ts validates it).',
+          }),
+        );
+      }
+    } catch (err) {
+      const name = String((err as { name?: string })?.name);
+      if (!CLOSED_TOKEN_ERRORS.has(name)) {
+        this.ctx.log?.('SendTaskFailure for an unreadable waiter failed; retried next read', {
+          error: String(err),
+        });
+        return;
+      }
+    }
+    if (item.pk && item.sk) {
+      await this.c.ddb.send(
+        new DeleteItemCommand({ TableName: this.s.tableName, Key: { pk: item.pk, sk: item.sk } }),
+      );
     }
   }
 

@@ -1,10 +1,11 @@
-import { DeleteItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, type DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SnapshotWaiterItem } from '../../../lambda/shared/coordination';
+import { waiterToItem } from '../../../lambda/shared/snapshot-waiters';
 import type { PollerClients } from '../../../lambda/snapshot-poller/poller';
 import { lcg } from '../../../sim/fleet/virtual-clock';
-import { maxInWindow, T0, World } from './world';
+import { maxInWindow, T0, TABLE, World } from './world';
 
 let world: World | undefined;
 afterEach(() => {
@@ -256,6 +257,23 @@ describe('snapshot poller', () => {
     expect(run.gone).toBe(2);
     expect(run.answered).toBe(0);
     expect(w.sfn.calls.map((c) => c.error)).toEqual(['TaskTimedOut', 'TaskTimedOut']);
+    expect(w.waiterItems()).toBe(0);
+  });
+
+  it('fails the task of a waiter item it cannot read, at once, and deletes the item', async () => {
+    const w = setup();
+    const x = w.waiter(1, T0);
+    w.sfn.wait(x.taskToken);
+    // Written by something other than registerWaiter: no volume to wait for.
+    await w.ddb.send(
+      new PutItemCommand({ TableName: TABLE, Item: { ...waiterToItem(x), volumeIds: { L: [] } } }),
+    );
+    await w.clock.run(startAt(w, T0, () => w.poller('poller-1')));
+    expect(w.sfn.answers.get(x.taskToken)).toMatchObject({
+      kind: 'failure',
+      error: 'SnapshotPoller.InvalidWaiter',
+    });
+    expect(w.sfn.answers.get(x.taskToken)?.atMs).toBe(T0);
     expect(w.waiterItems()).toBe(0);
   });
 
