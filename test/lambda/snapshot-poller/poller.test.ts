@@ -5,7 +5,7 @@ import type { SnapshotWaiterItem } from '../../../lambda/shared/coordination';
 import { waiterToItem } from '../../../lambda/shared/snapshot-waiters';
 import type { PollerClients } from '../../../lambda/snapshot-poller/poller';
 import { lcg } from '../../../sim/fleet/virtual-clock';
-import { maxInWindow, T0, TABLE, World } from './world';
+import { maxInWindow, T0, TABLE, World } from '../../../sim/snapshot-poller-world';
 
 let world: World | undefined;
 afterEach(() => {

@@ -8,7 +8,7 @@ import {
   wakeSnapshotPoller,
 } from '../../../lambda/shared/snapshot-waiters';
 import { DEFAULT_POLLER_SETTINGS, settingsFromEnv } from '../../../lambda/snapshot-poller/settings';
-import { T0, TABLE, World } from './world';
+import { T0, TABLE, World } from '../../../sim/snapshot-poller-world';
 
 let world: World | undefined;
 afterEach(() => {

@@ -1,16 +1,16 @@
 /**
- * One simulated account for the poller's tests: the Coordination table (sim/dynamodb.ts), EC2,
+ * One simulated account for the snapshot poller's tests and `npm run bench:poller`: the Coordination table (sim/dynamodb.ts), EC2,
  * AWS Backup, Step Functions and Lambda fakes (sim/snapshot-poller-aws.ts), all on one virtual
  * clock, and helpers that register waiters the way start-backup does (registerWaiter).
  */
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { SnapshotWaiterItem } from '../../../lambda/shared/coordination';
-import { registerWaiter } from '../../../lambda/shared/snapshot-waiters';
-import { type PollerClients, type PollerRun, runPoller } from '../../../lambda/snapshot-poller/poller';
-import { DEFAULT_POLLER_SETTINGS, type PollerSettings } from '../../../lambda/snapshot-poller/settings';
-import { FakeDynamoDb } from '../../../sim/dynamodb';
-import { VirtualClock } from '../../../sim/fleet/virtual-clock';
+import type { SnapshotWaiterItem } from '../lambda/shared/coordination';
+import { registerWaiter } from '../lambda/shared/snapshot-waiters';
+import { type PollerClients, type PollerRun, runPoller } from '../lambda/snapshot-poller/poller';
+import { DEFAULT_POLLER_SETTINGS, type PollerSettings } from '../lambda/snapshot-poller/settings';
+import { FakeDynamoDb } from './dynamodb';
+import { VirtualClock } from './fleet/virtual-clock';
 import {
   FAKE_ACCOUNT,
   FAKE_REGION,
@@ -19,7 +19,7 @@ import {
   FakeLambdaInvoke,
   type FakeSnapshot,
   FakeStepFunctions,
-} from '../../../sim/snapshot-poller-aws';
+} from './snapshot-poller-aws';
 
 export const TABLE = 'Coordination';
 /** A fixed start (2026-12-02T10:00:00Z): epoch milliseconds the waiters' validation accepts. */
