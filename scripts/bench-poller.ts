@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     }
   };
   const poll = async () => {
-    await w.clock.sleep(T0 - w.clock.now());
+    // Woken by the first registration (T0 + 400 ms).
+    await w.clock.sleep(T0 + 401 - w.clock.now());
     return w.poller('bench');
   };
   const [, run] = await w.clock.run(Promise.all([register(), poll()]));

@@ -171,6 +171,10 @@ class Poller {
   async run(): Promise<PollerRun> {
     if (!(await this.acquire())) return this.done('lease-held');
     let idleSince = this.now();
+    // A run that never saw a waiter exits at once: wake-ups that Lambda throttled while a poller
+    // ran (reserved concurrency 1) are delivered later, each as a run of its own, and must not each
+    // idle for idleExitMs. Waiting for new work is only worth it right after some.
+    let sawWork = false;
     for (;;) {
       const sweepStart = this.now();
       if (this.ctx.remainingMs() < this.s.handoverMarginMs) {
@@ -185,8 +189,10 @@ class Poller {
       await this.readWaiters(this.now() - this.lastFullReadMs >= this.s.fullReadEveryMs);
       await this.sweep();
       this.stats.sweeps += 1;
-      if (this.tracked.size > 0) idleSince = this.now();
-      else if (this.now() - idleSince >= this.s.idleExitMs) {
+      if (this.tracked.size > 0) {
+        idleSince = this.now();
+        sawWork = true;
+      } else if (!sawWork || this.now() - idleSince >= this.s.idleExitMs) {
         await this.answering;
         // Release, then read once more: a waiter registered before the release is found here; one
         // registered after it finds the lease stale and wakes a poller (snapshot-waiters.ts).

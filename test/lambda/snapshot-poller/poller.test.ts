@@ -26,6 +26,9 @@ async function registerAll(w: World, waiters: readonly SnapshotWaiterItem[]): Pr
   }
 }
 
+/** A waiter frozen at T0 registers at T0 + 400 ms and wakes the poller: it runs from then on. */
+const WOKEN = T0 + 401;
+
 async function startAt<T>(w: World, atMs: number, work: () => Promise<T>): Promise<T> {
   await w.clock.sleep(atMs - w.clock.now());
   return work();
@@ -45,7 +48,7 @@ describe('snapshot poller', () => {
       ]),
     );
     const [, run] = await w.clock.run(
-      Promise.all([registerAll(w, waiters), startAt(w, T0, () => w.poller('poller-1'))]),
+      Promise.all([registerAll(w, waiters), startAt(w, WOKEN, () => w.poller('poller-1'))]),
     );
 
     expect(run.outcome).toBe('idle');
@@ -97,7 +100,7 @@ describe('snapshot poller', () => {
     const x = w.waiter(1, T0);
     w.otherSnapshots(x, x.jobCreatedAtMs + 500);
     const ours = w.backupSnapshots(x, x.jobCreatedAtMs + 3000);
-    await w.clock.run(Promise.all([registerAll(w, [x]), startAt(w, T0, () => w.poller('poller-1'))]));
+    await w.clock.run(Promise.all([registerAll(w, [x]), startAt(w, WOKEN, () => w.poller('poller-1'))]));
     const answer = w.answerOf(x);
     expect(answer?.status).toBe('started');
     expect((answer?.snapshots as { snapshotId: string }[]).map((s) => s.snapshotId)).toEqual(
@@ -110,7 +113,7 @@ describe('snapshot poller', () => {
     const w = setup();
     const x = w.waiter(1, T0);
     w.otherSnapshots(x, x.jobCreatedAtMs + 500);
-    await w.clock.run(Promise.all([registerAll(w, [x]), startAt(w, T0, () => w.poller('poller-1'))]));
+    await w.clock.run(Promise.all([registerAll(w, [x]), startAt(w, WOKEN, () => w.poller('poller-1'))]));
     expect(w.answerOf(x)).toMatchObject({
       status: 'budget-exceeded',
       snapshots: [],
@@ -123,7 +126,7 @@ describe('snapshot poller', () => {
     const x = w.waiter(1, T0);
     w.backupSnapshots(x, x.jobCreatedAtMs - 1); // an earlier job's, a millisecond too early
     w.backupSnapshots(x, T0 - 86_400_000); // yesterday's backup
-    await w.clock.run(Promise.all([registerAll(w, [x]), startAt(w, T0, () => w.poller('poller-1'))]));
+    await w.clock.run(Promise.all([registerAll(w, [x]), startAt(w, WOKEN, () => w.poller('poller-1'))]));
     expect(w.answerOf(x)).toMatchObject({ status: 'budget-exceeded', snapshots: [] });
   });
 
@@ -138,7 +141,9 @@ describe('snapshot poller', () => {
       job.State = 'FAILED';
       job.StatusMessage = 'Insufficient privileges to perform this action.';
     };
-    await w.clock.run(Promise.all([registerAll(w, [x]), fail(), startAt(w, T0, () => w.poller('poller-1'))]));
+    await w.clock.run(
+      Promise.all([registerAll(w, [x]), fail(), startAt(w, WOKEN, () => w.poller('poller-1'))]),
+    );
     expect(w.answerOf(x)).toMatchObject({
       status: 'job-failed',
       jobState: 'FAILED',
@@ -164,7 +169,7 @@ describe('snapshot poller', () => {
     const young = w.waiter(1, T0, { deadlineMs: T0 + 4_321 });
     const old = w.waiter(2, T0, { deadlineMs: T0 + 27_777 });
     await w.clock.run(
-      Promise.all([registerAll(w, [young, old]), startAt(w, T0, () => w.poller('poller-1'))]),
+      Promise.all([registerAll(w, [young, old]), startAt(w, WOKEN, () => w.poller('poller-1'))]),
     );
     for (const x of [young, old]) {
       expect(w.answerOf(x)?.status).toBe('budget-exceeded');
@@ -218,7 +223,7 @@ describe('snapshot poller', () => {
       await w.clock.sleep(1000);
       return w.poller('poller-B');
     };
-    void startAt(w, T0, () => w.poller('poller-A', {}, clientsA));
+    void startAt(w, WOKEN, () => w.poller('poller-A', {}, clientsA));
     const [, runB] = await w.clock.run(Promise.all([registerAll(w, waiters), replacement()]));
 
     expect(killed).toBe(true);
@@ -251,7 +256,7 @@ describe('snapshot poller', () => {
       Promise.all([
         registerAll(w, [timedOut, unknown]),
         expire(),
-        startAt(w, T0, () => w.poller('poller-1')),
+        startAt(w, WOKEN, () => w.poller('poller-1')),
       ]),
     );
     expect(run.gone).toBe(2);
@@ -280,21 +285,56 @@ describe('snapshot poller', () => {
   it('a second poller finds the lease held and leaves; a registration meanwhile does not wake anyone', async () => {
     const w = setup();
     const x = w.waiter(1, T0);
+    const y = w.waiter(2, T0 + 2000);
     w.backupSnapshots(x, x.jobCreatedAtMs + 2000);
-    let wake: boolean | undefined;
-    const [first, second] = await w.clock.run(
+    w.backupSnapshots(y, y.jobCreatedAtMs + 2000);
+    const wakes: boolean[] = [];
+    const register = async (z: SnapshotWaiterItem) => {
+      await w.clock.sleep(z.registeredAtMs - w.clock.now());
+      wakes.push((await w.register(z)).wakePoller);
+    };
+    const [, , first, second] = await w.clock.run(
       Promise.all([
-        startAt(w, T0 - 1000, () => w.poller('poller-1')),
-        startAt(w, T0, () => w.poller('poller-2')),
-        startAt(w, x.registeredAtMs, async () => {
-          wake = (await w.register(x)).wakePoller;
-        }),
+        register(x),
+        register(y),
+        startAt(w, x.registeredAtMs + 1, () => w.poller('poller-1')),
+        startAt(w, x.registeredAtMs + 100, () => w.poller('poller-2')),
       ]),
     );
     expect(first.outcome).toBe('idle');
     expect(second.outcome).toBe('lease-held');
-    expect(wake).toBe(false);
+    // No lease before the first poller; a fresh one when the second waiter comes.
+    expect(wakes).toEqual([true, false]);
     expect(w.answerOf(x)?.status).toBe('started');
+    expect(w.answerOf(y)?.status).toBe('started');
+  });
+
+  it('exits at once when woken with nothing to do (a wake-up Lambda delivered late)', async () => {
+    const w = setup();
+    const run = await w.clock.run(startAt(w, T0, () => w.poller('poller-1')));
+    expect(run).toMatchObject({ outcome: 'idle', sweeps: 1 });
+    expect(w.clock.now()).toBe(T0);
+  });
+
+  it('answers a waiter registered with a clock 30 s behind (every shard is read in full every 10 s)', async () => {
+    const w = setup();
+    const x = w.waiter(1, T0, { deadlineMs: T0 + 30_000 });
+    const late = w.waiter(2, T0 - 30_000, { deadlineMs: T0 + 30_000, watchdogExpiresAtMs: T0 + 30_000 });
+    w.backupSnapshots(x, x.jobCreatedAtMs + 1000);
+    w.backupSnapshots(late, T0 + 1000);
+    const registerLate = async () => {
+      await w.clock.sleep(T0 + 2000 - w.clock.now());
+      await w.register(late); // registeredAtMs T0 - 29.6 s: behind the cursor
+    };
+    await w.clock.run(
+      Promise.all([
+        registerAll(w, [x]),
+        registerLate(),
+        startAt(w, x.registeredAtMs, () => w.poller('poller-1')),
+      ]),
+    );
+    expect(w.answerOf(late)?.status).toBe('started');
+    expect(w.sfn.answers.get(late.taskToken)?.atMs).toBeLessThanOrEqual(T0 + 2000 + 10_000 + 1000);
   });
 
   it('after an idle exit the lease is stale: the next registration wakes the poller', async () => {
@@ -312,7 +352,7 @@ describe('snapshot poller', () => {
     const run = await w.clock.run(
       Promise.all([
         registerAll(w, [x]),
-        startAt(w, T0, () =>
+        startAt(w, WOKEN, () =>
           import('../../../lambda/snapshot-poller/poller').then(({ runPoller }) =>
             runPoller(w.clients(), w.settings(), {
               clock: w.clock,
