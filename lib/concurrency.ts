@@ -41,10 +41,18 @@ export const RESERVED_CONCURRENCY = {
   'copy-jobs': { reserved: 5, why: 'one short invocation per copy job event, asynchronous' },
   'dead-letters': { reserved: 2, why: "its SQS event source's maxConcurrency (2)" },
   'servicenow-forwarder': { reserved: 2, why: "its SQS event source's maxConcurrency (2)" },
-  'restore-validation': { reserved: 5, why: 'one invocation per restore test, weekly' },
+  // 4, not 5: its fifth went to the snapshot poller, keeping the total at 150.
+  'restore-validation': {
+    reserved: 4,
+    why: 'one invocation per restore test, weekly: rarely more than one at once',
+  },
   'label-writer': {
     reserved: 2,
     why: "its SQS event source's maxConcurrency (2, lib/labels.ts): the pace of CreateTags (4/s of EC2's 10/s refill) depends on it",
+  },
+  'snapshot-poller': {
+    reserved: 1,
+    why: 'one poller per account and Region answers every snapshot wait (a lease in the Coordination table); 1 also makes a second concurrent poller impossible',
   },
   'execution-events': {
     reserved: 2,

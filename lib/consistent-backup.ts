@@ -1,5 +1,6 @@
 import { Construct } from 'constructs';
 import type { BackupConfig } from './config';
+import { Coordination } from './coordination';
 import { Copies } from './copies';
 import { DeadLetters } from './dead-letters';
 import { Labels } from './labels';
@@ -30,6 +31,8 @@ export class ConsistentBackup extends Construct {
   readonly documents: Documents;
   readonly notifications: Notifications;
   readonly workflow: Workflow;
+  /** The Coordination table and the shared snapshot poller (start-backup registers waiters with it). */
+  readonly coordination: Coordination;
   /** Notifies workflow executions that failed, timed out or were aborted without a notification. */
   readonly executionEvents: ExecutionEvents;
   readonly labels: Labels;
@@ -56,6 +59,8 @@ export class ConsistentBackup extends Construct {
       documents: this.documents,
       notifications: this.notifications,
     });
+    this.coordination = new Coordination(this, 'Coordination');
+    this.coordination.grantAnswerTasks(this.workflow.stateMachine);
     this.executionEvents = new ExecutionEvents(this, 'ExecutionEvents', {
       config,
       stateMachine: this.workflow.stateMachine,

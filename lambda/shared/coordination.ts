@@ -60,6 +60,30 @@ export interface SnapshotWaiterItem {
   readonly registeredAtMs: number;
 }
 
+/**
+ * The poller's lease (`LEASE` / `POLLER`): one poller per account and Region holds it, renewing it
+ * every sweep. A poller that finds it expired takes it over; a registration that finds it expired
+ * (or missing) wakes the poller. All the poller's state is in the table, so nothing is lost when the
+ * holder dies: its successor reads every waiter again.
+ */
+export interface PollerLease {
+  /** Who holds it: the holder's invocation id. */
+  readonly holder: string;
+  /** The lease is the holder's until this moment (its own clock); renewed each sweep. */
+  readonly expiresAtMs: number;
+  readonly acquiredAtMs: number;
+}
+
+/** How long a lease lasts without renewal: a dead poller's successor waits at most this long. */
+export const POLLER_LEASE_MS = 10_000;
+
+/**
+ * A registration treats a lease expiring within this margin as stale and wakes the poller anyway:
+ * a live poller renews every sweep (at most every POLLER_LEASE_MS / 3), so a lease this close to
+ * its end belongs to a poller that stopped or is about to; an extra wake-up costs one Invoke.
+ */
+export const LEASE_STALE_MARGIN_MS = 2_000;
+
 export interface ExecutionFacts {
   readonly executionName: string;
   readonly freezeCommandId?: string;
@@ -92,6 +116,8 @@ export const coordinationKeys = {
     pk: `WAITER#${shardOf(executionName)}`,
     sk: `${ms13(registeredAtMs)}#${executionName}`,
   }),
+  /** The partition key of one shard of the waiter index, for the poller's Query. */
+  waiterShard: (shard: number) => `WAITER#${shard}`,
   execution: (executionName: string) => ({ pk: `EXEC#${executionName}`, sk: 'EXEC' }),
   pollerLease: () => ({ pk: 'LEASE', sk: 'POLLER' }),
   /** The sort-key lower bound for items of an index registered at or after `sinceMs`. */

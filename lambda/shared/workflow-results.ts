@@ -129,6 +129,11 @@ export interface StartedSnapshot {
   readonly snapshotId: string;
   /** ISO-8601 StartTime: the snapshot's point in time. */
   readonly startTime: string;
+  /**
+   * The AMI whose CreateImage took the snapshot (from its Description), when the poller found it:
+   * once the job completes, it must be the job's RecoveryPointArn image.
+   */
+  readonly imageId?: string;
 }
 
 /** `$.snapshots`, from the poller or, when no job could be started in time, from start-backup. */
