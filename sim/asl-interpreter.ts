@@ -54,6 +54,13 @@ export interface AslRunResult {
 const runtime = (msg: string) => new AslError('States.Runtime', msg);
 const clone = (v: Json): Json => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
 
+/*
+ * State data is never changed in place: a state's output is built from new objects along the path
+ * it changes and shares the rest with its input (Parameters, ResultSelector and ResultPath copy
+ * only what they rewrite). What leaves the interpreter or enters from outside is copied: the
+ * execution input, each task handler's input and output.
+ */
+
 /** `$`, `$.a.b`, `$[0].a`, `$$.Execution.Name`: the reference paths ASL allows in these fields. */
 function segments(path: string): (string | number)[] {
   const out: (string | number)[] = [];
@@ -174,7 +181,7 @@ function template(t: Json, data: Json, ctx: Json): Json {
   if (t === null || typeof t !== 'object') return t;
   const out: Record<string, Json> = {};
   for (const [k, v] of Object.entries(t)) {
-    if (k.endsWith('.$')) out[k.slice(0, -2)] = clone(intrinsic(String(v), data, ctx));
+    if (k.endsWith('.$')) out[k.slice(0, -2)] = intrinsic(String(v), data, ctx);
     else out[k] = template(v, data, ctx);
   }
   return out;
@@ -184,14 +191,21 @@ function applyResultPath(resultPath: Json, input: Json, result: Json): Json {
   if (resultPath === null) return input;
   const path = resultPath ?? '$';
   if (path === '$') return result;
-  const segs = segments(path);
-  const out = clone(input) ?? {};
+  let segs = pathCache.get(path);
+  if (!segs) {
+    segs = segments(path);
+    pathCache.set(path, segs);
+  }
+  // Copy the objects along the path (what a deep copy would have changed); share the rest.
+  const copy = (o: Json): Json => (Array.isArray(o) ? [...o] : { ...o });
+  if (input !== undefined && (input === null || typeof input !== 'object'))
+    throw runtime(`cannot apply ResultPath ${path}`);
+  const out = input === undefined || input === null ? {} : copy(input);
   let o = out;
   for (const s of segs.slice(0, -1)) {
-    if (o[s] === undefined || o[s] === null || typeof o[s] !== 'object') o[s] = {};
+    o[s] = o[s] === undefined || o[s] === null || typeof o[s] !== 'object' ? {} : copy(o[s]);
     o = o[s];
   }
-  if (typeof o !== 'object') throw runtime(`cannot apply ResultPath ${path}`);
   o[segs[segs.length - 1]] = result;
   return out;
 }
@@ -430,13 +444,15 @@ async function attempt(
   if (st.Type === 'Parallel') {
     const results: Json[] = [];
     for (const branch of st.Branches as Json[]) {
-      results.push(await runStates(branch, clone(eff), opts, ctxBase, deadline));
+      results.push(await runStates(branch, eff, opts, ctxBase, deadline));
     }
     return results;
   }
   const handler = opts.handlers[name];
   if (!handler) throw new Error(`sim ASL: no handler for task ${name}`);
-  return clone(await handler(eff, { state: name, resource: st.Resource, timeoutSeconds: st.TimeoutSeconds }));
+  return clone(
+    await handler(clone(eff), { state: name, resource: st.Resource, timeoutSeconds: st.TimeoutSeconds }),
+  );
 }
 
 async function withRetry(

@@ -752,7 +752,7 @@ export async function runScenario(
     'Check For Active Backup Jobs': lambdaTask('Check For Active Backup Jobs', async (i) => {
       const r = probe(i);
       if (r.action !== 'activeJobs') throw new Error('wrong action');
-      return activeJobs(sim.backupClient, r.instanceArn);
+      return activeJobs(sim.backupClient, r.instanceArn, sim);
     }),
     'Freeze Filesystems': lambdaTask('Freeze Filesystems', async (i) => {
       const r = probe(i);

@@ -5,3 +5,10 @@ import '../sim/local-node';
 // Metric lines (EMF on stdout) from every notifier and handler under test would drown the output;
 // test/lambda/shared/metrics.test.ts turns them back on where it checks them.
 process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+
+// aws-cdk-lib runs its built-in CloudFormation validation (a WebAssembly rule engine, compiled
+// afresh in every process) on every synth and only warns: about 10 s of CPU in each test file that
+// synthesizes, half of the whole suite's synth time. Off for the tests;
+// test/lib/consistent-backup.test.ts runs it once over the whole app and requires an empty report,
+// and cfn-lint checks every template. `cdk synth` (bin/app.ts) keeps it.
+process.env.CDK_VALIDATION ??= 'false';

@@ -14,10 +14,13 @@ const of = (samples: readonly Sample[], workload: Sample['workload'], mode: Mode
 
 /**
  * The CI form of `npm run bench:consistency` (which runs N=10 / N=5): the same code and the same
- * checks, N=3 ledger and N=2 PostgreSQL backups per mode per filesystem. Each workload on each
+ * checks, N=3 ledger backups and one PostgreSQL backup per mode per filesystem (each PostgreSQL copy
+ * without the hooks replays 65-78 MB of WAL to be checked, as seen on 2 December 2026; the
+ * assertions compare the modes, which one backup each shows). Each workload on each
  * filesystem runs in a lab run of its own, all at once: the experiment waits on snapshot latencies,
  * freezes and copy checks far more than it computes, so side by side takes the time of the longest.
  */
+const PG_N = 1;
 let running: Promise<unknown> | undefined;
 // Should the test time out, its runs still end (and clean up) before the worker goes away.
 afterAll(async () => {
@@ -29,7 +32,7 @@ async function runSideBySide(): Promise<{ samples: Sample[]; runDirs: string[] }
   const all = Promise.allSettled(
     capabilities.filesystems.flatMap((fstype) => [
       runExperiment({ ...common, n: 3, pgN: 0, fstypes: [fstype] }),
-      ...(pg ? [runExperiment({ ...common, n: 0, pgN: 2, fstypes: [fstype] })] : []),
+      ...(pg ? [runExperiment({ ...common, n: 0, pgN: PG_N, fstypes: [fstype] })] : []),
     ]),
   );
   running = all;
@@ -44,7 +47,7 @@ async function runSideBySide(): Promise<{ samples: Sample[]; runDirs: string[] }
 }
 
 describe.skipIf(!capabilities.real)(
-  `consistency experiment, short (N=3 ledger, N=2 PostgreSQL per mode, on ${capabilities.filesystems.join(' and ')})`,
+  `consistency experiment, short (N=3 ledger, N=${PG_N} PostgreSQL per mode, on ${capabilities.filesystems.join(' and ')})`,
   () => {
     it('freeze with hooks: every copy clean and every invariant holding; the other modes show the difference', async () => {
       const { samples, runDirs } = await runSideBySide();
@@ -52,7 +55,7 @@ describe.skipIf(!capabilities.real)(
       const filesystems = capabilities.filesystems.length;
 
       const hooked = samples.filter((s) => s.mode === 'freeze+hooks');
-      expect(hooked.length).toBe(filesystems * 3 + (pg ? filesystems * 2 : 0));
+      expect(hooked.length).toBe(filesystems * 3 + (pg ? filesystems * PG_N : 0));
       for (const s of hooked) {
         expect(s.clean, `${s.workload} ${s.fstype}: ${s.detail}`).toBe(true);
         expect(

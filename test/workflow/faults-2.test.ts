@@ -1,8 +1,8 @@
-/** The fault suite (sim/fault-schedules.ts), second half of the seeds: a file of its own so it runs on the other core. */
+/** The fault suite (sim/fault-schedules.ts), shard 2 of 4: a file of its own so that vitest's workers share the shards out. */
 
 import { describe } from 'vitest';
 import { shardTests } from './fault-shard';
 
-describe('fault schedules, second half, judged by what the instance experienced', () => {
+describe('fault schedules, shard 2 of 4, judged by what the instance experienced', () => {
   shardTests(1);
 });

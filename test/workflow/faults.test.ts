@@ -1,5 +1,5 @@
 /**
- * The fault suite (sim/fault-schedules.ts), first half of the seeds, and the check that the fast
+ * The fault suite (sim/fault-schedules.ts), shard 1 of 4 (faults-2, -3 and -4 run the others), and the check that the fast
  * engine (sim/asl-interpreter.ts) runs the definition as aws-local-stepfunctions does.
  * FAULT_SCHEDULES=n sets the total; `npm run bench:workflow -- --seed S` replays one schedule.
  */
@@ -11,7 +11,7 @@ import { SCENARIOS } from '../../sim/workflow-scenarios';
 import { type RunReport, runScenario, type Scenario } from '../../sim/workflow-sim';
 import { shardTests } from './fault-shard';
 
-describe('fault schedules, first half, judged by what the instance experienced', () => {
+describe('fault schedules, shard 1 of 4, judged by what the instance experienced', () => {
   shardTests(0);
 });
 
