@@ -162,6 +162,18 @@ export async function handleCommandEvent(deps: CommandResultsDeps, event: unknow
     return { action: 'ignored', reason: `document ${e.documentName} is not ours` };
   }
   if (NON_TERMINAL_STATUSES.includes(e.status)) return { action: 'ignored', reason: `status ${e.status}` };
+  // A duplicate or late event of a command whose result is stored costs no SSM call.
+  const known = await deps.ddb.send(
+    new GetItemCommand({
+      TableName: deps.table,
+      Key: { pk: { S: `CMD#${e.commandId}` }, sk: { S: 'CMD' } },
+      ConsistentRead: true,
+    }),
+  );
+  const stored = known.Item ? readStoredCommand(known.Item) : undefined;
+  if (stored?.result) {
+    return { action: 'recorded', pairing: await answerCommand(answerDeps(deps), stored) };
+  }
   for (let attempt = 1; ; attempt += 1) {
     const ended = await readInvocation(deps, e.commandId, e.instanceId);
     if (ended.kind === 'ended') {
@@ -298,8 +310,13 @@ export const PENDING_GIVE_UP_MS = 30 * 60_000;
 export const LIST_THRESHOLD = 3;
 /** ListCommandInvocations' largest page (botocore: CommandMaxResults max 50). */
 export const LIST_PAGE_SIZE = 50;
-/** InvokedAfter/InvokedBefore margin around the send times, for the clock difference with SSM. */
-export const LIST_SKEW_MS = 60_000;
+/**
+ * InvokedAfter/InvokedBefore margin around the send times (this side's clock) for the difference
+ * with SSM's RequestedDateTime. A waiter the listing misses anyway is read directly from its
+ * LIST_MISSES_BEFORE_GET-th look on.
+ */
+export const LIST_SKEW_MS = 5_000;
+export const LIST_MISSES_BEFORE_GET = 2;
 /** Pages listed per document per round at most: a round stays short, the next one continues. */
 export const LIST_MAX_PAGES = 20;
 
@@ -351,8 +368,12 @@ export interface SweepReport {
  * listed with ListCommandInvocations (by document and send-time range) and only the ended ones
  * read. Waiters still running get their next look 2, 4, 8 ... s later.
  */
-export async function sweepPendingCommands(deps: CommandResultsDeps): Promise<SweepReport> {
+export async function sweepPendingCommands(
+  deps: CommandResultsDeps,
+  options: { readonly maxReads?: number } = {},
+): Promise<SweepReport> {
   const start = deps.clock.now();
+  const maxReads = options.maxReads ?? MAX_READS_PER_ROUND;
   const entries: PendingEntry[] = [];
   for (let shard = 0; shard < COORDINATION_SHARDS; shard += 1) {
     let ExclusiveStartKey: Record<string, AttributeValue> | undefined;
@@ -406,10 +427,18 @@ export async function sweepPendingCommands(deps: CommandResultsDeps): Promise<Sw
       });
   };
 
-  const due = entries.filter((e) => !(e.nextCheckAtMs > start));
+  // Oldest first; at most maxReads looked up per round (the rest stay due for the next round), so
+  // that a round stays short behind the GetCommandInvocation pace.
+  const allDue = entries.filter((e) => !(e.nextCheckAtMs > start)).sort((a, b) => a.sentAtMs - b.sentAtMs);
   for (const e of entries) if (e.nextCheckAtMs > start) left.push(e.nextCheckAtMs);
   const lookups: PendingEntry[] = [];
-  for (const entry of due) {
+  const due: PendingEntry[] = [];
+  for (const entry of allDue) {
+    if (lookups.length >= maxReads) {
+      left.push(start);
+      break;
+    }
+    due.push(entry);
     const got = await deps.ddb.send(
       new GetItemCommand({
         TableName: deps.table,
@@ -520,8 +549,14 @@ export async function sweepPendingCommands(deps: CommandResultsDeps): Promise<Sw
       await each(mine, record);
       continue;
     }
-    const ended = mine.filter((e) => isTerminalCommandStatus(statuses.get(e.commandId)));
-    const running = mine.filter((e) => !isTerminalCommandStatus(statuses.get(e.commandId)));
+    // Ended: read its stdout. Not listed (not visible yet, or outside the window) for a while: read
+    // it directly. Listed and running: look again later.
+    const readNow = (e: PendingEntry) => {
+      const status = statuses.get(e.commandId);
+      return status === undefined ? e.checks >= LIST_MISSES_BEFORE_GET : isTerminalCommandStatus(status);
+    };
+    const ended = mine.filter(readNow);
+    const running = mine.filter((e) => !readNow(e));
     await each(running, reschedule);
     await each(ended, record);
   }
@@ -536,6 +571,12 @@ export async function sweepPendingCommands(deps: CommandResultsDeps): Promise<Sw
     ...(left.length ? { nextDueAtMs: Math.min(...left) } : {}),
   };
 }
+
+/**
+ * Waiters looked up in SSM per round at most: 10 s of the default GetCommandInvocation pace
+ * (lib/command-results.ts), so that a round of the scheduled sweep ends well inside its invocation.
+ */
+export const MAX_READS_PER_ROUND = 100;
 
 /** Rounds at least this far apart, however many waiters are due. */
 export const MIN_ROUND_MS = 250;
