@@ -1,4 +1,5 @@
 import { Construct } from 'constructs';
+import { CommandResults } from './command-results';
 import type { BackupConfig } from './config';
 import { Copies } from './copies';
 import { DeadLetters } from './dead-letters';
@@ -30,6 +31,8 @@ export class ConsistentBackup extends Construct {
   readonly documents: Documents;
   readonly notifications: Notifications;
   readonly workflow: Workflow;
+  /** Freeze and thaw command results for the tasks waiting for them (events, thaw waiters, sweep). */
+  readonly commandResults: CommandResults;
   /** Notifies workflow executions that failed, timed out or were aborted without a notification. */
   readonly executionEvents: ExecutionEvents;
   readonly labels: Labels;
@@ -56,6 +59,9 @@ export class ConsistentBackup extends Construct {
       documents: this.documents,
       notifications: this.notifications,
     });
+    // Its own Coordination table until the app passes the shared one (lib/coordination.ts).
+    this.commandResults = new CommandResults(this, 'CommandResults', { documents: this.documents });
+    this.commandResults.answersTo(this.workflow.stateMachine);
     this.executionEvents = new ExecutionEvents(this, 'ExecutionEvents', {
       config,
       stateMachine: this.workflow.stateMachine,
@@ -132,6 +138,13 @@ export class ConsistentBackup extends Construct {
           holds:
             'workflow executions that failed, timed out or were aborted, whose event the execution-events function could not handle or EventBridge could not deliver: nobody was told about them.',
           todo: 'Each message holds the execution event: read its executionArn and status, check the instance (a freeze may have been held until the watchdog fired), and read the execution-events log for why it failed; fix the cause, then move the messages back with aws sqs start-message-move-task --source-arn <this queue ARN>, or purge them once each execution is handled.',
+        },
+        {
+          queue: this.commandResults.deadLetterQueue,
+          title: 'Command results not handled',
+          holds:
+            'status-change events of freeze and thaw commands, and thaw waiters, that the command-results function failed on at every delivery or EventBridge could not deliver: a waiting task may have been answered by the sweep, or may have timed out into the thaw path.',
+          todo: 'Read the command-results log (Errors on the dashboard) for the cause and fix it; the minute sweep answers any registered waiter by itself. Purge the messages once fixed: a task token in them is long expired.',
         },
         {
           queue: this.labels.deadLetterQueue,

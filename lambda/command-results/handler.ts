@@ -6,7 +6,7 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { realClock, TokenBucket } from '../discovery/rate';
 import { countThrottles } from '../shared/throttle-metrics';
 import { type CommandResultsDeps, handleCommandEvent, handleQueueBody, runSweep } from './results';
-import { readCommandResultsSettings } from './settings';
+import { readCommandResultsSettings, SWEEP_ROUND_SECONDS } from './settings';
 
 const logger = new Logger();
 // Checked at cold start: a misconfigured function fails on its first message, loudly.
@@ -60,7 +60,10 @@ export async function handler(event: Input): Promise<SQSBatchResponse | undefine
     return { batchItemFailures: failures };
   }
   if ((event as { 'detail-type'?: unknown })['detail-type'] === 'Scheduled Event') {
-    const result = await runSweep(deps, realClock.now() + settings.sweepSeconds * 1000);
+    const result = await runSweep(deps, realClock.now() + settings.sweepSeconds * 1000, {
+      // A round reads no more than its pace allows in SWEEP_ROUND_SECONDS: it ends inside the timeout.
+      maxReads: Math.max(1, Math.floor(settings.getInvocationPerSecond * SWEEP_ROUND_SECONDS)),
+    });
     logger.info('Sweep done', result);
     return undefined;
   }

@@ -54,6 +54,7 @@ import {
   removePending,
 } from '../shared/command-waiters';
 import { type CommandKind, COORDINATION_SHARDS } from '../shared/coordination';
+import { COMMAND_EVENT_DETAIL_TYPE, NON_TERMINAL_STATUSES } from './settings';
 
 export interface Clock {
   now(): number;
@@ -100,14 +101,7 @@ const isThrottle = (err: unknown) => /Throttl|TooManyRequests|RateExceeded/i.tes
 
 // ---- events ----
 
-export const COMMAND_EVENT_DETAIL_TYPE = 'EC2 Command Invocation Status-change Notification';
-
-/**
- * Statuses in which an invocation has not ended. The event's `status` is the invocation's
- * (Systems Manager user guide, "Amazon EventBridge event examples for Systems Manager", Run Command
- * Invocation Status-change Notification); GetCommandInvocation's enum is the same set plus these.
- */
-export const NON_TERMINAL_STATUSES: readonly string[] = ['Pending', 'InProgress', 'Delayed', 'Cancelling'];
+export { COMMAND_EVENT_DETAIL_TYPE, NON_TERMINAL_STATUSES };
 
 export interface CommandEvent {
   readonly commandId: string;
@@ -588,10 +582,11 @@ export const MIN_ROUND_MS = 250;
 export async function runSweep(
   deps: CommandResultsDeps,
   untilMs: number,
+  options: { readonly maxReads?: number } = {},
 ): Promise<{ rounds: number; answered: number; deadTokens: number; listCalls: number; getCalls: number }> {
   const total = { rounds: 0, answered: 0, deadTokens: 0, listCalls: 0, getCalls: 0 };
   while (deps.clock.now() < untilMs) {
-    const r = await sweepPendingCommands(deps);
+    const r = await sweepPendingCommands(deps, options);
     total.rounds += 1;
     total.answered += r.answered;
     total.deadTokens += r.deadTokens;

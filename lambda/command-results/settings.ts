@@ -5,6 +5,20 @@
 
 import { COORDINATION_TABLE_ENV } from '../shared/coordination';
 
+/** The EventBridge detail type of a Run Command invocation's status change. */
+export const COMMAND_EVENT_DETAIL_TYPE = 'EC2 Command Invocation Status-change Notification';
+
+/**
+ * Statuses in which an invocation has not ended. The event's `status` is the invocation's
+ * (Systems Manager user guide, "Amazon EventBridge event examples for Systems Manager", Run Command
+ * Invocation Status-change Notification); GetCommandInvocation's enum (botocore ssm 2014-11-06,
+ * CommandInvocationStatus) is these plus Success, Cancelled, TimedOut and Failed.
+ */
+export const NON_TERMINAL_STATUSES: readonly string[] = ['Pending', 'InProgress', 'Delayed', 'Cancelling'];
+
+/** The longest one round of the sweep reads: its GetCommandInvocation pace times this. */
+export const SWEEP_ROUND_SECONDS = 10;
+
 export const COMMAND_RESULTS_ENV = {
   tableName: COORDINATION_TABLE_ENV,
   freezeDocument: 'FREEZE_DOCUMENT_NAME',
