@@ -483,8 +483,10 @@ export async function answerCommand(deps: AnswerDeps, item: StoredCommand): Prom
     );
   };
   let output: string;
+  let step: FreezeStepResult | ThawStepResult;
   try {
-    output = JSON.stringify(stepResultFor(item, deps.now()));
+    step = stepResultFor(item, deps.now());
+    output = JSON.stringify(step);
   } catch (err) {
     // A waiter whose step result cannot be built: fail the task, so the workflow's Catch thaws.
     await sendTask(
@@ -499,6 +501,10 @@ export async function answerCommand(deps: AnswerDeps, item: StoredCommand): Prom
     return 'answered';
   }
   try {
+    // The instance is thawed whoever still waits: execution-events and record-outcome read it here.
+    if ('confirmed' in step && step.confirmed && item.executionName) {
+      await recordThawConfirmed(deps, item.executionName, deps.now());
+    }
     await sendTask(deps, new SendTaskSuccessCommand({ taskToken: item.taskToken, output }));
   } catch (err) {
     const name = errorName(err);
@@ -523,6 +529,33 @@ export async function answerCommand(deps: AnswerDeps, item: StoredCommand): Prom
   }
   await settle('answered');
   return 'answered';
+}
+
+/** `EXEC#<execution>` thawConfirmedAtMs (ExecutionFacts, lambda/shared/coordination.ts): the first confirmation stands. */
+async function recordThawConfirmed(
+  deps: Pick<AnswerDeps, 'ddb' | 'table'>,
+  executionName: string,
+  atMs: number,
+) {
+  const k = coordinationKeys.execution(executionName);
+  await deps.ddb.send(
+    new UpdateItemCommand({
+      TableName: deps.table,
+      Key: { pk: S(k.pk), sk: S(k.sk) },
+      UpdateExpression:
+        'SET #executionName = :executionName, #thawConfirmedAtMs = if_not_exists(#thawConfirmedAtMs, :at), #expiresAt = :expiresAt',
+      ExpressionAttributeNames: {
+        '#executionName': 'executionName',
+        '#thawConfirmedAtMs': 'thawConfirmedAtMs',
+        '#expiresAt': 'expiresAt',
+      },
+      ExpressionAttributeValues: {
+        ':executionName': S(executionName),
+        ':at': N(atMs),
+        ':expiresAt': expiresAt(atMs),
+      },
+    }),
+  );
 }
 
 async function sendTask(

@@ -96,6 +96,11 @@ describe('command-results: pairing', () => {
     expect(w.ssm.calls.getCommandInvocation).toBe(1);
     expect(stored(inv.commandId)?.answerState).toBe('answered');
     expect(pendingEntries()).toHaveLength(0);
+    // The confirmed thaw is a fact of the execution, for execution-events and record-outcome.
+    const execution = thawMessage(inv, token).execution.name;
+    expect(w.table.item(`EXEC#${execution}`, 'EXEC')?.thawConfirmedAtMs).toEqual({
+      N: String(task?.answers[0].at),
+    });
   });
 
   it('event then token: the freeze result waits in the table and the registration answers it once', async () => {
@@ -188,6 +193,7 @@ describe('command-results: pairing', () => {
     expect(out.command).toMatchObject({ status: 'Failed', succeeded: false });
     expect(out.command.detail).toContain('exit code 1: fsfreeze: /data0: Device or resource busy');
     expect(out.detail).toContain('Failed');
+    expect([...w.table.items.keys()].some((k) => k.startsWith('EXEC#'))).toBe(false);
   });
 
   it('a dead token (the task timed out) is marked and dropped: no retries, no sweep work', async () => {
