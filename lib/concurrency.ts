@@ -34,8 +34,12 @@ export const RESERVED_CONCURRENCY = {
     why: '~1 s per backup; admission keeps rate x 1 s under half of it',
   },
   'job-events': {
-    reserved: 8,
-    why: 'one short invocation per AWS Backup job state change, asynchronous (throttled events are retried)',
+    reserved: 5,
+    why: 'one short invocation per final AWS Backup job state (the rule matches only those), asynchronous (throttled events are retried): about 2 per second at the admission rate',
+  },
+  'command-results': {
+    reserved: 3,
+    why: "its SQS event source's maxConcurrency (2: status-change events and thaw waiters, ten a batch) and the sweep a schedule starts each minute (1); each instance paces its calls to a third of the app's SSM and SendTask budgets",
   },
   'run-summary': { reserved: 2, why: 'one summary per run and window' },
   'copy-jobs': { reserved: 5, why: 'one short invocation per copy job event, asynchronous' },

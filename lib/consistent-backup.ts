@@ -1,4 +1,5 @@
 import { Construct } from 'constructs';
+import { CommandResults } from './command-results';
 import type { BackupConfig } from './config';
 import { Coordination } from './coordination';
 import { Copies } from './copies';
@@ -33,6 +34,8 @@ export class ConsistentBackup extends Construct {
   readonly workflow: Workflow;
   /** The Coordination table and the shared snapshot poller (start-backup registers waiters with it). */
   readonly coordination: Coordination;
+  /** Freeze and thaw command results for the tasks waiting for them (events, thaw waiters, sweep). */
+  readonly commandResults: CommandResults;
   /** Notifies workflow executions that failed, timed out or were aborted without a notification. */
   readonly executionEvents: ExecutionEvents;
   readonly labels: Labels;
@@ -61,6 +64,11 @@ export class ConsistentBackup extends Construct {
     });
     this.coordination = new Coordination(this, 'Coordination');
     this.coordination.grantAnswerTasks(this.workflow.stateMachine);
+    this.commandResults = new CommandResults(this, 'CommandResults', {
+      documents: this.documents,
+      table: this.coordination.table,
+    });
+    this.commandResults.answersTo(this.workflow.stateMachine);
     this.executionEvents = new ExecutionEvents(this, 'ExecutionEvents', {
       config,
       stateMachine: this.workflow.stateMachine,
@@ -137,6 +145,13 @@ export class ConsistentBackup extends Construct {
           holds:
             'workflow executions that failed, timed out or were aborted, whose event the execution-events function could not handle or EventBridge could not deliver: nobody was told about them.',
           todo: 'Each message holds the execution event: read its executionArn and status, check the instance (a freeze may have been held until the watchdog fired), and read the execution-events log for why it failed; fix the cause, then move the messages back with aws sqs start-message-move-task --source-arn <this queue ARN>, or purge them once each execution is handled.',
+        },
+        {
+          queue: this.commandResults.deadLetterQueue,
+          title: 'Command results not handled',
+          holds:
+            'status-change events of freeze and thaw commands, and thaw waiters, that the command-results function failed on at every delivery or EventBridge could not deliver: a waiting task may have been answered by the sweep, or may have timed out into the thaw path.',
+          todo: 'Read the command-results log (Errors on the dashboard) for the cause and fix it; the minute sweep answers any registered waiter by itself. Purge the messages once fixed: a task token in them is long expired.',
         },
         {
           queue: this.labels.deadLetterQueue,

@@ -33,6 +33,7 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
+import { commandResultOf } from '../shared/command-result';
 import { MAX_FREEZE_VOLUMES } from '../shared/outcome';
 import { VOLUME_DEVICE_ENTRY } from '../shared/workflow-input';
 import {
@@ -120,7 +121,6 @@ export const MUTATING_CALL_MS = 5000;
 export const ACTIVE_JOB_STATES: readonly BackupJobState[] = ['CREATED', 'PENDING', 'RUNNING', 'ABORTING'];
 /** Job states that end a job without a recovery point. */
 export const FAILED_JOB_STATES: readonly string[] = ['FAILED', 'ABORTED', 'EXPIRED'];
-const TERMINAL_COMMAND_STATUSES = ['Success', 'Failed', 'Cancelled', 'TimedOut'];
 
 /** A request the handler could not accept; the message names the field and what is allowed. */
 export class ProbeInputError extends Error {
@@ -261,20 +261,8 @@ export async function waitForCommand(
       attempt = 0;
       const status = typeof inv.Status === 'string' ? inv.Status : 'Unknown';
       lastStatus = status;
-      if (TERMINAL_COMMAND_STATUSES.includes(status)) {
-        const stderr = inv.StandardErrorContent ?? '';
-        return {
-          succeeded: status === 'Success',
-          status,
-          commandId,
-          stdout: inv.StandardOutputContent ?? '',
-          stderr: stderr.slice(-2000),
-          detail:
-            status === 'Success'
-              ? 'command succeeded'
-              : `${inv.StatusDetails ?? status}, exit code ${inv.ResponseCode ?? 'unknown'}${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 300)}` : ''}`,
-        };
-      }
+      const ended = commandResultOf(commandId, inv);
+      if (ended) return ended;
     } catch (err) {
       // Right after SendCommand the invocation may not be visible yet: that is not an error, and
       // not a reason to slow down either.
