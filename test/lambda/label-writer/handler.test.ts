@@ -96,10 +96,11 @@ describe('label-writer handler', () => {
       ['ami-02222222222222222'],
       ['ami-03333333333333333'],
     ]);
-    // The pacer spaces the moments CreateTags may start by 150 ms; what runs between that moment and
-    // the request (a few ms, more on a loaded machine) shifts single gaps, never the rate.
-    for (let i = 1; i < at.length; i++) expect(at[i] - at[i - 1]).toBeGreaterThanOrEqual(100);
-    expect(at[at.length - 1] - at[0]).toBeGreaterThanOrEqual(2 * 150 - 40);
+    // The handler wires the pacer (150 ms between the moments CreateTags may start; its exact
+    // spacing is tested on a virtual clock in label-writer.test.ts). On the wall clock a loaded
+    // machine can delay one request after its moment by tens of ms, so this only checks that the
+    // three calls were spread over at least one interval, which unpaced calls (a few ms) never are.
+    expect(at[at.length - 1] - at[0]).toBeGreaterThanOrEqual(150);
   });
 
   it('answers the sweep message by queueing the requests it finds, ten per call', async () => {
