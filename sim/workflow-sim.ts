@@ -586,6 +586,21 @@ export class Sim implements Clock {
         this.accept('last-resort', input);
         this.publishes.push(input);
         return { MessageId: `m-${this.sns.length}` };
+      case 'sfn.ReadOutcomeMark': {
+        // The dynamodb:getItem integration answers as GetItem does: the item's projected
+        // attributes, no Item at all when there is none (DynamoDB API reference, GetItem).
+        const { Item } = this.table.get(input as never);
+        const wanted = String(input.ProjectionExpression ?? '')
+          .split(',')
+          .map((a) => a.trim())
+          .filter(Boolean);
+        if (!Item) return {};
+        return {
+          Item: wanted.length
+            ? Object.fromEntries(Object.entries(Item).filter(([k]) => wanted.includes(k)))
+            : Item,
+        };
+      }
       default:
         throw new Error(`sim: unknown task ${op}`);
     }
@@ -595,6 +610,7 @@ export class Sim implements Clock {
 function serviceOfTask(op: string): Service {
   if (op === 'sfn.StartBackupJob') return 'backup';
   if (op === 'sfn.Publish') return 'sns';
+  if (op === 'sfn.ReadOutcomeMark') return 'dynamodb';
   return 'ssm';
 }
 
@@ -797,6 +813,7 @@ export async function runScenario(
       ),
     ),
     'Publish Unrecorded Outcome': sdkTask('sfn.Publish', 'SNS'),
+    'Read Outcome Mark': sdkTask('sfn.ReadOutcomeMark', 'DynamoDB'),
   };
 
   const input = workflowInput(sim) as unknown as Record<string, unknown>;
