@@ -32,6 +32,7 @@ import type { WorkflowInput } from '../lambda/shared/workflow-input';
 import { runAsl } from './asl-interpreter';
 import type { Asl } from './asl';
 import { FakeDynamoDb } from './dynamodb';
+import { deliverExecutionStatusChange, type ExecutionEventsDelivery } from './execution-events';
 import {
   type Delivery,
   type FreezeBehaviour,
@@ -111,7 +112,7 @@ export interface CallRecord {
 /** A message SNS accepted. */
 export interface PublishedMessage {
   readonly at: number;
-  readonly via: 'notifier' | 'last-resort';
+  readonly via: 'notifier' | 'last-resort' | 'execution-events';
   readonly subject?: string;
   // biome-ignore lint/suspicious/noExplicitAny: the SNS message is free-form JSON.
   readonly message: any;
@@ -154,6 +155,8 @@ export interface RunReport {
   readonly labelRequests: readonly LabelRequest[];
   readonly startedAt: number;
   readonly endedAt: number;
+  /** What the execution-events function did with the execution's status change (sim/execution-events.ts). */
+  readonly executionEvents: ExecutionEventsDelivery;
 }
 
 const JOB_DURATION_MS = 20 * 60_000;
@@ -263,6 +266,11 @@ export class Sim implements Clock {
   sleep(ms: number): Promise<void> {
     this.t += Math.max(0, ms);
     return Promise.resolve();
+  }
+
+  /** Whether the Lambda service is down now (the execution-events model's invocations). */
+  lambdaDown(): boolean {
+    return this.down('lambda');
   }
 
   private down(service: Service): boolean {
@@ -478,7 +486,7 @@ export class Sim implements Clock {
     },
   };
 
-  private accept(via: PublishedMessage['via'], input: Record<string, unknown>): void {
+  accept(via: PublishedMessage['via'], input: Record<string, unknown>): void {
     const raw = input.Message;
     let message: unknown = raw;
     if (typeof raw === 'string') {
@@ -823,6 +831,8 @@ export async function runScenario(
   let status: RunReport['status'] = 'SUCCEEDED';
   let output: ExecutionResult | undefined;
   let error: string | undefined;
+  /** The execution's error name and cause, as its status change event carries them. */
+  let failure: { error?: string; cause?: string } = {};
 
   if (engine === 'aws-local-stepfunctions') {
     const zeroWaits = Object.fromEntries(
@@ -874,6 +884,8 @@ export async function runScenario(
     } catch (err) {
       status = 'FAILED';
       error = String((err as Error).message ?? err);
+      const caught = (err as { cause?: { name?: string; message?: string } }).cause;
+      failure = { error: caught?.name, cause: caught?.message };
     }
     await drain;
   } else {
@@ -907,10 +919,19 @@ export async function runScenario(
     status = r.status;
     output = r.output as ExecutionResult | undefined;
     if (r.status === 'FAILED') error = `${r.error}: ${r.cause}`;
+    if (r.status === 'FAILED') failure = { error: r.error, cause: r.cause };
   }
   const endedAt = sim.t;
   // Let every command already sent arrive and run, and the watchdog fire if nothing thawed.
   sim.instance.settle(sim.t);
+  // ---- execution-events (lastresort): production's EventBridge rule on the execution's own
+  // FAILED/TIMED_OUT/ABORTED status, delivered to the real lambda/execution-events logic.
+  const executionEvents = await deliverExecutionStatusChange(
+    sim,
+    { status, executionArn: EXECUTION_ARN, ...failure, input: executionInput, stoppedAt: endedAt },
+    { topicArn: TOPIC_ARN, tableName: TABLE, draw: random() },
+  );
+  // ---- end of execution-events
   const episodes = sim.instance.episodes;
   const first = episodes[0];
   return {
@@ -939,6 +960,7 @@ export async function runScenario(
     labelRequests: sim.labelRequests,
     startedAt,
     endedAt,
+    executionEvents,
   };
 }
 

@@ -72,10 +72,17 @@ export interface ExecutionEventsDeps {
   readonly watchdogSeconds: number;
   readonly logger: Pick<Logger, 'info'>;
   readonly clock?: () => Date;
+  /** Waits between tries of the claim (tests and the simulator pass a virtual one). */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
+
+/** Tries of the claim write before publishing without it, and the full-jitter backoff between. */
+export const CLAIM_RETRY = { attempts: 4, baseMs: 100, capMs: 2000 } as const;
 
 export type ExecutionEventResult =
   | 'notified'
+  /** Published although the mark could not be written: DynamoDB kept failing (never silent). */
+  | 'notified-unclaimed'
   | 'not-a-failure'
   | 'notified-by-last-resort'
   | 'already-notified';
@@ -146,8 +153,9 @@ export async function handleExecutionEvent(
 
   const key = executionMarkKey(executionArn);
   const claimedAt = now.toISOString();
-  try {
-    await deps.dynamodb.send(
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const claim = () =>
+    deps.dynamodb.send(
       new UpdateItemCommand({
         TableName: deps.tableName,
         Key: key,
@@ -172,19 +180,30 @@ export async function handleExecutionEvent(
         },
       }),
     );
-  } catch (err) {
-    if (
-      err instanceof ConditionalCheckFailedException ||
-      (err as Error)?.name === 'ConditionalCheckFailedException'
-    ) {
-      deps.logger.info('Outcome already notified, or being notified; not repeating it', { executionArn });
-      return 'already-notified';
+  let claimed = false;
+  for (let attempt = 1; !claimed; attempt++) {
+    try {
+      await claim();
+      claimed = true;
+    } catch (err) {
+      if (
+        err instanceof ConditionalCheckFailedException ||
+        (err as Error)?.name === 'ConditionalCheckFailedException'
+      ) {
+        deps.logger.info('Outcome already notified, or being notified; not repeating it', { executionArn });
+        return 'already-notified';
+      }
+      // DynamoDB keeps failing: nothing can say whether anyone notified this execution. Publish
+      // anyway: a duplicate is the price only when someone did, and failing here would leave the
+      // event to the on-failure queue, which no subscriber of the topic reads.
+      if (attempt >= CLAIM_RETRY.attempts) break;
+      await sleep(Math.random() * Math.min(CLAIM_RETRY.capMs, CLAIM_RETRY.baseMs * 2 ** (attempt - 1)));
     }
-    throw err;
   }
   try {
     await deps.publisher.publish(notification);
   } catch (err) {
+    if (!claimed) throw err;
     // Give the claim back (only ours) so the retry publishes.
     await deps.dynamodb
       .send(
@@ -220,6 +239,12 @@ export async function handleExecutionEvent(
       executionArn,
       error: (err as Error)?.name,
     });
+  }
+  if (!claimed) {
+    deps.logger.info('Execution failure notified without its mark: DynamoDB failed every try', {
+      executionArn,
+    });
+    return 'notified-unclaimed';
   }
   deps.logger.info('Execution failure notified', {
     executionArn,
