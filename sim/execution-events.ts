@@ -22,6 +22,8 @@ import {
   handleExecutionEvent,
 } from '../lambda/execution-events/events';
 import { PublishCommand } from '@aws-sdk/client-sns';
+import { handleJobEvent } from '../lambda/job-events/job-events';
+import { BACKUP_JOB_DETAIL_TYPE } from '../lambda/shared/notification';
 import { Notifier } from '../lambda/shared/notifier';
 
 /** The watched statuses (lib/execution-events.ts WATCHED_STATUSES; kept here so sim/ imports no CDK). */
@@ -58,6 +60,8 @@ export interface ExecutionEventsSim {
   call<T>(op: string, names: { throttle: string; error: string; timeout: string }, effect: () => T): T;
   accept(via: 'execution-events', input: Record<string, unknown>): void;
   lambdaDown(): boolean;
+  /** The notifier job-events uses in production: the same table, SNS marked as the notifier's. */
+  readonly notifier: Notifier;
 }
 
 export const EXECUTION_EVENTS_TABLE = 'ecb-notifications';
@@ -145,4 +149,61 @@ export async function deliverExecutionStatusChange(
     }
   }
   return { watched: true, deliveredAt, attempts, deadLettered: true };
+}
+
+/** What became of a backup job's FAILED state change (job-events). */
+export interface JobEventsDelivery {
+  readonly deliveredAt: number;
+  readonly attempts: readonly string[];
+  readonly deadLettered: boolean;
+}
+
+/**
+ * The other production backstop the workflow relies on: AWS Backup's "Backup Job State Change"
+ * event for a job that FAILED, delivered (after the same kind of delay) to the REAL job-events
+ * logic (lambda/job-events/job-events.ts) with the same asynchronous retries. A job can fail after
+ * its execution has ended; then nobody but job-events reports it. Only the FAILED state is
+ * modelled: the simulator makes no other final state that job-events reports.
+ */
+export async function deliverBackupJobFailure(
+  sim: ExecutionEventsSim,
+  job: { readonly backupJobId: string; readonly failedAt: number; readonly resourceArn: string },
+  options: { readonly draw: number },
+): Promise<JobEventsDelivery> {
+  sim.t = Math.max(sim.t, job.failedAt) + deliveryDelayMs(options.draw);
+  const deliveredAt = sim.t;
+  const attempts: string[] = [];
+  for (let attempt = 0; attempt <= ASYNC_RETRY_WAITS_MS.length; attempt++) {
+    if (attempt > 0) sim.t += ASYNC_RETRY_WAITS_MS[attempt - 1];
+    if (sim.lambdaDown()) {
+      attempts.push('error: Lambda service unavailable');
+      continue;
+    }
+    try {
+      const result = await handleJobEvent(
+        {
+          'detail-type': BACKUP_JOB_DETAIL_TYPE,
+          source: 'aws.backup',
+          time: new Date(job.failedAt).toISOString(),
+          detail: {
+            backupJobId: job.backupJobId,
+            state: 'FAILED',
+            statusMessage: 'The backup job failed (simulated).',
+            resourceArn: job.resourceArn,
+            resourceType: 'EC2',
+          },
+        },
+        {
+          notifier: sim.notifier,
+          requestLabel: async () => undefined,
+          clock: () => new Date(sim.t),
+        },
+      );
+      attempts.push(result.action === 'ignored' ? `ignored: ${result.reason}` : 'handled');
+      return { deliveredAt, attempts, deadLettered: false };
+    } catch (err) {
+      attempts.push(`error: ${(err as Error)?.name ?? 'Error'}`);
+    }
+  }
+  return { deliveredAt, attempts, deadLettered: true };
 }

@@ -32,7 +32,12 @@ import type { WorkflowInput } from '../lambda/shared/workflow-input';
 import { runAsl } from './asl-interpreter';
 import type { Asl } from './asl';
 import { FakeDynamoDb } from './dynamodb';
-import { deliverExecutionStatusChange, type ExecutionEventsDelivery } from './execution-events';
+import {
+  deliverBackupJobFailure,
+  deliverExecutionStatusChange,
+  type ExecutionEventsDelivery,
+  type JobEventsDelivery,
+} from './execution-events';
 import {
   type Delivery,
   type FreezeBehaviour,
@@ -157,6 +162,8 @@ export interface RunReport {
   readonly endedAt: number;
   /** What the execution-events function did with the execution's status change (sim/execution-events.ts). */
   readonly executionEvents: ExecutionEventsDelivery;
+  /** What the job-events function did with the backup job's FAILED state change, when it failed. */
+  readonly jobEvents?: JobEventsDelivery;
 }
 
 const JOB_DURATION_MS = 20 * 60_000;
@@ -931,6 +938,20 @@ export async function runScenario(
     { status, executionArn: EXECUTION_ARN, ...failure, input: executionInput, stoppedAt: endedAt },
     { topicArn: TOPIC_ARN, tableName: TABLE, draw: random() },
   );
+  // A job that fails (perhaps after the execution ended) reaches the real job-events logic.
+  const firstJob = [...sim.jobs.values()][0];
+  const jobEvents =
+    firstJob && sim.s.jobFailsAfterMs !== undefined
+      ? await deliverBackupJobFailure(
+          sim,
+          {
+            backupJobId: firstJob.id,
+            failedAt: firstJob.startedAt + sim.s.jobFailsAfterMs,
+            resourceArn: String(input.instanceArn),
+          },
+          { draw: random() },
+        )
+      : undefined;
   // ---- end of execution-events
   const episodes = sim.instance.episodes;
   const first = episodes[0];
@@ -961,6 +982,7 @@ export async function runScenario(
     startedAt,
     endedAt,
     executionEvents,
+    jobEvents,
   };
 }
 
