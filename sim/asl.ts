@@ -34,6 +34,7 @@ class StandInNotifications extends Construct implements WorkflowNotifications {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
     });
   }
   grantNotify(fn: lambda.IFunction): void {

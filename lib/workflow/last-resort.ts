@@ -282,7 +282,15 @@ export function lastResort(scope: Construct, props: LastResortProps): tasks.Dyna
   });
   readMark
     .addRetry({
-      errors: [sfn.Errors.ALL],
+      // The integration's error names are DynamoDB.<exception>; States.Timeout is the task's own.
+      errors: [
+        'DynamoDB.AmazonDynamoDBException',
+        'DynamoDB.InternalServerErrorException',
+        'DynamoDB.ProvisionedThroughputExceededException',
+        'DynamoDB.RequestLimitExceeded',
+        'DynamoDB.ThrottlingException',
+        'States.Timeout',
+      ],
       interval: Duration.seconds(1),
       maxAttempts: 2,
       backoffRate: 2,
