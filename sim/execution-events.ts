@@ -138,6 +138,8 @@ export async function deliverExecutionStatusChange(
         sleep: async (ms: number) => {
           sim.t += ms;
         },
+        // Deterministic jitter: both engines must replay a schedule alike.
+        random: () => 0.5,
       });
       attempts.push(result);
       return { watched: true, deliveredAt, attempts, deadLettered: false };

@@ -74,6 +74,8 @@ export interface ExecutionEventsDeps {
   readonly clock?: () => Date;
   /** Waits between tries of the claim (tests and the simulator pass a virtual one). */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** The backoff's jitter (the simulator passes a seeded one, so a schedule replays exactly). */
+  readonly random?: () => number;
 }
 
 /** Tries of the claim write before publishing without it, and the full-jitter backoff between. */
@@ -197,7 +199,9 @@ export async function handleExecutionEvent(
       // anyway: a duplicate is the price only when someone did, and failing here would leave the
       // event to the on-failure queue, which no subscriber of the topic reads.
       if (attempt >= CLAIM_RETRY.attempts) break;
-      await sleep(Math.random() * Math.min(CLAIM_RETRY.capMs, CLAIM_RETRY.baseMs * 2 ** (attempt - 1)));
+      await sleep(
+        (deps.random ?? Math.random)() * Math.min(CLAIM_RETRY.capMs, CLAIM_RETRY.baseMs * 2 ** (attempt - 1)),
+      );
     }
   }
   try {
