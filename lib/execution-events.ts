@@ -6,7 +6,7 @@ import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { EXECUTION_EVENTS_ENV } from '../lambda/execution-events/events';
+import { EXECUTION_EVENTS_ENV, EXECUTION_EVENTS_TIMEOUT_SECONDS } from '../lambda/execution-events/events';
 import type { BackupConfig } from './config';
 import { BackupFunction } from './lambda-function';
 import type { Notifications } from './notifications';
@@ -40,15 +40,17 @@ export class ExecutionEvents extends Construct {
     this.function = new BackupFunction(this, 'Function', {
       handlerDir: 'execution-events',
       description: 'Notifies workflow executions that failed, timed out or were aborted unnotified',
-      timeout: Duration.seconds(30),
+      // Below its claim's lease (lambda/execution-events/events.ts CLAIM_LEASE_SECONDS).
+      timeout: Duration.seconds(EXECUTION_EVENTS_TIMEOUT_SECONDS),
       environment: {
         ...notifications.environment,
         [EXECUTION_EVENTS_ENV.watchdogSeconds]: String(props.config.watchdogSeconds),
       },
     });
     const fn = this.function;
-    // Narrower than Notifications.grantNotify: the function publishes and writes or removes the
-    // execution's once-only mark; it reads nothing and updates no problem, job or run.
+    // Narrower than Notifications.grantNotify: the function publishes and claims, gives back or
+    // confirms the execution's outcome mark (conditional UpdateItem); it reads nothing and updates
+    // no problem, job or run.
     fn.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [notifications.topic.topicArn] }),
     );
@@ -63,7 +65,7 @@ export class ExecutionEvents extends Construct {
     );
     fn.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ['dynamodb:PutItem', 'dynamodb:DeleteItem'],
+        actions: ['dynamodb:UpdateItem'],
         resources: [notifications.table.tableArn],
       }),
     );

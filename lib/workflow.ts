@@ -2,6 +2,7 @@ import { Duration, Lazy, RemovalPolicy, Stack, Token, Validations } from 'aws-cd
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -18,7 +19,7 @@ import type { Vault } from './vault';
 import { inputRejectedCause, validInput } from './workflow/input-check';
 import { LAST_RESORT_STATE, lastResort } from './workflow/last-resort';
 
-export { OUTCOME_NOT_NOTIFIED, OUTCOME_NOT_RECORDED } from './workflow/last-resort';
+export { OUTCOME_ALREADY_NOTIFIED, OUTCOME_NOT_NOTIFIED, OUTCOME_NOT_RECORDED } from './workflow/last-resort';
 
 /** What the workflow needs of the Documents construct (lib/documents.ts). */
 export interface WorkflowDocuments {
@@ -33,6 +34,8 @@ export interface WorkflowDocuments {
 /** What the workflow needs of the Notifications construct (lib/notifications.ts). */
 export interface WorkflowNotifications {
   readonly topic: sns.ITopic;
+  /** The notifier's table: the last resort reads the execution's outcome mark in it. */
+  readonly table: dynamodb.ITable;
   /** Adds the environment variables and permissions a function needs for these notifier operations. */
   grantNotify(fn: lambda.Function, operations: readonly NotifierOperation[]): void;
 }
@@ -309,6 +312,7 @@ export class Workflow extends Construct {
     // schema, with the severity the facts allow (lib/workflow/last-resort.ts).
     const publishUnrecorded = lastResort(this, {
       topic: notifications.topic,
+      table: notifications.table,
       watchdogSeconds: config.watchdogSeconds,
     });
     recordOutcome.addCatch(publishUnrecorded, { errors: [sfn.Errors.ALL], resultPath: '$.recordError' });

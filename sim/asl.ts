@@ -7,6 +7,7 @@
 
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
@@ -25,9 +26,16 @@ export type Asl = { StartAt: string; States: Record<string, any>; TimeoutSeconds
 /** Stand-in for lib/notifications.ts until it lands: a topic and the grant the real one makes. */
 class StandInNotifications extends Construct implements WorkflowNotifications {
   readonly topic: sns.Topic;
+  readonly table: dynamodb.Table;
   constructor(scope: Construct, id: string) {
     super(scope, id);
     this.topic = new sns.Topic(this, 'Topic', { enforceSSL: true });
+    this.table = new dynamodb.Table(this, 'State', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    });
   }
   grantNotify(fn: lambda.IFunction): void {
     this.topic.grantPublish(fn);

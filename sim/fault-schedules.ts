@@ -25,6 +25,7 @@ import {
   type Fault,
   type FaultPlan,
   type Outage,
+  type PublishedMessage,
   type RunOptions,
   type RunReport,
   type Scenario,
@@ -232,9 +233,43 @@ export interface Broken {
   readonly detail: string;
 }
 
+/**
+ * A message about this run: it names the instance, or (when the input named no valid instance, so
+ * the execution-events function reports on the fleet node) this execution. Until the simulator
+ * modelled execution-events, only the first kind existed; counting only it would call a rejected
+ * input's one message (no instanceId: the input had none) silence.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: SNS messages are free-form JSON.
+const aboutThisRun = (m: any): boolean =>
+  Boolean(m?.instanceId) ||
+  String(m?.event?.additional_info?.execution_arn ?? '').endsWith(`:${EXECUTION_NAME}`);
+
 // biome-ignore lint/suspicious/noExplicitAny: SNS messages are free-form JSON.
 const problems = (rep: RunReport): any[] =>
-  rep.sns.map((m) => m.message).filter((m) => m?.instanceId && m.severity !== 'Clear' && m.severity !== 'OK');
+  rep.sns
+    .map((m) => m.message)
+    .filter((m) => aboutThisRun(m) && m.severity !== 'Clear' && m.severity !== 'OK');
+
+/**
+ * Messages SNS took while their publisher was told the publish failed (a 5xx or a timeout after
+ * the effect). The publisher must retry (the publish may truly have failed, and silence is worse),
+ * and SNS Publish to a standard topic has no idempotency key: the retry's message is a duplicate
+ * nobody can avoid. The duplicate checks leave these out; every other message still counts, so a
+ * second duplicate, or one with no lost answer behind it, still breaks I3.
+ */
+function lostAnswers(rep: RunReport): Set<PublishedMessage> {
+  const lost = new Set<PublishedMessage>();
+  for (const m of rep.sns) {
+    const call = rep.calls.find(
+      (c) =>
+        (c.op === 'sns.Publish' || c.op === 'sfn.Publish') &&
+        c.at === m.at &&
+        (c.fault === 'error-after-effect' || c.fault === 'timeout-after-effect'),
+    );
+    if (call) lost.add(m);
+  }
+  return lost;
+}
 
 /** SNS refused every publish attempted in the run (and something was attempted). */
 export function snsRefusedAll(rep: RunReport): boolean {
@@ -279,7 +314,16 @@ export function violations(rep: RunReport & { sim: Sim }, scenario: Scenario): B
   const failures: string[] = [];
   if (sim.jobs.size === 0) failures.push('no backup job was created');
   if (sim.jobs.size > 0 && scenario.jobFailsAfterMs !== undefined) failures.push('the backup job failed');
-  if (rep.outcomes.length === 0) failures.push('no outcome was recorded');
+  // Recorded means stored: the notifier's counted mark on this execution, even when the call that
+  // stored it never answered (a hang or timeout later in record-outcome), as SNS's acceptance is
+  // what "published" means. rep.outcomes lists only calls that returned.
+  const stored = [...sim.table.items.values()].some(
+    (item) =>
+      item.pk?.S?.startsWith('EXEC#') &&
+      item.pk.S.endsWith(`:${EXECUTION_NAME}`) &&
+      item.shard?.N !== undefined,
+  );
+  if (rep.outcomes.length === 0 && !stored) failures.push('no outcome was recorded');
   if (
     (label === 'crash' || label === 'none') &&
     scenario.platform !== 'windows' &&
@@ -291,19 +335,21 @@ export function violations(rep: RunReport & { sim: Sim }, scenario: Scenario): B
   if (failures.length > 0 && msgs.length === 0 && !(unreportable && rep.status === 'FAILED')) {
     broken.push({ invariant: 'I3', detail: `silent: ${failures.join(', ')}; nothing published` });
   }
+  const lost = lostAnswers(rep);
+  const counted = rep.sns.filter((m) => !lost.has(m)).map((m) => m.message);
   const keys = new Map<string, number>();
-  for (const m of msgs) {
+  for (const m of msgs.filter((x) => counted.includes(x))) {
     const key = `${m.eventType}|${m.event?.message_key}`;
     keys.set(key, (keys.get(key) ?? 0) + 1);
   }
   for (const [key, n] of keys) {
     if (n > 1) broken.push({ invariant: 'I3', detail: `duplicate: ${key} published ${n} times` });
   }
-  const vias = new Set(rep.sns.filter((m) => m.message?.instanceId).map((m) => m.via));
+  const vias = new Set(rep.sns.filter((m) => !lost.has(m) && aboutThisRun(m.message)).map((m) => m.via));
   if (vias.size > 1) {
     broken.push({
       invariant: 'I3',
-      detail: `duplicate: both the notifier and the last resort published for ${EXECUTION_NAME} (${msgs.map((m) => `${m.severity} ${m.eventType}`).join(', ')})`,
+      detail: `duplicate: ${[...vias].join(' and ')} published for ${EXECUTION_NAME} (${msgs.map((m) => `${m.severity} ${m.eventType}`).join(', ')})`,
     });
   }
   for (const m of rep.sns) {

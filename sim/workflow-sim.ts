@@ -33,6 +33,12 @@ import { runAsl } from './asl-interpreter';
 import type { Asl } from './asl';
 import { FakeDynamoDb } from './dynamodb';
 import {
+  deliverBackupJobFailure,
+  deliverExecutionStatusChange,
+  type ExecutionEventsDelivery,
+  type JobEventsDelivery,
+} from './execution-events';
+import {
   type Delivery,
   type FreezeBehaviour,
   type FreezeEpisode,
@@ -111,7 +117,7 @@ export interface CallRecord {
 /** A message SNS accepted. */
 export interface PublishedMessage {
   readonly at: number;
-  readonly via: 'notifier' | 'last-resort';
+  readonly via: 'notifier' | 'last-resort' | 'execution-events';
   readonly subject?: string;
   // biome-ignore lint/suspicious/noExplicitAny: the SNS message is free-form JSON.
   readonly message: any;
@@ -154,6 +160,10 @@ export interface RunReport {
   readonly labelRequests: readonly LabelRequest[];
   readonly startedAt: number;
   readonly endedAt: number;
+  /** What the execution-events function did with the execution's status change (sim/execution-events.ts). */
+  readonly executionEvents: ExecutionEventsDelivery;
+  /** What the job-events function did with the backup job's FAILED state change, when it failed. */
+  readonly jobEvents?: JobEventsDelivery;
 }
 
 const JOB_DURATION_MS = 20 * 60_000;
@@ -263,6 +273,11 @@ export class Sim implements Clock {
   sleep(ms: number): Promise<void> {
     this.t += Math.max(0, ms);
     return Promise.resolve();
+  }
+
+  /** Whether the Lambda service is down now (the execution-events model's invocations). */
+  lambdaDown(): boolean {
+    return this.down('lambda');
   }
 
   private down(service: Service): boolean {
@@ -478,7 +493,7 @@ export class Sim implements Clock {
     },
   };
 
-  private accept(via: PublishedMessage['via'], input: Record<string, unknown>): void {
+  accept(via: PublishedMessage['via'], input: Record<string, unknown>): void {
     const raw = input.Message;
     let message: unknown = raw;
     if (typeof raw === 'string') {
@@ -586,6 +601,21 @@ export class Sim implements Clock {
         this.accept('last-resort', input);
         this.publishes.push(input);
         return { MessageId: `m-${this.sns.length}` };
+      case 'sfn.ReadOutcomeMark': {
+        // The dynamodb:getItem integration answers as GetItem does: the item's projected
+        // attributes, no Item at all when there is none (DynamoDB API reference, GetItem).
+        const { Item } = this.table.get(input as never);
+        const wanted = String(input.ProjectionExpression ?? '')
+          .split(',')
+          .map((a) => a.trim())
+          .filter(Boolean);
+        if (!Item) return {};
+        return {
+          Item: wanted.length
+            ? Object.fromEntries(Object.entries(Item).filter(([k]) => wanted.includes(k)))
+            : Item,
+        };
+      }
       default:
         throw new Error(`sim: unknown task ${op}`);
     }
@@ -595,6 +625,7 @@ export class Sim implements Clock {
 function serviceOfTask(op: string): Service {
   if (op === 'sfn.StartBackupJob') return 'backup';
   if (op === 'sfn.Publish') return 'sns';
+  if (op === 'sfn.ReadOutcomeMark') return 'dynamodb';
   return 'ssm';
 }
 
@@ -797,6 +828,7 @@ export async function runScenario(
       ),
     ),
     'Publish Unrecorded Outcome': sdkTask('sfn.Publish', 'SNS'),
+    'Read Outcome Mark': sdkTask('sfn.ReadOutcomeMark', 'DynamoDB'),
   };
 
   const input = workflowInput(sim) as unknown as Record<string, unknown>;
@@ -806,6 +838,8 @@ export async function runScenario(
   let status: RunReport['status'] = 'SUCCEEDED';
   let output: ExecutionResult | undefined;
   let error: string | undefined;
+  /** The execution's error name and cause, as its status change event carries them. */
+  let failure: { error?: string; cause?: string } = {};
 
   if (engine === 'aws-local-stepfunctions') {
     const zeroWaits = Object.fromEntries(
@@ -857,6 +891,8 @@ export async function runScenario(
     } catch (err) {
       status = 'FAILED';
       error = String((err as Error).message ?? err);
+      const caught = (err as { cause?: { name?: string; message?: string } }).cause;
+      failure = { error: caught?.name, cause: caught?.message };
     }
     await drain;
   } else {
@@ -890,10 +926,33 @@ export async function runScenario(
     status = r.status;
     output = r.output as ExecutionResult | undefined;
     if (r.status === 'FAILED') error = `${r.error}: ${r.cause}`;
+    if (r.status === 'FAILED') failure = { error: r.error, cause: r.cause };
   }
   const endedAt = sim.t;
   // Let every command already sent arrive and run, and the watchdog fire if nothing thawed.
   sim.instance.settle(sim.t);
+  // ---- execution-events (lastresort): production's EventBridge rule on the execution's own
+  // FAILED/TIMED_OUT/ABORTED status, delivered to the real lambda/execution-events logic.
+  const executionEvents = await deliverExecutionStatusChange(
+    sim,
+    { status, executionArn: EXECUTION_ARN, ...failure, input: executionInput, stoppedAt: endedAt },
+    { topicArn: TOPIC_ARN, tableName: TABLE, draw: random() },
+  );
+  // A job that fails (perhaps after the execution ended) reaches the real job-events logic.
+  const firstJob = [...sim.jobs.values()][0];
+  const jobEvents =
+    firstJob && sim.s.jobFailsAfterMs !== undefined
+      ? await deliverBackupJobFailure(
+          sim,
+          {
+            backupJobId: firstJob.id,
+            failedAt: firstJob.startedAt + sim.s.jobFailsAfterMs,
+            resourceArn: String(input.instanceArn),
+          },
+          { draw: random() },
+        )
+      : undefined;
+  // ---- end of execution-events
   const episodes = sim.instance.episodes;
   const first = episodes[0];
   return {
@@ -922,6 +981,8 @@ export async function runScenario(
     labelRequests: sim.labelRequests,
     startedAt,
     endedAt,
+    executionEvents,
+    jobEvents,
   };
 }
 

@@ -110,11 +110,14 @@ async function finalize(
 ): Promise<JobEventResult> {
   const statusMessage = cleanStatusMessage(event.detail?.statusMessage);
   const eventId = `job:${job.backupJobId}:${state}`;
+  // This delivery holds the job's final state (claimFinalState), so an earlier claim of the same
+  // event by job-events belongs to a delivery that is over: take it over rather than trust it.
+  const claimant = `job-events:${eventId}`;
   const notifications: Notification[] = [];
 
   if (state !== 'COMPLETED') {
     const notification = buildJobNotification(job, state, statusMessage, now);
-    if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
+    if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now, claimant)) {
       notifications.push(notification);
     }
     return { action: 'handled', state, job, finalVerdict: job.verdict, labelRequested: false, notifications };
@@ -131,7 +134,7 @@ async function finalize(
 
   if (fallback !== undefined) {
     const notification = buildVssFallbackNotification({ ...job, recoveryPointArn }, fallback, now);
-    if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
+    if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now, claimant)) {
       notifications.push(notification);
     }
   } else if (statusMessage !== undefined) {
@@ -140,7 +143,7 @@ async function finalize(
       statusMessage,
       now,
     );
-    if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now)) {
+    if (await deps.notifier.notifyProblem(notification, job.instanceName, eventId, now, claimant)) {
       notifications.push(notification);
     }
   } else if (provesRecovery(job, verdict.consistency)) {

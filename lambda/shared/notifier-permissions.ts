@@ -10,9 +10,15 @@
  */
 
 export const NOTIFIER_OPERATIONS = {
-  /** record-outcome: Notifier.recordOutcome (mark and count on a shard in one transaction, undone on failure; the job, the problem; reads the run's collection to finish it). */
+  /** record-outcome: Notifier.recordOutcome (mark and count on a shard in one transaction, undone on failure; the job, the problem, the mark's confirmation; a repeat reads the mark; reads the run's collection to finish it). */
   'record-outcomes': {
-    table: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
+    table: [
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+    ],
     pendingRunsIndex: [],
   },
   /** discovery: Notifier.recordDiscovery (exclusions as problems, the run's expected count; reads the run's collection to finish it). */

@@ -9,7 +9,8 @@
  * - `JOB#<backupJobId>` / `JOB`: the verdict of a backup job this app started, for job-events.
  *   TTL 7 days, longer than any EC2 backup job runs.
  * - `EXEC#<executionArn>` / `OUTCOME`: marks an outcome as counted (and on which shard), so a
- *   retried record-outcome neither counts nor notifies twice. TTL 7 days.
+ *   retried record-outcome neither counts nor notifies twice; `notifiedAt` / `notifiedSeverity`
+ *   confirm that its notification went out (EXECUTION_NOTIFIED). TTL 7 days.
  * - `RUN#<runId>` / `RUN`: what discovery reported and, until its summary is sent, `pending` and
  *   `deadline`, which put it in the sparse `PendingRuns` index the deadline sweep reads. TTL 30 days.
  * - `RUN#<runId>` / `COUNT#<nn>`: the run's counters, sharded so that outcomes ending together do
@@ -56,6 +57,9 @@ import type {
   WorkflowOutcome,
 } from './outcome';
 import {
+  EXECUTION_NOTIFIED,
+  executionMarkKey,
+  executionMarkPk,
   RUN_COUNTER_SHARDS,
   RUN_SK,
   type RunCounter,
@@ -81,6 +85,14 @@ const PUBLISH_CONCURRENCY = 16;
  * 10 attempts wait at most about 4 s in all, well inside record-outcome's 70 s task timeout.
  */
 export const TRANSACTION_RETRY = { attempts: 10, baseMs: 20, capMs: 1000 } as const;
+
+/** Retries of the write that confirms a publish (any error but a condition failure). */
+export const CONFIRM_RETRY = { attempts: 4, baseMs: 50, capMs: 1000 } as const;
+
+/** SNS took the outcome's notification, but the mark saying so could not be written. */
+export class NotificationUnconfirmedError extends Error {
+  override readonly name = 'NotificationUnconfirmedError';
+}
 
 export interface NotifierSettings {
   readonly topicArn: string;
@@ -288,7 +300,7 @@ export class Notifier implements OutcomeSink {
     const now = this.clock();
     const counter = outcomeCounter(outcome.outcome, outcome.verdict?.consistency);
     const deltas = (sign: 1 | -1) => ({ completed: sign, [counter]: sign });
-    const mark = { pk: S(`EXEC#${outcome.executionArn}`), sk: S('OUTCOME') };
+    const mark = executionMarkKey(outcome.executionArn);
     let shard = 0;
     // Count and mark in one transaction: a retried call finds the mark and does nothing twice.
     try {
@@ -313,9 +325,16 @@ export class Notifier implements OutcomeSink {
       });
     } catch (err) {
       if (isConditionFailure(err)) {
-        this.logger?.info('Outcome already recorded; ignoring the repeat', {
-          executionArn: outcome.executionArn,
-        });
+        // Counted already. The mark is only a claim until EXECUTION_NOTIFIED confirms the publish:
+        // an earlier attempt that stopped in between (its Lambda timed out, or DynamoDB failed after
+        // SNS took the message) left the notification undone or unconfirmed, so this attempt does it.
+        if (!(await this.executionNotified(outcome.executionArn))) {
+          await this.notifyOutcome(outcome, now);
+        } else {
+          this.logger?.info('Outcome already recorded; ignoring the repeat', {
+            executionArn: outcome.executionArn,
+          });
+        }
         // The first attempt may have failed after notifying but before checking the run: check again.
         await this.finishRunIfDone(outcome.runId, outcome);
         return;
@@ -324,23 +343,102 @@ export class Notifier implements OutcomeSink {
     }
 
     try {
-      if (outcome.backupJobId && outcome.verdict) await this.putJob(outcome, now);
-      const notification = buildOutcomeNotification(
-        { ...outcome, warnings: degradingWarnings(outcome.warnings) },
-        now,
-      );
-      if (notification)
-        await this.notifyProblem(notification, outcome.instanceName, outcomeEventId(outcome), now);
+      await this.notifyOutcome(outcome, now);
     } catch (err) {
-      // Undo the mark and the count so the retry of this call redoes everything.
-      await this.transact(() => [
-        { Delete: { TableName: this.settings.tableName, Key: mark } },
-        { Update: this.shardUpdate(outcome.runId, shard, deltas(-1), now, false) },
-      ]);
+      // A publish that SNS accepted stays counted and marked: the mark's retry re-drives only the
+      // confirmation (and, unavoidably, the publish: see notifyOutcome).
+      if (!(err instanceof NotificationUnconfirmedError)) {
+        // Undo the mark and the count so the retry of this call redoes everything.
+        await this.transact(() => [
+          { Delete: { TableName: this.settings.tableName, Key: mark } },
+          { Update: this.shardUpdate(outcome.runId, shard, deltas(-1), now, false) },
+        ]);
+      }
       throw err;
     }
     emitOutcome(outcome);
     await this.finishRunIfDone(outcome.runId, outcome);
+  }
+
+  /**
+   * Whether the execution's outcome mark says its notification went out (or needed none). Called
+   * when the mark's write found it there: an answer without it is not an answer to decide on.
+   */
+  async executionNotified(executionArn: string): Promise<boolean> {
+    const found = await this.clients.dynamodb.send(
+      new GetItemCommand({
+        TableName: this.settings.tableName,
+        Key: executionMarkKey(executionArn),
+        ConsistentRead: true,
+      }),
+    );
+    const item = (found as { Item?: unknown } | null | undefined)?.Item as Item | undefined;
+    if (typeof item !== 'object' || item === null || str(item, 'pk') !== executionMarkPk(executionArn)) {
+      throw new Error(
+        `The outcome mark of ${executionArn} exists (its write's condition said so) but GetItem returned ${JSON.stringify(found)}; not deciding on that answer.`,
+      );
+    }
+    return str(item, EXECUTION_NOTIFIED.at) !== undefined;
+  }
+
+  /**
+   * Stores the job's verdict, publishes the outcome's notification (the problem item de-duplicates
+   * it per event; this execution may take over its own earlier claim), then confirms on the
+   * execution's mark that it went out, with the severity it had. Between the publish and the
+   * confirmation nothing can tell whether SNS took the message: a confirmation that fails after
+   * retries throws NotificationUnconfirmedError, and whoever comes next (a retry of record-outcome,
+   * the state machine's last resort, the execution-events function) publishes again. Never silent
+   * beats never duplicate here because both cannot be had: SNS Publish has no idempotency key.
+   */
+  private async notifyOutcome(outcome: WorkflowOutcome, now: Date): Promise<void> {
+    if (outcome.backupJobId && outcome.verdict) await this.putJob(outcome, now);
+    const notification = buildOutcomeNotification(
+      { ...outcome, warnings: degradingWarnings(outcome.warnings) },
+      now,
+    );
+    if (notification)
+      await this.notifyProblem(
+        notification,
+        outcome.instanceName,
+        outcomeEventId(outcome),
+        now,
+        `record-outcome:${outcome.executionArn}`,
+      );
+    try {
+      await this.persist(() =>
+        this.clients.dynamodb.send(
+          new UpdateItemCommand({
+            TableName: this.settings.tableName,
+            Key: executionMarkKey(outcome.executionArn),
+            UpdateExpression: `SET ${EXECUTION_NOTIFIED.at} = :now, ${EXECUTION_NOTIFIED.severity} = :severity`,
+            ConditionExpression: 'attribute_exists(pk)',
+            ExpressionAttributeValues: {
+              ':now': S(now.toISOString()),
+              ':severity': S(notification?.severity ?? EXECUTION_NOTIFIED.nothing),
+            },
+          }),
+        ),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) return;
+      throw new NotificationUnconfirmedError(
+        `The outcome of ${outcome.executionArn} was notified, but its confirmation could not be stored: ${(err as Error)?.name ?? 'Error'}: ${(err as Error)?.message ?? String(err)}`,
+      );
+    }
+  }
+
+  /** A single write after SNS took a message: tried a few times, since failing it costs a duplicate. */
+  private async persist(write: () => Promise<unknown>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await write();
+        return;
+      } catch (err) {
+        if (isConditionFailure(err) || attempt >= CONFIRM_RETRY.attempts) throw err;
+        const ceiling = Math.min(CONFIRM_RETRY.capMs, CONFIRM_RETRY.baseMs * 2 ** (attempt - 1));
+        await this.timing.sleep(this.timing.random() * ceiling);
+      }
+    }
   }
 
   async recordDiscovery(summary: DiscoverySummary, excluded: readonly ExcludedInstance[]): Promise<void> {
@@ -390,6 +488,13 @@ export class Notifier implements OutcomeSink {
     instanceName: string | undefined,
     eventId: string,
     now: Date,
+    /**
+     * Who claims the event. A claim for the same event by the same claimant is taken over: only a
+     * caller whose earlier attempt is certainly over passes one (record-outcome's retry: Step
+     * Functions retries the task only once the invocation ended), so a publish that attempt
+     * claimed and never made is made now rather than never.
+     */
+    claimant?: string,
   ): Promise<boolean> {
     const problemClass = SEVERITY_RULES[notification.eventType].problemClass;
     if (!notification.instanceId || !problemClass) {
@@ -402,9 +507,8 @@ export class Notifier implements OutcomeSink {
         new UpdateItemCommand({
           TableName: this.settings.tableName,
           Key: key,
-          UpdateExpression:
-            'SET messageKey = :key, eventType = :type, severity = :severity, problemClass = :class, instanceId = :instance, accountId = :account, #region = :region, instanceName = :name, openedAt = if_not_exists(openedAt, :now), lastSeenAt = :now, lastEventId = :eventId, expiresAt = :ttl ADD occurrences :one',
-          ConditionExpression: 'attribute_not_exists(lastEventId) OR lastEventId <> :eventId',
+          UpdateExpression: `SET messageKey = :key, eventType = :type, severity = :severity, problemClass = :class, instanceId = :instance, accountId = :account, #region = :region, instanceName = :name, openedAt = if_not_exists(openedAt, :now), lastSeenAt = :now, lastEventId = :eventId, expiresAt = :ttl${claimant ? ', claimedBy = :claimant' : ''} ADD occurrences :one${claimant ? '' : ' REMOVE claimedBy'}`,
+          ConditionExpression: `attribute_not_exists(lastEventId) OR lastEventId <> :eventId${claimant ? ' OR claimedBy = :claimant' : ''}`,
           ExpressionAttributeNames: { '#region': 'region' },
           ExpressionAttributeValues: {
             ':key': S(notification.event.message_key),
@@ -419,6 +523,7 @@ export class Notifier implements OutcomeSink {
             ':eventId': S(eventId),
             ':ttl': N(this.ttl(now, TTL_DAYS.problem)),
             ':one': N(1),
+            ...(claimant ? { ':claimant': S(claimant) } : {}),
           },
           ReturnValues: 'UPDATED_OLD',
         }),

@@ -46,6 +46,25 @@ export const RUN_COUNTERS = [
 export type RunCounter = (typeof RUN_COUNTERS)[number];
 
 export const runPk = (runId: string): string => `RUN#${runId}`;
+
+/**
+ * The execution's outcome mark, `EXEC#<executionArn>` / `OUTCOME`: written with the count BEFORE
+ * the outcome is notified, so on its own it is a claim, not proof of a publish. `notifiedAt` is
+ * written once SNS took the notification (or none was due), with its severity in
+ * `notifiedSeverity` (`nothing` when none was due). The state machine's last resort
+ * (lib/workflow/last-resort.ts) and lambda/execution-events read them.
+ */
+export const EXECUTION_NOTIFIED = {
+  at: 'notifiedAt',
+  severity: 'notifiedSeverity',
+  nothing: 'nothing',
+} as const;
+export const executionMarkPk = (executionArn: string): string => `EXEC#${executionArn}`;
+export const EXECUTION_MARK_SK = 'OUTCOME';
+export const executionMarkKey = (executionArn: string): Item => ({
+  pk: { S: executionMarkPk(executionArn) },
+  sk: { S: EXECUTION_MARK_SK },
+});
 export const RUN_SK = 'RUN';
 export const SHARD_SK_PREFIX = 'COUNT#';
 export const shardSk = (shard: number): string => `${SHARD_SK_PREFIX}${String(shard).padStart(2, '0')}`;

@@ -1,4 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
@@ -10,9 +11,13 @@ import {
   SEVERITY_CODES,
   SEVERITY_RULES,
 } from '../../lambda/shared/notification';
+import { EXECUTION_MARK_SK, EXECUTION_NOTIFIED, executionMarkPk } from '../../lambda/shared/run-ledger';
 
 /** State names of the last resort; lib/workflow.ts merges them into STATE. */
 export const LAST_RESORT_STATE = {
+  readOutcomeMark: 'Read Outcome Mark',
+  wasOutcomeNotified: 'Was The Outcome Notified',
+  alreadyNotified: 'Outcome Already Notified',
   wasThawConfirmed: 'Was The Thaw Confirmed',
   readWatchdogDeadline: 'Read Watchdog Deadline',
   checkWatchdogDeadline: 'Check Watchdog Deadline',
@@ -28,6 +33,11 @@ export const LAST_RESORT_STATE = {
 export const OUTCOME_NOT_NOTIFIED = 'OutcomeNotNotified';
 /** The error of the Fail state reached after the last-resort message was published. */
 export const OUTCOME_NOT_RECORDED = 'OutcomeNotRecorded';
+/**
+ * The error of the Fail state reached when Record Outcome failed after its notifier had confirmed
+ * the notification: the outcome is recorded and notified, only the task's answer was lost.
+ */
+export const OUTCOME_ALREADY_NOTIFIED = 'OutcomeAlreadyNotified';
 
 /**
  * The freeze document's result line (ssm-documents/scripts/freeze.sh) with a watchdog deadline in
@@ -37,6 +47,8 @@ const STDOUT_WITH_DEADLINE = '{*"watchdog":{*"deadline":"*"}*}';
 
 export interface LastResortProps {
   readonly topic: sns.ITopic;
+  /** The notifier's table, where record-outcome marks each execution's outcome (lambda/shared/notifier.ts). */
+  readonly table: dynamodb.ITable;
   /** The watchdog period, for the message when the freeze result names no deadline. */
   readonly watchdogSeconds: number;
 }
@@ -54,7 +66,7 @@ const recordError = sfn.JsonPath.stringAt('$.recordError.Error');
  * Choice that routes to it or set by the Pass state before it, so nothing on this path can fail
  * with States.Runtime. Returns the state Record Outcome's Catch leads to.
  */
-export function lastResort(scope: Construct, props: LastResortProps): sfn.Choice {
+export function lastResort(scope: Construct, props: LastResortProps): tasks.DynamoGetItem {
   const S = LAST_RESORT_STATE;
   const report = (
     name: string,
@@ -219,7 +231,7 @@ export function lastResort(scope: Construct, props: LastResortProps): sfn.Choice
       )
       .otherwise(withoutDeadline),
   );
-  return new sfn.Choice(scope, S.wasThawConfirmed)
+  const wasThawConfirmed = new sfn.Choice(scope, S.wasThawConfirmed)
     .when(
       sfn.Condition.and(
         mayBeHeld,
@@ -231,4 +243,72 @@ export function lastResort(scope: Construct, props: LastResortProps): sfn.Choice
     )
     .when(mayBeHeld, withoutDeadline)
     .otherwise(notHeld);
+
+  // Record Outcome's notifier may have published before the task failed (its answer lost, a
+  // timeout after the publish, a failure while it finished the run): then a message from here
+  // would be the execution's second. Its mark on the execution (EXEC#<arn> / OUTCOME) is written
+  // before the publish, so the mark alone is a claim, not proof; `notifiedAt` is written only
+  // once SNS took the message (or none was due). So: confirmed -> publish nothing; a claim
+  // without confirmation, no mark, or a mark that cannot be read -> publish. For the claim both
+  // "never silent" and "never duplicate" cannot be had: the notifier may have died before its
+  // publish (a hung call, a failed undo) or after it (a lost confirmation), and nothing readable
+  // tells which; a duplicate costs a second look at one alert with the same message_key, a silent
+  // failure costs a missed backup or a filesystem left frozen, so the claim does not stop this
+  // message. And whenever a freeze may still be held, only a confirmed Critical stops it: the
+  // Critical that names the watchdog deadline must go out.
+  const confirmed = sfn.Condition.isPresent(`$.outcomeMark.Item.${EXECUTION_NOTIFIED.at}.S`);
+  const confirmedCritical = sfn.Condition.and(
+    sfn.Condition.isPresent(`$.outcomeMark.Item.${EXECUTION_NOTIFIED.severity}.S`),
+    sfn.Condition.stringEquals(`$.outcomeMark.Item.${EXECUTION_NOTIFIED.severity}.S`, 'Critical'),
+  );
+  const readMark: tasks.DynamoGetItem = new tasks.DynamoGetItem(scope, S.readOutcomeMark, {
+    table: props.table,
+    key: {
+      pk: tasks.DynamoAttributeValue.fromString(
+        sfn.JsonPath.format(executionMarkPk('{}'), sfn.JsonPath.executionId),
+      ),
+      sk: tasks.DynamoAttributeValue.fromString(EXECUTION_MARK_SK),
+    },
+    // Read after the notifier's last write: a confirmation written just before must be seen.
+    consistentRead: true,
+    projectionExpression: [
+      new tasks.DynamoProjectionExpression().withAttribute(EXECUTION_NOTIFIED.at),
+      new tasks.DynamoProjectionExpression().withAttribute(EXECUTION_NOTIFIED.severity),
+    ],
+    // The whole answer: a ResultSelector on `$.Item` would be an uncatchable States.Runtime when
+    // there is no mark.
+    resultPath: '$.outcomeMark',
+    taskTimeout: sfn.Timeout.duration(Duration.seconds(10)),
+  });
+  readMark
+    .addRetry({
+      // The integration's error names are DynamoDB.<exception>; States.Timeout is the task's own.
+      errors: [
+        'DynamoDB.AmazonDynamoDBException',
+        'DynamoDB.InternalServerErrorException',
+        'DynamoDB.ProvisionedThroughputExceededException',
+        'DynamoDB.RequestLimitExceeded',
+        'DynamoDB.ThrottlingException',
+        'States.Timeout',
+      ],
+      interval: Duration.seconds(1),
+      maxAttempts: 2,
+      backoffRate: 2,
+      jitterStrategy: sfn.JitterType.FULL,
+    })
+    // Unreadable: publish (never silent).
+    .addCatch(wasThawConfirmed, { errors: [sfn.Errors.ALL], resultPath: '$.outcomeMarkError' });
+  readMark.next(
+    new sfn.Choice(scope, S.wasOutcomeNotified)
+      .when(
+        sfn.Condition.and(confirmed, sfn.Condition.or(confirmedCritical, sfn.Condition.not(mayBeHeld))),
+        new sfn.Fail(scope, S.alreadyNotified, {
+          error: OUTCOME_ALREADY_NOTIFIED,
+          cause:
+            'Record Outcome failed after retries, but its notifier had already published the outcome (the execution mark in the notifier table confirms it); nothing more was published.',
+        }),
+      )
+      .otherwise(wasThawConfirmed),
+  );
+  return readMark;
 }

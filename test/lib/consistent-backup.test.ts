@@ -272,7 +272,7 @@ describe('ConsistentBackup stack', () => {
       .flatMap(actionsOf)
       .filter((a) => !a.startsWith('logs:') && !a.startsWith('xray:') && !a.startsWith('sqs:'));
     expect(granted.sort()).toEqual(
-      ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'kms:Decrypt', 'kms:GenerateDataKey', 'sns:Publish'].sort(),
+      ['dynamodb:UpdateItem', 'kms:Decrypt', 'kms:GenerateDataKey', 'sns:Publish'].sort(),
     );
     // Monitoring alarms on its queue.
     const alarms = Object.values(resources).filter(

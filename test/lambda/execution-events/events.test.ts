@@ -10,7 +10,13 @@ import {
   handleExecutionEvent,
   WORKFLOW_ERRORS,
 } from '../../../lambda/execution-events/events';
-import { INPUT_REJECTED, OUTCOME_NOT_NOTIFIED, OUTCOME_NOT_RECORDED } from '../../../lib/workflow';
+import {
+  BACKUP_FAILED,
+  INPUT_REJECTED,
+  OUTCOME_ALREADY_NOTIFIED,
+  OUTCOME_NOT_NOTIFIED,
+  OUTCOME_NOT_RECORDED,
+} from '../../../lib/workflow';
 import { workflowInput, Sim } from '../../../sim/workflow-sim';
 import {
   ACCOUNT,
@@ -82,6 +88,8 @@ describe('execution-events', () => {
   it('reads the error names the workflow really uses', () => {
     expect(WORKFLOW_ERRORS).toEqual({
       outcomeNotRecorded: OUTCOME_NOT_RECORDED,
+      outcomeAlreadyNotified: OUTCOME_ALREADY_NOTIFIED,
+      backupFailed: BACKUP_FAILED,
       inputRejected: INPUT_REJECTED,
     });
   });
@@ -152,7 +160,7 @@ describe('execution-events', () => {
     expect(expectValidPublish(h.published[0])).toMatchObject({ severity: 'Critical' });
   });
 
-  it('a failed publish gives the mark back, so the retry publishes; only PutItem and DeleteItem are used', async () => {
+  it('a failed publish gives the claim back, so the retry publishes; only UpdateItem is used', async () => {
     const { h, deps } = start();
     let down = true;
     h.snsMock.on(PublishCommand).callsFake((input) => {
@@ -169,10 +177,38 @@ describe('execution-events', () => {
     expect(await handleExecutionEvent(e, deps)).toBe('notified');
     expect(await handleExecutionEvent(e, deps)).toBe('already-notified');
     expect(h.published).toHaveLength(1);
-    // lib/execution-events.ts grants exactly these two on the table.
-    expect([...new Set(h.table.calls.slice(from).map((c) => c.command))].sort()).toEqual([
-      'DeleteItem',
-      'PutItem',
-    ]);
+    // lib/execution-events.ts grants exactly this one on the table.
+    expect([...new Set(h.table.calls.slice(from).map((c) => c.command))].sort()).toEqual(['UpdateItem']);
+  });
+
+  it('a claim record-outcome left unconfirmed (it died before or after its publish) is taken over: never silent', async () => {
+    const { h, deps } = start();
+    // The notifier's mark without notifiedAt: what a Record Outcome that hung in its publish leaves.
+    h.table.items.set(`EXEC#${ARN}\u0000OUTCOME`, {
+      pk: { S: `EXEC#${ARN}` },
+      sk: { S: 'OUTCOME' },
+      outcome: { S: 'backup-start-failed' },
+      shard: { N: '3' },
+    });
+    expect(await handleExecutionEvent(event('FAILED', linuxInput(), OUTCOME_NOT_NOTIFIED), deps)).toBe(
+      'notified',
+    );
+    expect(h.published).toHaveLength(1);
+    expect(h.table.item(`EXEC#${ARN}`, 'OUTCOME')?.notifiedAt?.S).toBeDefined();
+    // Confirmed now: a redelivery sends nothing.
+    expect(await handleExecutionEvent(event('FAILED', linuxInput(), OUTCOME_NOT_NOTIFIED), deps)).toBe(
+      'already-notified',
+    );
+    expect(h.published).toHaveLength(1);
+  });
+
+  it('the last resort found the confirmed notification: nothing more, without a table call', async () => {
+    const { h, deps } = start();
+    const from = h.table.calls.length;
+    expect(await handleExecutionEvent(event('FAILED', linuxInput(), OUTCOME_ALREADY_NOTIFIED), deps)).toBe(
+      'already-notified',
+    );
+    expect(h.table.calls.length).toBe(from);
+    expect(h.published).toHaveLength(0);
   });
 });
