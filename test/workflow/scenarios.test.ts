@@ -250,9 +250,12 @@ describe('the synthesized workflow, executed locally', () => {
       snapshotDelayMs: 2000,
       thawFailures: 99,
       faults: (op) =>
-        op === 'lambda.Record Outcome' || op === 'lambda.Freeze Filesystems'
-          ? { kind: 'timeout' }
-          : undefined,
+        // Record Outcome never runs (an error before the handler); the freeze step times out.
+        op === 'lambda.Record Outcome'
+          ? { kind: 'error' }
+          : op === 'lambda.Freeze Filesystems'
+            ? { kind: 'timeout' }
+            : undefined,
     });
     expect(r.status).toBe('FAILED');
     expect(r.statesEntered).toContain(STATE.freezeMayBeHeldNoDeadline);
@@ -287,7 +290,16 @@ describe('the synthesized workflow, executed locally', () => {
       expect(r.statesEntered, name).toEqual([STATE.checkInput, STATE.inputRejected]);
       expect(r.error, name).toMatch(/startAt: an RFC 3339 timestamp/);
       expect(r.freezeSentAt, name).toEqual([]);
-      expect(r.calls, name).toEqual([]);
+      // Nothing reaches the instance or AWS Backup; only execution-events (the rule on the
+      // execution's FAILED status) writes its mark and publishes the one message.
+      expect(
+        r.calls.filter((c) => !/^(dynamodb|sns)\./.test(c.op)),
+        name,
+      ).toEqual([]);
+      expect(
+        r.sns.map((m) => [m.via, (m.message as { severity?: string }).severity]),
+        name,
+      ).toEqual([['execution-events', 'Major']]);
       // The TypeScript twin of the Choice (used to name the value in a notification) agrees.
       expect(inputProblems(mutateInput(workflowInput(new Sim({})) as never)), name).toHaveLength(1);
     }
