@@ -25,6 +25,7 @@ import {
 } from './host';
 import { LabInstance } from './instance';
 import { checkLedger } from './ledger';
+import { checkPgCopy, PG_BINDIR, PgServer, postgresAvailable } from './postgres';
 import { type LabCopy, verifiedCell, verifyRestoredCopies } from './restore-verify';
 import { LAB_ACCOUNT, LAB_REGION, SimBackup, SimEc2, SimSns } from './sim/aws';
 import { simulatedExecutor } from './sim/simulated-agent';
@@ -41,6 +42,8 @@ export interface DemoOptions {
   readonly out: (line: string) => void;
   /** Raw config values, as `-c key=value` would give them. @default {} */
   readonly config?: Partial<Record<keyof BackupConfig, unknown>>;
+  /** The kinds of instance to cycle through. @default demoKinds(capabilities) */
+  readonly kinds?: readonly DemoKind[];
 }
 
 /** One instance's line in the final table. */
@@ -57,6 +60,10 @@ export interface DemoRow {
   readonly ledgerHolds: boolean | undefined;
   /** The restore verification of the copies (lab/restore-verify.ts); not run on directories. */
   readonly verified: string;
+  /** The label this kind of instance should get. */
+  readonly expected: string;
+  /** What the AppHooks document installed on it before its freeze (instances with an Apps tag). */
+  readonly appHooks?: string;
 }
 
 export interface DemoResult {
@@ -66,22 +73,42 @@ export interface DemoResult {
   readonly runDir: string;
 }
 
+/** The kinds of instance the demo makes. */
+export type DemoKind = 'ledger-hooks' | 'no-hooks' | 'broken-hook' | 'postgresql-tag';
+
 interface Profile {
   readonly volumes: LabFsType[];
   readonly hooks: 'ledger' | 'none' | 'broken';
+  /** The instance's ConsistentBackup:Apps tag: its packaged hooks come from the AppHooks document. */
+  readonly apps?: string;
   readonly expect: string;
 }
 
-// The three kinds of instance a fleet has: an application with hooks, one without, and one whose
-// hook is broken (which must not degrade silently).
-const PROFILES: readonly Profile[] = [
-  { volumes: ['ext4', 'xfs'], hooks: 'ledger', expect: 'application' },
-  { volumes: ['xfs'], hooks: 'none', expect: 'filesystem' },
-  { volumes: ['ext4'], hooks: 'broken', expect: 'crash' },
-];
+// The kinds of instance a fleet has: an application with its own hooks, one without, one whose hook
+// is broken (which must not degrade silently), and a PostgreSQL server chosen by its Apps tag, with
+// no hook file put on it by anyone.
+const PROFILES: Readonly<Record<DemoKind, Profile>> = {
+  'ledger-hooks': { volumes: ['ext4', 'xfs'], hooks: 'ledger', expect: 'application' },
+  'no-hooks': { volumes: ['xfs'], hooks: 'none', expect: 'filesystem' },
+  'broken-hook': { volumes: ['ext4'], hooks: 'broken', expect: 'crash' },
+  'postgresql-tag': { volumes: ['xfs'], hooks: 'none', apps: 'postgresql', expect: 'application' },
+};
 
-export function expectedConsistency(index: number): string {
-  return PROFILES[index % PROFILES.length].expect;
+/**
+ * The kinds a demo cycles through here: the PostgreSQL one only on real filesystems with PostgreSQL
+ * 15 installed (the packaged hook talks to a real server; the simulated lab has none).
+ */
+export function demoKinds(capabilities: Capabilities): DemoKind[] {
+  const kinds: DemoKind[] = ['ledger-hooks', 'no-hooks', 'broken-hook'];
+  if (capabilities.real && postgresAvailable()) kinds.push('postgresql-tag');
+  return kinds;
+}
+
+export function expectedConsistency(
+  index: number,
+  kinds: readonly DemoKind[] = demoKinds({ real: false, filesystems: [] }),
+): string {
+  return PROFILES[kinds[index % kinds.length]].expect;
 }
 
 const BROKEN_HOOK =
@@ -111,6 +138,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const instances = new Map<string, LabInstance>();
   const tags = new Map<string, Record<string, string>>();
   const started = Date.now();
+  const servers: PgApp[] = [];
+  const postgresOf = new Map<string, PgApp>();
   const t = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
   try {
     const pool = simulated
@@ -120,8 +149,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const snapshotDir = pool?.snapshotDir ?? path.join(runDir, 'snapshots');
     await fs.mkdir(snapshotDir, { recursive: true });
 
+    const kinds = opts.kinds ?? demoKinds(opts.capabilities);
+    const profileOf = (k: number) => PROFILES[kinds[k % kinds.length]];
     for (let k = 0; k < opts.instances; k++) {
-      const profile = PROFILES[k % PROFILES.length];
+      const profile = profileOf(k);
       const inst = new LabInstance({
         runDir,
         pool,
@@ -132,7 +163,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       });
       instances.set(inst.instanceId, inst);
       await inst.create();
-      await inst.startLedger(path.join(runDir, 'pids'), profile.hooks !== 'none');
+      if (profile.apps === 'postgresql') {
+        const pg = await startPostgresApp(inst, runDir, servers.length);
+        servers.push(pg);
+        postgresOf.set(inst.instanceId, pg);
+      } else await inst.startLedger(path.join(runDir, 'pids'), profile.hooks !== 'none');
       if (profile.hooks === 'broken') {
         await fs.writeFile(path.join(inst.configDir, 'pre-freeze.d', '20-broken'), BROKEN_HOOK, {
           mode: 0o755,
@@ -142,9 +177,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         [config.optInTagKey]: config.optInTagValue,
         Name: inst.name,
         [OPTION_TAGS.onFreezeFailure]: 'crash-consistent',
+        ...(profile.apps ? { [OPTION_TAGS.apps]: profile.apps } : {}),
       });
       opts.out(
-        `${t()} created ${inst.name} (${inst.instanceId}): ${inst.volumes.map((v) => `${v.fstype} ${v.volumeId} at ${v.mountpoint}`).join(', ')}; ledger writing; hooks: ${profile.hooks}`,
+        `${t()} created ${inst.name} (${inst.instanceId}): ${inst.volumes.map((v) => `${v.fstype} ${v.volumeId} at ${v.mountpoint}`).join(', ')}; ${
+          profile.apps
+            ? `PostgreSQL under pgbench; tag ${OPTION_TAGS.apps}=${profile.apps}; no hook file on it`
+            : `ledger writing; hooks: ${profile.hooks}`
+        }`,
       );
     }
     // An instance that is not opted in must be left alone.
@@ -168,6 +208,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     );
     ssm.registerDocument([app.freezeDocument], documents.freeze);
     ssm.registerDocument([app.thawDocument], documents.thaw);
+    // The AppHooks document under the name the synthesized Freeze step sends it by.
+    const appHooksDocument = String(
+      app.asl.States['Freeze Filesystems']?.Parameters?.appHooksDocumentName ?? '',
+    );
+    if (appHooksDocument) ssm.registerDocument([appHooksDocument], documents.appHooks);
     const backup = new SimBackup(instances, ec2, {
       startLatencyMs: opts.startLatencyMs,
       completionMs: 1500,
@@ -268,6 +313,28 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     await backup.settled();
     await Promise.all(labelWrites);
 
+    // What the AppHooks document installed, from its own report on each instance.
+    const appHooksOf = (instanceId: string): string | undefined => {
+      const inv = ssm.invocations.find(
+        (i) => i.instanceId === instanceId && i.documentName === appHooksDocument,
+      );
+      if (!inv) return undefined;
+      try {
+        const r = JSON.parse(inv.stdout) as {
+          status: string;
+          installed: string[];
+          unchanged: string[];
+          version: string;
+        };
+        return `AppHooks ${r.status} ${[...r.installed, ...r.unchanged].join(', ')} (hooks ${r.version})`;
+      } catch {
+        return `AppHooks ${inv.status}: ${inv.stderr.slice(-200)}`;
+      }
+    };
+    for (const inst of instances.values()) {
+      const installed = appHooksOf(inst.instanceId);
+      if (installed) opts.out(`${t()} ${inst.name}: ${installed}; no hook file was put on it by hand`);
+    }
     const rows: DemoRow[] = [];
     for (const inst of instances.values()) {
       if (inst === bystander) continue;
@@ -281,7 +348,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         const vol = inst.volumes.find((v) => v.volumeId === s.VolumeId);
         if (!vol) continue;
         restored.push({ copy: s.copy, fstype: vol.fstype, mountpoint: vol.mountpoint });
-        const isLedger = vol === inst.volumes[0];
+        const pg = postgresOf.get(inst.instanceId);
+        const isLedger = vol === inst.volumes[0] && !pg;
         const inspect = async (root: string) =>
           isLedger
             ? checkLedger(
@@ -290,6 +358,22 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
                   .catch(() => Buffer.from('missing ledger file\n')),
               )
             : undefined;
+        if (pg && !simulated) {
+          const c = await checkCopy(s.copy, vol.fstype, path.join(runDir, 'check'), (root) =>
+            checkPgCopy(
+              path.join(root, 'pgdata'),
+              path.join(runDir, 'checksock'),
+              pg.port + 1,
+              path.join(runDir, `check-${inst.name}.log`),
+            ),
+          );
+          copiesClean &&= c.clean;
+          const p = c.inspected;
+          checks.push(
+            `${vol.fstype}:${c.clean ? 'clean' : 'journal replay'}/postgresql ${p?.started ? `started, redo ${(p.redoBytes / 1e6).toFixed(1)} MB, pgbench ${p.invariantHolds ? 'ok' : 'torn'}` : 'did not start'}`,
+          );
+          continue;
+        }
         const c = simulated
           ? await checkSimulatedCopy(s.copy, inspect)
           : await checkCopy(s.copy, vol.fstype, path.join(runDir, 'check'), inspect);
@@ -300,7 +384,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         );
       }
       let verified = 'not run (directories, no filesystem)';
-      if (!simulated && restored.length > 0) {
+      if (postgresOf.has(inst.instanceId)) verified = 'copy started by PostgreSQL (above)';
+      else if (!simulated && restored.length > 0) {
         const v = await verifyRestoredCopies(restored, {
           workDir: runDir,
           restoreJobId: `LAB-${inst.instanceId.slice(2, 10).toUpperCase()}`,
@@ -320,6 +405,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         copiesClean,
         ledgerHolds,
         verified,
+        expected: profileOf(rows.length).expect,
+        ...(appHooksOf(inst.instanceId) ? { appHooks: appHooksOf(inst.instanceId) } : {}),
       });
     }
     if (ec2.snapshots.some((s) => s.instanceId === bystander.instanceId))
@@ -327,9 +414,58 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     return { rows, notifications: sns.published, simulated, runDir };
   } finally {
     for (const i of instances.values()) i.stopWorkloads();
+    for (const pg of servers) await pg.stop().catch(() => undefined);
     await cleanupRunDir(runDir);
   }
 }
+
+/** A PostgreSQL 15 server on an instance's first volume, under pgbench. */
+interface PgApp {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * PostgreSQL on the instance's data volume, as a server an operator tags: its settings file says
+ * where the server listens (apps/postgresql.conf, what an operator writes once; settings are not
+ * hooks). The hook itself reaches the instance only through the AppHooks document.
+ */
+async function startPostgresApp(inst: LabInstance, runDir: string, index: number): Promise<PgApp> {
+  const socketDir = path.join(inst.dir, 'pgsock');
+  const port = DEMO_PG_PORT + index * 2;
+  const server = new PgServer({
+    dataDir: path.join(inst.volumes[0].mountpoint, 'pgdata'),
+    socketDir,
+    port,
+    logFile: path.join(inst.dir, 'postgresql.log'),
+  });
+  await server.init();
+  await server.start();
+  await server.pgbenchInit(2);
+  const load = server.pgbenchLoad(3600, 2, 100);
+  await fs.mkdir(path.join(runDir, 'pids'), { recursive: true });
+  await fs.writeFile(path.join(runDir, 'pids', `${inst.instanceId}-pgbench.pid`), `${load.pid}\n`);
+  const apps = path.join(inst.configDir, 'apps');
+  await fs.mkdir(apps, { recursive: true, mode: 0o755 });
+  await fs.writeFile(
+    path.join(apps, 'postgresql.conf'),
+    `PG_HOST=${socketDir}\nPG_PORT=${port}\nPG_BINDIR=${PG_BINDIR}\n`,
+    { mode: 0o600 },
+  );
+  return {
+    port,
+    async stop() {
+      try {
+        if (load.pid) process.kill(-load.pid, 'SIGTERM');
+      } catch {
+        // pgbench already ended.
+      }
+      await server.stop('fast');
+    },
+  };
+}
+
+const DEMO_PG_PORT = 55_600;
 
 /** The closing table. A simulated run says so before and after it (scripts/demo.ts), not in each row. */
 export function demoTable(rows: readonly DemoRow[], simulated: boolean): string {

@@ -72,6 +72,8 @@ export interface LabDocuments {
   readonly freeze: LabDocument;
   readonly thaw: LabDocument;
   readonly preflight: LabDocument;
+  /** Installs the packaged application hooks the Apps tag names (ssm-documents/app-hooks.yml). */
+  readonly appHooks: LabDocument;
 }
 
 /** Render the documents with lib/documents.ts, so the lab runs exactly the text the app deploys. */
@@ -80,5 +82,6 @@ export function loadDocuments(config: BackupConfig = DEFAULT_CONFIG): LabDocumen
     freeze: toLabDocument('Freeze', renderDocument('freeze', config)),
     thaw: toLabDocument('Thaw', renderDocument('thaw', config)),
     preflight: toLabDocument('Preflight', renderDocument('preflight', config)),
+    appHooks: toLabDocument('AppHooks', renderDocument('appHooks', config)),
   };
 }

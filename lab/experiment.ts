@@ -1,6 +1,6 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { Agent } from './agent';
+import { Agent, type FreezeResult } from './agent';
 import { checkCopy } from './copy-check';
 import type { LabDocuments } from './documents';
 import { sleep } from './exec';
@@ -50,22 +50,35 @@ const PG_PORT_BASE = 55_400;
 /** Each filesystem's PostgreSQL gets ports of its own, so experiments can run side by side. */
 const PG_PORT_OFFSET: Readonly<Record<LabFsType, number>> = { ext4: 0, xfs: 1 };
 
+/** What one backup of the experiment took and saw. */
+export interface BackupTaken {
+  readonly copies: string[];
+  /** Freeze window in ms from the thaw's report; undefined when nothing was frozen. */
+  readonly freezeMs?: number;
+  /** Wall-clock ms just before the first copy began: every write acknowledged before it must be in the copy. */
+  readonly snapshotAtMs: number;
+  /** The freeze's pre-freeze hooks, as it reported them. */
+  readonly hooks?: FreezeResult['hooks'];
+}
+
 /**
  * One backup as the workflow takes it: freeze (per mode), wait the snapshot start latency, take the
  * point-in-time copies, thaw. Returns the copy paths and the freeze window the thaw reported.
+ * `freeze+hooks` and `freeze` send the same Freeze: which hooks run is what the instance has installed.
  */
-async function backup(
+export async function backup(
   agent: Agent,
   instance: LabInstance,
-  mode: Mode,
+  mode: Mode | 'freeze+hook',
   id: string,
   latencyMs: number,
-): Promise<{ copies: string[]; freezeMs?: number }> {
+): Promise<BackupTaken> {
   const copies = instance.volumes.map((v) => ('image' in v ? v.copyPath(id) : `${v.mountpoint}.${id}`));
   if (mode === 'no-freeze') {
     await sleep(latencyMs);
+    const snapshotAtMs = Date.now();
     for (const [i, v] of instance.volumes.entries()) await v.snapshot(copies[i]);
-    return { copies };
+    return { copies, snapshotAtMs };
   }
   const executionId = `${instance.instanceId}-${id}`.replace(/[^A-Za-z0-9_.:-]/g, '-');
   const frozen = await agent.freeze(instance, executionId, BACKUP);
@@ -76,8 +89,10 @@ async function backup(
     );
   }
   let snapshotError: unknown;
+  let snapshotAtMs = 0;
   try {
     await sleep(latencyMs);
+    snapshotAtMs = Date.now();
     for (const [i, v] of instance.volumes.entries()) await v.snapshot(copies[i]);
   } catch (err) {
     snapshotError = err;
@@ -87,7 +102,7 @@ async function backup(
   if (snapshotError) throw snapshotError;
   if (thawed.status !== 'thawed')
     throw new Error(`thaw of ${instance.name} failed: ${JSON.stringify(thawed.error ?? {})}`);
-  return { copies, freezeMs: thawed.freezeMs };
+  return { copies, freezeMs: thawed.freezeMs, snapshotAtMs, hooks: frozen.hooks };
 }
 
 interface Env {

@@ -105,8 +105,11 @@ export class PgServer {
     );
   }
 
-  /** Start a pgbench load in the background; the caller records the pid for cleanup. */
-  pgbenchLoad(seconds: number, clients = 2): ChildProcess {
+  /**
+   * Start a pgbench load in the background; the caller records the pid for cleanup. `rate` caps it
+   * at that many transactions per second (pgbench -R), so the load shares a small machine.
+   */
+  pgbenchLoad(seconds: number, clients = 2, rate?: number): ChildProcess {
     return spawn(
       'runuser',
       [
@@ -119,6 +122,7 @@ export class PgServer {
         String(clients),
         '-T',
         String(seconds),
+        ...(rate === undefined ? [] : ['-R', String(rate)]),
         '-h',
         this.props.socketDir,
         '-p',
@@ -141,6 +145,8 @@ export interface PgCopyCheck {
   readonly redoMs: number;
   /** pgbench's invariant: accounts, tellers, branches and history all sum to the same total. */
   readonly invariantHolds: boolean;
+  /** The answer to the caller's extra query, when one was given and the server started. */
+  readonly extra?: string;
   readonly detail: string;
 }
 
@@ -173,6 +179,7 @@ export async function checkPgCopy(
   socketDir: string,
   port: number,
   logFile: string,
+  extraQuery?: string,
 ): Promise<PgCopyCheck> {
   await fs.rm(path.join(dataDir, 'postmaster.pid'), { force: true });
   const server = new PgServer({ dataDir, socketDir, port, logFile });
@@ -197,7 +204,8 @@ export async function checkPgCopy(
     );
     const values = sums.split('|');
     const invariantHolds = values.length === 4 && values.every((v) => v === values[0]);
-    return { started: true, recovery, redoBytes, redoMs, invariantHolds, detail: `sums ${sums}` };
+    const extra = extraQuery === undefined ? undefined : await server.sql(extraQuery);
+    return { started: true, recovery, redoBytes, redoMs, invariantHolds, extra, detail: `sums ${sums}` };
   } finally {
     await server.stop('immediate');
   }

@@ -59,6 +59,8 @@ export interface SimInstance {
   readonly optedIn?: boolean;
   readonly ping?: 'Online' | 'ConnectionLost' | null;
   readonly volumes: readonly string[];
+  /** Its ConsistentBackup:Apps tag, when it has one. */
+  readonly apps?: string;
 }
 
 export interface SimExecution {
@@ -79,8 +81,15 @@ export interface SimState {
   items: Map<string, Record<string, { S?: string; N?: string }>>;
   jobs: Map<string, string>;
   recoveryPoints: { ami: string; instanceId: string; created: string; tags: Record<string, string> }[];
+  /**
+   * What the Preflight document prints on the instance. Its `apps` lists every application whose
+   * hook the instance could check; the answer keeps those the sent Apps parameter names, as the
+   * document reports only those (ssm-documents/scripts/preflight.sh).
+   */
   preflightOutput: string;
   preflightPolls: number;
+  /** The Apps parameter of the last SendCommand, '' without one (the document's default). */
+  preflightApps?: string;
   invokes: unknown[];
   /** Called on every ListExecutions: lets a test move a run on. */
   onList?: () => void;
@@ -118,6 +127,7 @@ export function exampleState(): SimState {
       group: 'ledger',
       ping: 'Online',
       volumes: ['vol-0a1b2c3d4e5f60001', 'vol-0a1b2c3d4e5f60002'],
+      apps: 'postgresql',
     },
     {
       id: 'i-0a1b2c3d4e5f60719',
@@ -329,7 +339,16 @@ export function exampleState(): SimState {
         { mountpoint: '/boot', holds: 'boot' },
       ],
       hooksConfigured: true,
-      hooks: { preFreeze: ['10-postgresql'], postThaw: ['10-postgresql'] },
+      hooks: { preFreeze: ['50-ecb-postgresql'], postThaw: ['50-ecb-postgresql'] },
+      apps: [
+        {
+          app: 'postgresql',
+          ready: true,
+          exitCode: 0,
+          message:
+            'postgresql: reachable on /var/run/postgresql:5432 as postgres, may CHECKPOINT\n(postgresql hook 3f9a1c0b7d2e)',
+        },
+      ],
     }),
     preflightPolls: 2,
     invokes: [],
@@ -427,6 +446,7 @@ export function simulatedAccount(
     { Key: 'Name', Value: i.name },
     ...(i.optedIn === false ? [] : [{ Key: 'ConsistentBackup', Value: 'enabled' }]),
     ...(i.group ? [{ Key: 'ConsistentBackup:Group', Value: i.group }] : []),
+    ...(i.apps !== undefined ? [{ Key: 'ConsistentBackup:Apps', Value: i.apps }] : []),
   ];
   const ec2Instance = (i: SimInstance) => ({
     InstanceId: i.id,
@@ -590,27 +610,33 @@ export function simulatedAccount(
             })),
         };
       },
-      SendCommandCommand: (input) => ({
-        Command: {
-          CommandId: '7b6f5a41-2c3d-4e5f-8a9b-0c1d2e3f4a5b',
-          DocumentName: input.DocumentName,
-          InstanceIds: input.InstanceIds,
-          Status: 'Pending',
-        },
-      }),
+      SendCommandCommand: (input) => {
+        state.preflightApps = (input.Parameters as Record<string, string[]> | undefined)?.Apps?.[0] ?? '';
+        return {
+          Command: {
+            CommandId: '7b6f5a41-2c3d-4e5f-8a9b-0c1d2e3f4a5b',
+            DocumentName: input.DocumentName,
+            InstanceIds: input.InstanceIds,
+            Status: 'Pending',
+          },
+        };
+      },
       GetCommandInvocationCommand: (input) => {
         state.preflightPolls--;
         if (state.preflightPolls > 0) {
           throw awsError('InvocationDoesNotExist', 'An error occurred (InvocationDoesNotExist)');
         }
-        const ready = (JSON.parse(state.preflightOutput) as { status: string }).status === 'ready';
+        const output = JSON.parse(state.preflightOutput) as { status: string; apps?: { app: string }[] };
+        const ready = output.status === 'ready';
+        const sent = (state.preflightApps ?? '').split(',');
+        if (output.apps) output.apps = output.apps.filter((a) => sent.includes(a.app));
         return {
           CommandId: input.CommandId,
           InstanceId: input.InstanceId,
           Status: ready ? 'Success' : 'Failed',
           StatusDetails: ready ? 'Success' : 'Failed',
           ResponseCode: ready ? 0 : 1,
-          StandardOutputContent: `${state.preflightOutput}\n`,
+          StandardOutputContent: `${JSON.stringify(output)}\n`,
           StandardErrorContent: '',
         };
       },

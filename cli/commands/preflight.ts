@@ -3,6 +3,7 @@ import { GetCommandInvocationCommand, SendCommandCommand } from '@aws-sdk/client
 import { toFleetInstance } from '../../lambda/discovery/instances';
 import { parseInstanceOptions } from '../../lambda/shared/instance-options';
 import type { FreezeFailurePolicy } from '../../lambda/shared/options';
+import { OPTION_TAGS } from '../../lambda/shared/tags';
 import type { Options } from '../args';
 import type { AwsClients } from '../aws';
 import type { Deployment } from '../deployment';
@@ -20,6 +21,8 @@ interface PreflightResult {
   readonly unmapped?: { volumeId: string; reason: string }[];
   readonly protected?: { mountpoint: string; holds: string }[];
   readonly hooks?: { preFreeze: string[]; postThaw: string[] };
+  /** Each application the Apps parameter named, its packaged hook run in its check phase. */
+  readonly apps?: { app: string; ready: boolean; exitCode: number | null; message: string }[];
 }
 
 export async function preflight(aws: AwsClients, d: Deployment, options: Options, io: Io): Promise<number> {
@@ -45,7 +48,12 @@ export async function preflight(aws: AwsClients, d: Deployment, options: Options
   if (instance.volumeIds.length === 0)
     throw new CliError(`${instanceId} has no attached EBS volume.`, EXIT.attention);
   const parsed = parseInstanceOptions(instance.tags, d.settings.onFreezeFailure as FreezeFailurePolicy);
-  const opts = parsed.ok ? parsed.options : { include: '', exclude: '' };
+  const opts: { include: string; exclude: string; apps?: string } = parsed.ok
+    ? parsed.options
+    : { include: '', exclude: '' };
+  // A tag discovery refuses excludes the instance from every backup: as much a problem as any the
+  // document finds. The document still runs, without the options it could not read.
+  const tagProblems = parsed.ok ? [] : parsed.problems;
   let commandId: string;
   try {
     const sent = await aws.ssm.send(
@@ -57,6 +65,8 @@ export async function preflight(aws: AwsClients, d: Deployment, options: Options
           VolumeDevices: [instance.volumeDevices.join(',')],
           Include: [opts.include],
           Exclude: [opts.exclude],
+          // The applications the instance's Apps tag selects: the document checks each one's hook.
+          ...(opts.apps !== undefined ? { Apps: [opts.apps] } : {}),
         },
         TimeoutSeconds: 30,
         Comment: 'ec2-consistent-backup preflight (npx ec2-consistent-backup)',
@@ -105,9 +115,15 @@ export async function preflight(aws: AwsClients, d: Deployment, options: Options
       EXIT.attention,
     );
   }
-  const ready = result.status === 'ready';
+  const ready = result.status === 'ready' && tagProblems.length === 0;
   if (options.json) {
-    io.out(JSON.stringify({ instanceId, commandId, ready, result }, null, 2));
+    io.out(
+      JSON.stringify(
+        { instanceId, commandId, ready, ...(tagProblems.length ? { tagProblems } : {}), result },
+        null,
+        2,
+      ),
+    );
     return ready ? EXIT.ok : EXIT.attention;
   }
   io.out(
@@ -124,7 +140,26 @@ export async function preflight(aws: AwsClients, d: Deployment, options: Options
   io.out(
     `Hooks: pre-freeze ${hooks?.preFreeze.length ? hooks.preFreeze.join(', ') : 'none'}; post-thaw ${hooks?.postThaw.length ? hooks.postThaw.join(', ') : 'none'}.`,
   );
+  if (opts.apps !== undefined) {
+    const apps = result.apps ?? [];
+    const selected = `Applications (tag ${OPTION_TAGS.apps}=${opts.apps || '""'})`;
+    if (apps.length === 0) io.out(`${selected}: none selected.`);
+    else {
+      io.out(`${selected}:`);
+      const rows = apps.map((a) => [
+        a.app,
+        a.ready ? 'yes' : a.exitCode === null ? 'not installed' : 'NO',
+        // The check's first line; the second names the hook's version.
+        a.message.split('\n')[0],
+      ]);
+      for (const line of table(['APP', 'READY', 'DETAIL'], rows)) io.out(line);
+    }
+  }
   for (const w of result.warnings ?? []) io.out(`Warning: ${w}`);
   for (const p of result.problems ?? []) io.out(`Problem (${p.code}): ${p.message}`);
+  for (const p of tagProblems)
+    io.out(
+      `Problem (TAG_INVALID): Tag ${p.tag} has the invalid value ${JSON.stringify(p.value)}; allowed: ${p.allowed}. Discovery excludes this instance until it is fixed.`,
+    );
   return ready ? EXIT.ok : EXIT.attention;
 }

@@ -289,6 +289,54 @@ describe('recovery-points, preflight, plan', () => {
     expect(r.out).toMatch(/freeze\s+\/data\s+xfs\s+vol-0a1b2c3d4e5f60002/);
   });
 
+  it("passes the instance's Apps tag to the preflight document and shows each application's readiness", async () => {
+    const r = await cli(['preflight', '--instance', 'i-0a1b2c3d4e5f60718']);
+    const sent = r.aws.fakes.ssm?.calls.find((c) => c.command === 'SendCommandCommand')?.input;
+    expect((sent?.Parameters as Record<string, string[]>).Apps).toEqual(['postgresql']);
+    expect(r.out).toContain('Applications (tag ConsistentBackup:Apps=postgresql):');
+    expect(r.out).toMatch(
+      /postgresql\s+yes\s+postgresql: reachable on \/var\/run\/postgresql:5432 as postgres/,
+    );
+    // An instance without the tag: no Apps parameter (the document's default, none), no applications line.
+    const web = await cli(['preflight', '--instance', 'i-0b2c3d4e5f6071829']);
+    const plain = web.aws.fakes.ssm?.calls.find((c) => c.command === 'SendCommandCommand')?.input;
+    expect(plain?.Parameters).not.toHaveProperty('Apps');
+    expect(web.out).not.toContain('Applications');
+  });
+
+  it('reports an application whose hook check fails, and a tag discovery would refuse', async () => {
+    const state = exampleState();
+    const output = JSON.parse(state.preflightOutput);
+    output.status = 'not-ready';
+    output.problems = [
+      { code: 'APP_NOT_READY', message: 'postgresql: not reachable on /var/run/postgresql:5432 as postgres' },
+    ];
+    output.apps = [
+      {
+        app: 'postgresql',
+        ready: false,
+        exitCode: 1,
+        message: 'postgresql: not reachable on /var/run/postgresql:5432 as postgres',
+      },
+    ];
+    state.preflightOutput = JSON.stringify(output);
+    const r = await cli(['preflight', '--instance', 'i-0a1b2c3d4e5f60718'], state);
+    expect(r.code).toBe(EXIT.attention);
+    expect(r.out).toMatch(/postgresql\s+NO\s+postgresql: not reachable/);
+    expect(r.out).toContain('Problem (APP_NOT_READY): postgresql: not reachable');
+
+    const tagged = exampleState();
+    tagged.instances = tagged.instances.map((i) =>
+      i.id === 'i-0a1b2c3d4e5f60718' ? { ...i, apps: 'oracle' } : i,
+    );
+    const bad = await cli(['preflight', '--instance', 'i-0a1b2c3d4e5f60718'], tagged);
+    expect(bad.code).toBe(EXIT.attention);
+    expect(bad.out).toContain(
+      'Problem (TAG_INVALID): Tag ConsistentBackup:Apps has the invalid value "oracle"; allowed: empty, or one or more of postgresql, mysql, redis',
+    );
+    expect(bad.out).toMatch(/NOT READY/);
+  });
+
   it('exits 1 and names the problem when an instance is not ready', async () => {
     const state = exampleState();
     state.preflightOutput = JSON.stringify({
