@@ -195,9 +195,11 @@ export function lastResort(scope: Construct, props: LastResortProps): sfn.Choice
     [sfn.JsonPath.executionId],
   ).next(publish);
 
-  const thawConfirmed = sfn.Condition.and(
-    sfn.Condition.isPresent('$.thaw.result.succeeded'),
-    sfn.Condition.booleanEquals('$.thaw.result.succeeded', true),
+  // Either thaw attempt confirmed by the instance (ThawStepResult, lambda/shared/workflow-results.ts).
+  const thawConfirmed = sfn.Condition.or(
+    ...['$.thaw.confirmed', '$.retriedThaw.confirmed'].map((p) =>
+      sfn.Condition.and(sfn.Condition.isPresent(p), sfn.Condition.booleanEquals(p, true)),
+    ),
   );
   // The freeze step ran when it left a result or an error; anything it froze is held until a thaw
   // is confirmed or the watchdog fires.
@@ -206,7 +208,7 @@ export function lastResort(scope: Construct, props: LastResortProps): sfn.Choice
     sfn.Condition.not(thawConfirmed),
   );
   const readDeadline = new sfn.Pass(scope, S.readWatchdogDeadline, {
-    parameters: { 'output.$': 'States.StringToJson($.freeze.stdout)' },
+    parameters: { 'output.$': 'States.StringToJson($.freeze.command.stdout)' },
     resultPath: '$.freezeOutput',
   }).next(
     new sfn.Choice(scope, S.checkWatchdogDeadline)
@@ -223,9 +225,9 @@ export function lastResort(scope: Construct, props: LastResortProps): sfn.Choice
     .when(
       sfn.Condition.and(
         mayBeHeld,
-        sfn.Condition.isPresent('$.freeze.stdout'),
-        sfn.Condition.isString('$.freeze.stdout'),
-        sfn.Condition.stringMatches('$.freeze.stdout', STDOUT_WITH_DEADLINE),
+        sfn.Condition.isPresent('$.freeze.command.stdout'),
+        sfn.Condition.isString('$.freeze.command.stdout'),
+        sfn.Condition.stringMatches('$.freeze.command.stdout', STDOUT_WITH_DEADLINE),
       ),
       readDeadline,
     )
