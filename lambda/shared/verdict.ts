@@ -622,7 +622,10 @@ export function decideVerdict(stepState: WorkflowFacts, settings: VerdictSetting
       decision = backedUp(frozenVerdict(freeze, thawOutput, targets, freezeMs, warnings));
     } else if (
       (!wait && !snapshotsError && backupError) ||
-      (wait?.status === 'budget-exceeded' && !record(record(facts.snapshots)?.backupJob))
+      // start-backup's answer (it names who answered): no job within the budget.
+      (wait?.status === 'budget-exceeded' &&
+        record(facts.snapshots)?.answeredBy !== undefined &&
+        !record(record(facts.snapshots)?.backupJob))
     ) {
       // StartBackupJob gave no job within the freeze budget (start-backup gave up so the thaw came
       // first); the job that exists was started, or found, after the thaw.

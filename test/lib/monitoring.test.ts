@@ -269,15 +269,17 @@ describe('Monitoring: dashboard', () => {
     expect(durations).toHaveLength(functions.length);
     expect(errors.map((m) => (m.at(-1) as Json).label).sort()).toEqual(
       [
-        'backup-probe',
         'dead-letters',
         'discovery',
         'execution-events',
+        'freeze-filesystems',
         'job-events',
         'label-writer',
         'record-outcome',
         'run-summary',
         'servicenow-forwarder',
+        'start-backup',
+        'wait-for-command',
       ].sort(),
     );
     for (const m of durations) expect((m.at(-1) as Json).stat).toBe('p99');
