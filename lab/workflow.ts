@@ -1,19 +1,19 @@
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
-import {
-  activeJobs,
-  freeze,
-  parseProbeRequest,
-  systemClock,
-  waitForCommand,
-  waitForSnapshots,
-} from '../lambda/backup-probe/probe';
+import { freezeStep, parseFreezeStepRequest } from '../lambda/freeze-filesystems/step';
 import { type ExecutionResult, recordOutcome } from '../lambda/record-outcome/record';
+import { systemClock } from '../lambda/shared/calls';
 import type { RequestLabel } from '../lambda/shared/labels';
 import type { OutcomeSink } from '../lambda/shared/outcome';
 import type { BackupConfig } from '../lib/config';
 import { ConsistentBackupStack } from '../lib/stack';
+import {
+  parseStartBackupStepRequest,
+  startFrozenBackup,
+  startUnfrozenBackup,
+} from '../lambda/start-backup/step';
+import { parseWaitRequest, waitStep } from '../lambda/wait-for-command/wait';
 import { type Asl, aslFromTemplate, resolveIntrinsics } from '../sim/asl';
 import { LAB_ACCOUNT, LAB_REGION, type SimBackup, type SimEc2, type SimSns } from './sim/aws';
 import { SimServiceError, type SimSsm } from './sim/ssm';
@@ -46,8 +46,7 @@ export function synthLabApp(config: BackupConfig): LabApp {
   const resources = template.Resources as Record<string, { Type: string; Properties: Json }>;
   const asl = aslFromTemplate(template);
   const freezeDocument = String(asl.States['Freeze Filesystems']?.Parameters?.documentName ?? '');
-  const thawBranch = (asl.States['Thaw Filesystems']?.Branches ?? [])[0] as Asl | undefined;
-  const thawDocument = String(thawBranch?.States['Send Thaw Command']?.Parameters?.DocumentName ?? '');
+  const thawDocument = String(asl.States['Send Thaw Command']?.Parameters?.DocumentName ?? '');
   if (!freezeDocument || !thawDocument)
     throw new Error('the synthesized workflow has no Freeze Filesystems / Send Thaw Command document names');
   const environments: Record<string, Record<string, string>> = {};
@@ -117,7 +116,8 @@ function sfnError(name: string, message: string): Error {
 
 /**
  * The lab's Step Functions: StartExecution runs the real synthesized definition in-process with
- * aws-local-stepfunctions. Lambda task states call the real probe and record-outcome logic with the
+ * aws-local-stepfunctions. Lambda task states call the real freeze-filesystems, start-backup,
+ * wait-for-command and record-outcome logic with the
  * lab's clients; CallAwsService states call the lab's services. Waits for start time are skipped
  * (the lab starts every instance at once); every other wait and timeout is real time.
  */
@@ -178,32 +178,26 @@ export class SimSfn {
           throw sfnError(`${service}.${(err as Error).name}`, (err as Error).message);
         }
       };
-    const probe = (input: unknown) => parseProbeRequest(input);
-    const startBackup = sdkTask('Backup', async (i) => backup.startBackupJob(i));
+    const wait = lambdaTask(async (i) => waitStep(ssm as never, systemClock, parseWaitRequest(i)));
+    const startUnfrozen = lambdaTask(async (i) => {
+      const r = parseStartBackupStepRequest(i);
+      if (r.mode === 'frozen') throw new Error('unexpected start-backup mode frozen');
+      return startUnfrozenBackup(backup as never, systemClock, r);
+    });
     return {
-      'Check For Active Backup Jobs': lambdaTask(async (i) => {
-        const r = probe(i);
-        if (r.action !== 'activeJobs') throw new Error(`unexpected probe action ${r.action}`);
-        return activeJobs(backup as never, r.instanceArn);
+      'Freeze Filesystems': lambdaTask(async (i) =>
+        freezeStep({ ssm: ssm as never, backup: backup as never }, systemClock, parseFreezeStepRequest(i)),
+      ),
+      'Start Backup Job': lambdaTask(async (i) => {
+        const r = parseStartBackupStepRequest(i);
+        if (r.mode !== 'frozen') throw new Error(`unexpected start-backup mode ${r.mode}`);
+        return startFrozenBackup({ ec2: ec2 as never, backup: backup as never }, systemClock, r);
       }),
-      'Freeze Filesystems': lambdaTask(async (i) => {
-        const r = probe(i);
-        if (r.action !== 'freeze') throw new Error(`unexpected probe action ${r.action}`);
-        return freeze(ssm as never, systemClock, r);
-      }),
-      'Wait For Snapshots To Start': lambdaTask(async (i) => {
-        const r = probe(i);
-        if (r.action !== 'waitForSnapshots') throw new Error(`unexpected probe action ${r.action}`);
-        return waitForSnapshots({ ec2: ec2 as never, backup: backup as never }, systemClock, r);
-      }),
-      'Wait For Thaw Command': lambdaTask(async (i) => {
-        const r = probe(i);
-        if (r.action !== 'waitForCommand') throw new Error(`unexpected probe action ${r.action}`);
-        return waitForCommand(ssm as never, systemClock, r);
-      }),
+      'Wait For Thaw Command': wait,
+      'Wait For Retried Thaw': wait,
       'Send Thaw Command': sdkTask('Ssm', async (i) => ssm.sendCommand(i)),
-      'Start Backup Job': startBackup,
-      'Start Backup Job Without Freeze': startBackup,
+      'Retry Thaw Command': sdkTask('Ssm', async (i) => ssm.sendCommand(i)),
+      'Start Backup Job Without Freeze': startUnfrozen,
       'Record Outcome': lambdaTask(async (i) =>
         recordOutcome(i as Parameters<typeof recordOutcome>[0], { sink, requestLabel, settings }, new Date()),
       ),
@@ -217,7 +211,7 @@ export class SimSfn {
     const asl = this.deps.app.asl;
     const waits = Object.fromEntries(
       Object.entries(asl.States)
-        .filter(([n, st]) => st.Type === 'Wait' && n === 'Wait For Start Time')
+        .filter(([n, st]) => st.Type === 'Wait' && n !== 'Wait Before Retrying Thaw')
         .map(([n]) => [n, 0]),
     );
     const execution = this.machine.run(input as never, {
@@ -233,10 +227,16 @@ export class SimSfn {
           view.stage = ev.state.name;
           this.deps.onProgress?.(view);
         }
-        if (ev.type === 'StateExited' && ev.state.name === 'Thaw Filesystems') {
-          const out = ev.state.output as { thaw?: { stdout?: string } } | undefined;
+        if (
+          ev.type === 'StateExited' &&
+          (ev.state.name === 'Wait For Thaw Command' || ev.state.name === 'Wait For Retried Thaw')
+        ) {
+          const out = ev.state.output as
+            | { thaw?: { command?: { stdout?: string } }; retriedThaw?: { command?: { stdout?: string } } }
+            | undefined;
           try {
-            const thaw = JSON.parse(out?.thaw?.stdout ?? '') as { freezeMs?: number };
+            const step = ev.state.name === 'Wait For Thaw Command' ? out?.thaw : out?.retriedThaw;
+            const thaw = JSON.parse(step?.command?.stdout ?? '') as { freezeMs?: number };
             if (typeof thaw.freezeMs === 'number') view.freezeMs = thaw.freezeMs;
           } catch {
             // The verdict carries freeze ms too; this is only for live progress.

@@ -25,9 +25,17 @@ export const RESERVED_CONCURRENCY = {
     reserved: 2,
     why: 'one hand-over chain per run; a second for an on-demand run beside the scheduled one (a throttled asynchronous invoke is retried by Lambda)',
   },
-  'backup-probe': {
-    reserved: 100,
-    why: 'held for ~6 s per backup (active jobs, freeze, snapshot wait, thaw wait): admission keeps rate x 6 s under half of it, so up to ~8 backups/s',
+  'freeze-filesystems': {
+    reserved: 25,
+    why: 'held ~1.5 s per backup (active-job check, freeze): admission keeps rate x 1.5 s under half of it, so up to ~8 backups/s',
+  },
+  'start-backup': {
+    reserved: 60,
+    why: 'held ~0.5 s plus the snapshot start (3 s planned) per backup: admission keeps rate x 3.5 s under half of it, so up to ~8.5 backups/s',
+  },
+  'wait-for-command': {
+    reserved: 15,
+    why: 'held ~0.8 s per backup (the thaw): admission keeps rate x 0.8 s under half of it, so up to ~9 backups/s',
   },
   'record-outcome': {
     reserved: 20,
@@ -85,9 +93,9 @@ export function reservedConcurrency(handlerDir: string): number {
   return choice.reserved;
 }
 
-/** `backup-probe=100,record-outcome=20`: the freeze path's functions, for discovery's admission. */
+/** `freeze-filesystems=25,...,record-outcome=20`: the freeze path's functions, for discovery's admission. */
 export function freezePathConcurrency(): string {
-  return (['backup-probe', 'record-outcome'] as const)
+  return (['freeze-filesystems', 'start-backup', 'wait-for-command', 'record-outcome'] as const)
     .map((fn) => `${fn}=${RESERVED_CONCURRENCY[fn].reserved}`)
     .join(',');
 }

@@ -1,4 +1,4 @@
-import { Duration, Lazy, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Duration, Lazy, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -12,14 +12,38 @@ import { DEFAULT_MAX_STAGGER_SECONDS } from '../lambda/discovery/stagger';
 import type { NotifierOperation } from '../lambda/shared/notifier-permissions';
 import { RECOVERY_POINT_TAGS } from '../lambda/shared/tags';
 import { INPUT_CHECKS } from '../lambda/shared/workflow-input';
+import { RESULT_PATHS } from '../lambda/shared/workflow-results';
 import type { BackupConfig } from './config';
-import { commandStepSeconds } from './documents';
 import { BackupFunction } from './lambda-function';
 import type { Vault } from './vault';
+import {
+  createWorkflowFunctions,
+  documentArn,
+  instanceArnPattern,
+  instanceWildcardFinding,
+  optInReason,
+  sendToOptedIn,
+} from './workflow/functions';
 import { inputRejectedCause, validInput } from './workflow/input-check';
 import { LAST_RESORT_STATE, lastResort } from './workflow/last-resort';
+import {
+  DELIVERY_TIMEOUT_SECONDS,
+  executionTimeout,
+  SDK_TASK_SECONDS,
+  THAW_MARGIN_SECONDS,
+  THAW_RETRY_WAIT_SECONDS,
+  UNFROZEN_START_TASK_SECONDS,
+  workflowTimings,
+} from './workflow/timings';
 
 export { OUTCOME_ALREADY_NOTIFIED, OUTCOME_NOT_NOTIFIED, OUTCOME_NOT_RECORDED } from './workflow/last-resort';
+export {
+  APP_HOOKS_WAIT_SECONDS,
+  COMMAND_REPORT_MARGIN_SECONDS,
+  executionTimeout,
+  THAW_MARGIN_SECONDS,
+  workflowTimings,
+} from './workflow/timings';
 
 /** What the workflow needs of the Documents construct (lib/documents.ts). */
 export interface WorkflowDocuments {
@@ -57,37 +81,24 @@ export interface WorkflowProps {
 
 /** AWS-owned document that installs a Distributor package. */
 export const CONFIGURE_PACKAGE_DOCUMENT = 'AWS-ConfigureAWSPackage';
-/** Seconds kept back from the freeze budget for the thaw command to reach the instance. */
-export const THAW_MARGIN_SECONDS = 3;
-/** SSM's smallest delivery timeout for SendCommand. */
-const DELIVERY_TIMEOUT_SECONDS = 30;
-/** Time for the agent to report a command's end after the instance ended (or killed) it. */
-export const COMMAND_REPORT_MARGIN_SECONDS = 30;
-/**
- * The longest the probe waits for the AppHooks command it sends before the freeze of an instance
- * with an Apps tag (lambda/backup-probe APP_HOOKS_*): delivery, a step of a second or two, reporting.
- */
-export const APP_HOOKS_WAIT_SECONDS = 60;
 
-/** State names, read as sentences; tests and the README diagram refer to them. */
+/** State names, read as sentences; tests and the docs diagram refer to them. */
 export const STATE = {
   checkInput: 'Check Input',
-  waitForStart: 'Wait For Start Time',
-  checkActiveJobs: 'Check For Active Backup Jobs',
-  choosePath: 'Choose Backup Path',
   inputRejected: 'Input Rejected',
-  defaultVolumeDevices: 'Default Volume Devices',
+  waitForStart: 'Wait For Start Time',
+  waitStopped: 'Wait Then Back Up Stopped Instance',
+  waitWindows: 'Wait Then Back Up Windows',
   freeze: 'Freeze Filesystems',
   checkFreeze: 'Check Freeze Result',
   startBackup: 'Start Backup Job',
-  waitSnapshots: 'Wait For Snapshots To Start',
-  thaw: 'Thaw Filesystems',
   sendThaw: 'Send Thaw Command',
   waitThaw: 'Wait For Thaw Command',
   checkThaw: 'Check Thaw Result',
-  thawConfirmed: 'Thaw Confirmed',
-  thawNotConfirmed: 'Thaw Not Confirmed',
-  routeAfterThaw: 'Route After Thaw',
+  waitBeforeThawRetry: 'Wait Before Retrying Thaw',
+  retryThaw: 'Retry Thaw Command',
+  waitRetriedThaw: 'Wait For Retried Thaw',
+  checkRetriedThaw: 'Check Retried Thaw',
   startUnfrozenBackup: 'Start Backup Job Without Freeze',
   installVss: 'Install VSS Components',
   waitVss: 'Wait For VSS Components',
@@ -99,6 +110,11 @@ export const STATE = {
   ...LAST_RESORT_STATE,
 } as const;
 
+/** The states every error after the freeze is caught into: the thaw, sent by the state machine. */
+export const THAW_ENTRY = STATE.sendThaw;
+
+export { SUCCESS_TRANSITIONS } from '../lambda/shared/workflow-results';
+
 /** The error of the Input Rejected state. */
 export const INPUT_REJECTED = 'InvalidWorkflowInput';
 /** The error of the Backup Failed state: Record Outcome recorded a failure and notified it. */
@@ -109,8 +125,10 @@ export const REQUIRED_INPUT: readonly string[] = INPUT_CHECKS.map((c) => c.path)
 
 /**
  * Invocation errors of the Lambda service or client rather than of the function. The functions
- * these retries cover only read or wait (record-outcome's notifier de-duplicates), so a repeat is
- * harmless; the freeze retries only TooManyRequests, where the function certainly did not run.
+ * these retries cover only read, wait, or start a job under the execution's idempotency token (and
+ * record-outcome's notifier de-duplicates), so a repeat is harmless; the freeze retries only
+ * TooManyRequests, where the function certainly did not run, and Start Backup Job (frozen) not at
+ * all: a retry would restart its timeout beyond the freeze budget.
  */
 const LAMBDA_NOT_RUN = [
   'Lambda.TooManyRequestsException',
@@ -118,33 +136,29 @@ const LAMBDA_NOT_RUN = [
   'Lambda.SdkClientException',
 ];
 
-/** Time budgets derived from config, shared with tests and the execution timeout. */
-export function workflowTimings(config: BackupConfig) {
-  // The freeze and thaw documents run at most commandStepSeconds on the instance (SSM kills them
-  // then); delivery takes at most DELIVERY_TIMEOUT_SECONDS before that, and the agent needs a moment
-  // to report. Waiting this long, the probe sees the command's own end instead of giving up while
-  // the instance may still freeze.
-  const commandStepTimeoutSeconds = commandStepSeconds(config);
-  const commandWaitSeconds =
-    DELIVERY_TIMEOUT_SECONDS + commandStepTimeoutSeconds + COMMAND_REPORT_MARGIN_SECONDS;
-  const snapshotWaitSeconds = config.freezeBudgetSeconds + 15;
-  const probeTimeoutSeconds = Math.min(
-    Math.max(commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS + APP_HOOKS_WAIT_SECONDS, snapshotWaitSeconds) +
-      30,
-    900,
-  );
-  return { commandStepTimeoutSeconds, commandWaitSeconds, snapshotWaitSeconds, probeTimeoutSeconds };
-}
+const present = (path: string, ...rest: sfn.Condition[]) =>
+  sfn.Condition.and(sfn.Condition.isPresent(path), ...rest);
+const stringIs = (path: string, value: string) =>
+  present(path, sfn.Condition.isString(path), sfn.Condition.stringEquals(path, value));
+const isTrue = (path: string) =>
+  present(path, sfn.Condition.isBoolean(path), sfn.Condition.booleanEquals(path, true));
 
 /**
- * The per-instance workflow: one Standard execution per instance and window. Linux: freeze → start
- * the backup job → wait until every volume's snapshot has started (or the budget runs out) → thaw →
- * record the verdict. Every state after the freeze routes any error to the thaw; the thaw retries
- * with backoff; every path ends in Record Outcome, which notifies exactly once.
+ * The per-instance workflow: one Standard execution per instance and window. Linux: freeze (after
+ * the active-job check, in the same function) → start the backup job and wait until every volume's
+ * snapshot has started, inside the freeze budget → thaw → record the verdict: 11 transitions on
+ * the success path. Every state after the freeze routes any error to the thaw; the thaw is sent a
+ * second time when the first is not confirmed; every path ends in Record Outcome, which notifies
+ * exactly once.
  */
 export class Workflow extends Construct {
   readonly stateMachine: sfn.StateMachine;
-  readonly probe: BackupFunction;
+  /** Freeze Filesystems' function. */
+  readonly freezer: BackupFunction;
+  /** Start Backup Job's function (every mode). */
+  readonly starter: BackupFunction;
+  /** Wait For Thaw Command's function (and the VSS install wait). */
+  readonly waiter: BackupFunction;
   readonly recorder: BackupFunction;
   readonly logGroup: logs.LogGroup;
   /** The role the VSS install task runs under; present when installVssComponents is true. */
@@ -159,47 +173,11 @@ export class Workflow extends Construct {
     const { config, vault, documents, notifications } = props;
     const stack = Stack.of(this);
     const timings = workflowTimings(config);
-    const documentArn = (name: string) =>
-      stack.formatArn({ service: 'ssm', resource: 'document', resourceName: name });
-    // Instances of this account and Region only.
-    const instanceArn = stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' });
-    const optInCondition = {
-      StringEquals: { [`ssm:resourceTag/${config.optInTagKey}`]: config.optInTagValue },
-    };
-    // SendCommand authorizes the document and every target separately: the document statement has no
-    // condition, the instance statement only matches instances carrying the opt-in tag.
-    const sendToOptedIn = (documentArns: string[]) => [
-      new iam.PolicyStatement({ actions: ['ssm:SendCommand'], resources: documentArns }),
-      new iam.PolicyStatement({
-        actions: ['ssm:SendCommand'],
-        resources: [instanceArn],
-        conditions: optInCondition,
-      }),
-    ];
 
-    this.probe = new BackupFunction(this, 'BackupProbe', {
-      handlerDir: 'backup-probe',
-      description: 'Checks for active backup jobs, freezes, and waits for commands and snapshots',
-      timeout: Duration.seconds(timings.probeTimeoutSeconds),
-    });
-    const probeDocuments = [documents.freeze, ...(documents.appHooks ? [documents.appHooks] : [])];
-    for (const s of sendToOptedIn(probeDocuments.map((d) => documentArn(d.ref))))
-      this.probe.addToRolePolicy(s);
-    this.probe.addToRolePolicy(
-      new iam.PolicyStatement({
-        // None of these supports resource-level permissions (service authorization reference).
-        actions: [
-          'ssm:GetCommandInvocation',
-          // The freeze's look-up after an ambiguous SendCommand failure (probe.ts findFreezeCommand).
-          'ssm:ListCommands',
-          'backup:ListBackupJobs',
-          'backup:DescribeBackupJob',
-          'ec2:DescribeSnapshots',
-        ],
-        resources: ['*'],
-      }),
-    );
-
+    const fns = createWorkflowFunctions(this, { config, vault, documents });
+    this.freezer = fns.freezer;
+    this.starter = fns.starter;
+    this.waiter = fns.waiter;
     this.recorder = new BackupFunction(this, 'RecordOutcome', {
       handlerDir: 'record-outcome',
       description: 'Decides the consistency verdict, requests the recovery point label and notifies',
@@ -214,81 +192,57 @@ export class Workflow extends Construct {
     // No ec2:CreateTags: record-outcome asks the label-writer for the label (lib/labels.ts grants
     // its requesters sqs:SendMessage on the label queue); StartBackupJob names no AMI for EC2.
 
-    // ---- states ----
-    const postFreezeCatch = (state: sfn.TaskStateBase, resultPath: string) =>
-      state.addCatch(thaw, { errors: [sfn.Errors.ALL], resultPath });
-    const lambdaRetry = (errors: string[], state: sfn.TaskStateBase) =>
-      state.addRetry({
-        errors,
-        interval: Duration.seconds(1),
-        maxAttempts: 3,
-        backoffRate: 2,
-        jitterStrategy: sfn.JitterType.FULL,
-      });
-    const probe = (
+    const lambdaRetry = <T extends sfn.TaskStateBase>(errors: string[], state: T): T => {
+      if (errors.length > 0)
+        state.addRetry({
+          errors,
+          interval: Duration.seconds(1),
+          maxAttempts: 3,
+          backoffRate: 2,
+          jitterStrategy: sfn.JitterType.FULL,
+        });
+      return state;
+    };
+    const invoke = (
       name: string,
+      fn: BackupFunction,
       payload: Record<string, unknown>,
       resultPath: string,
-      timeoutSeconds: number,
+      timeout: sfn.Timeout,
       retryErrors: string[] = LAMBDA_NOT_RUN,
     ) =>
       lambdaRetry(
         retryErrors,
         new tasks.LambdaInvoke(this, name, {
-          lambdaFunction: this.probe,
+          lambdaFunction: fn,
           payload: sfn.TaskInput.fromObject(payload),
           payloadResponseOnly: true,
           retryOnServiceExceptions: false,
           resultPath,
-          taskTimeout: sfn.Timeout.duration(Duration.seconds(timeoutSeconds)),
+          taskTimeout: timeout,
         }),
       );
-    const startBackup = (name: string, windowsVss: boolean) =>
-      new tasks.CallAwsService(this, name, {
-        service: 'backup',
-        action: 'startBackupJob',
-        iamAction: 'backup:StartBackupJob',
-        iamResources: [vault.vault.backupVaultArn],
-        additionalIamStatements: [
-          new iam.PolicyStatement({
-            actions: ['iam:PassRole'],
-            resources: [vault.backupRole.roleArn],
-            conditions: { StringEquals: { 'iam:PassedToService': 'backup.amazonaws.com' } },
-          }),
-        ],
-        parameters: {
-          BackupVaultName: vault.vault.backupVaultName,
-          ResourceArn: sfn.JsonPath.stringAt('$.instanceArn'),
-          IamRoleArn: vault.backupRole.roleArn,
-          // One job per execution, however often this state is retried.
-          IdempotencyToken: sfn.JsonPath.executionName,
-          StartWindowMinutes: 60,
-          Lifecycle: vault.lifecycle,
-          RecoveryPointTags: {
-            [RECOVERY_POINT_TAGS.consistency]: 'pending',
-            [RECOVERY_POINT_TAGS.execution]: sfn.JsonPath.executionName,
-            [RECOVERY_POINT_TAGS.window]: sfn.JsonPath.stringAt('$.window'),
-            [RECOVERY_POINT_TAGS.instance]: sfn.JsonPath.stringAt('$.instanceId'),
-          },
-          ...(windowsVss ? { BackupOptions: { WindowsVSS: 'enabled' } } : {}),
-        },
-        // The whole response: a ResultSelector path missing from a response would be an uncatchable
-        // States.Runtime error; record-outcome reads the fields defensively.
-        resultPath: '$.backupJob',
-        taskTimeout: sfn.Timeout.duration(Duration.seconds(20)),
-      }).addRetry({
-        errors: [
-          'Backup.ThrottlingException',
-          'Backup.ServiceUnavailableException',
-          'Backup.BackupException',
-          'States.Timeout',
-        ],
-        interval: Duration.seconds(1),
-        maxAttempts: 3,
-        backoffRate: 2,
-        jitterStrategy: sfn.JitterType.FULL,
-      });
+    const seconds = (s: number) => sfn.Timeout.duration(Duration.seconds(s));
+    /** What every StartBackupJob of this execution sends (start-backup adds the mode's options). */
+    const jobRequest = {
+      instanceArn: sfn.JsonPath.stringAt('$.instanceArn'),
+      backupVaultName: vault.vault.backupVaultName,
+      iamRoleArn: vault.backupRole.roleArn,
+      // One job per execution, however often it is asked for.
+      idempotencyToken: sfn.JsonPath.executionName,
+      startWindowMinutes: 60,
+      lifecycle: vault.lifecycle,
+      recoveryPointTags: {
+        [RECOVERY_POINT_TAGS.consistency]: 'pending',
+        [RECOVERY_POINT_TAGS.execution]: sfn.JsonPath.executionName,
+        [RECOVERY_POINT_TAGS.window]: sfn.JsonPath.stringAt('$.window'),
+        [RECOVERY_POINT_TAGS.instance]: sfn.JsonPath.stringAt('$.instanceId'),
+      },
+      freezeBudgetSeconds: config.freezeBudgetSeconds,
+      thawMarginSeconds: THAW_MARGIN_SECONDS,
+    };
 
+    // ---- Record Outcome, and what follows it ----
     const recordOutcome = lambdaRetry(
       LAMBDA_NOT_RUN,
       new tasks.LambdaInvoke(this, STATE.recordOutcome, {
@@ -299,7 +253,7 @@ export class Workflow extends Construct {
         }),
         payloadResponseOnly: true,
         retryOnServiceExceptions: false,
-        taskTimeout: sfn.Timeout.duration(Duration.seconds(70)),
+        taskTimeout: seconds(70),
       }),
     ).addRetry({
       errors: ['States.TaskFailed', 'States.Timeout'],
@@ -319,10 +273,7 @@ export class Workflow extends Construct {
     recordOutcome.next(
       new sfn.Choice(this, STATE.didFail)
         .when(
-          sfn.Condition.and(
-            sfn.Condition.isPresent('$.failed'),
-            sfn.Condition.booleanEquals('$.failed', true),
-          ),
+          isTrue('$.failed'),
           // Static error and cause: a path here that the output lacks would be an uncatchable
           // States.Runtime. Record Outcome has notified; its output in the history has the detail.
           new sfn.Fail(this, STATE.failed, {
@@ -334,172 +285,205 @@ export class Workflow extends Construct {
         .otherwise(new sfn.Succeed(this, STATE.succeeded)),
     );
 
-    // Thaw: SendCommand from the state machine itself, so a thaw is sent even if Lambda is unavailable.
+    // ---- unfrozen starts: stopped instances, the start after the thaw, Windows VSS ----
+    const startUnfrozen = invoke(
+      STATE.startUnfrozenBackup,
+      this.starter,
+      { mode: 'unfrozen', ...jobRequest, startAt: sfn.JsonPath.stringAt('$.startAt') },
+      RESULT_PATHS.unfrozenBackup,
+      seconds(UNFROZEN_START_TASK_SECONDS),
+    )
+      .addCatch(recordOutcome, { errors: [sfn.Errors.ALL], resultPath: RESULT_PATHS.unfrozenBackupError })
+      .next(recordOutcome);
+
+    // ---- the thaw: sent by the state machine itself, confirmed by the instance's report ----
     // The thaw may target any instance of this account and Region, with no tag condition: removing
     // or changing the opt-in tag while an instance is frozen must not deny its thaw (issue 13). The
     // thaw document is idempotent and does nothing on an instance without this execution's freeze.
     // So that no other document rides on this unconditioned instance grant, the thaw document is the
     // only one the state machine's own role may send; the VSS install runs under a role of its own.
-    const sendThaw = new tasks.CallAwsService(this, STATE.sendThaw, {
-      service: 'ssm',
-      action: 'sendCommand',
-      iamAction: 'ssm:SendCommand',
-      iamResources: [documentArn(documents.thaw.ref)],
-      additionalIamStatements: [
-        new iam.PolicyStatement({ actions: ['ssm:SendCommand'], resources: [instanceArn] }),
-      ],
-      parameters: {
-        DocumentName: documents.thaw.ref,
-        InstanceIds: sfn.JsonPath.array(sfn.JsonPath.stringAt('$.instanceId')),
-        TimeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
-        Comment: 'ec2-consistent-backup thaw',
-        Parameters: {
-          ExecutionId: sfn.JsonPath.array(sfn.JsonPath.executionName),
-          HookTimeoutSeconds: [String(config.hookTimeoutSeconds)],
+    const sendThaw = (name: string, resultPath: string) =>
+      new tasks.CallAwsService(this, name, {
+        service: 'ssm',
+        action: 'sendCommand',
+        iamAction: 'ssm:SendCommand',
+        iamResources: [documentArn(this, documents.thaw.ref)],
+        additionalIamStatements: [
+          new iam.PolicyStatement({ actions: ['ssm:SendCommand'], resources: [instanceArnPattern(this)] }),
+        ],
+        parameters: {
+          DocumentName: documents.thaw.ref,
+          InstanceIds: sfn.JsonPath.array(sfn.JsonPath.stringAt('$.instanceId')),
+          TimeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+          Comment: 'ec2-consistent-backup thaw',
+          Parameters: {
+            ExecutionId: sfn.JsonPath.array(sfn.JsonPath.executionName),
+            HookTimeoutSeconds: [String(config.hookTimeoutSeconds)],
+          },
         },
-      },
-      resultPath: '$.thawCommand',
-      taskTimeout: sfn.Timeout.duration(Duration.seconds(20)),
-    }).addRetry({
-      errors: [
-        'Ssm.ThrottlingException',
-        'Ssm.InternalServerErrorException',
-        'Ssm.SsmException',
-        'States.Timeout',
-      ],
-      interval: Duration.seconds(1),
-      maxAttempts: 3,
-      backoffRate: 2,
-      jitterStrategy: sfn.JitterType.FULL,
-    });
-    const waitThaw = probe(
-      STATE.waitThaw,
-      {
-        action: 'waitForCommand',
-        command: sfn.JsonPath.objectAt('$.thawCommand'),
-        instanceId: sfn.JsonPath.stringAt('$.instanceId'),
-        timeoutSeconds: timings.commandWaitSeconds,
-      },
-      '$.thaw',
-      timings.commandWaitSeconds + 30,
-    );
-    const checkThaw = new sfn.Choice(this, STATE.checkThaw)
-      .when(
-        sfn.Condition.and(
-          sfn.Condition.isPresent('$.thaw.succeeded'),
-          sfn.Condition.booleanEquals('$.thaw.succeeded', true),
-        ),
-        new sfn.Succeed(this, STATE.thawConfirmed),
-      )
-      .otherwise(
-        new sfn.Fail(this, STATE.thawNotConfirmed, {
-          error: 'ThawCommandFailed',
-          cause: 'The thaw command did not end in Success.',
-        }),
-      );
-    const thaw: sfn.Parallel = new sfn.Parallel(this, STATE.thaw, {
-      comment: 'Send the thaw and confirm it; a failed command fails the branch, so the Retry resends it.',
-      // Only `$[0].thaw`, which Check Thaw Result guarantees exists: a ResultSelector path that
-      // might be missing would be an uncatchable States.Runtime error.
-      resultSelector: { 'result.$': '$[0].thaw' },
-      resultPath: '$.thaw',
-    })
-      .branch(sendThaw.next(waitThaw).next(checkThaw))
-      // Everything is retried: the thaw is idempotent and the one step that must not give up early.
-      .addRetry({
-        errors: [sfn.Errors.ALL],
-        interval: Duration.seconds(2),
+        resultPath,
+        taskTimeout: seconds(SDK_TASK_SECONDS),
+      }).addRetry({
+        // A duplicate thaw is harmless: everything that may not have been sent is sent again.
+        errors: [
+          'Ssm.ThrottlingException',
+          'Ssm.InternalServerErrorException',
+          'Ssm.SsmException',
+          'States.Timeout',
+        ],
+        interval: Duration.seconds(1),
         maxAttempts: 3,
         backoffRate: 2,
-        maxDelay: Duration.seconds(10),
         jitterStrategy: sfn.JitterType.FULL,
-      })
-      .addCatch(recordOutcome, { errors: [sfn.Errors.ALL], resultPath: '$.thawError' });
-
-    const startUnfrozen = startBackup(STATE.startUnfrozenBackup, false)
-      .addCatch(recordOutcome, { errors: [sfn.Errors.ALL], resultPath: '$.backupError' })
-      .next(recordOutcome);
-
-    // Not(IsPresent) rather than IsPresent:false: same meaning, and aws-local-stepfunctions 3
-    // evaluates IsPresent:false as always false, which would hide this branch from the local tests.
-    const crashOnFreezeFailure = sfn.Condition.and(
-      sfn.Condition.not(sfn.Condition.isPresent('$.backupJob')),
-      sfn.Condition.not(sfn.Condition.isPresent('$.backupError')),
+      });
+    const waitThaw = (name: string, commandPath: string, resultPath: string, attempt: number) =>
+      invoke(
+        name,
+        this.waiter,
+        {
+          kind: 'thaw',
+          command: sfn.JsonPath.objectAt(commandPath),
+          instanceId: sfn.JsonPath.stringAt('$.instanceId'),
+          timeoutSeconds: timings.commandWaitSeconds,
+          attempt,
+        },
+        resultPath,
+        seconds(timings.commandTaskSeconds),
+      );
+    // After a confirmed thaw, a backup job still has to be started when none exists yet: the
+    // freeze failed under the crash-consistent policy, found nothing to freeze, or Start Backup Job
+    // gave no job within the freeze budget (or failed) so the thaw came first. Not after a job that
+    // was refused for good (start-failed) or under the skip policy after a failed freeze.
+    const policyCrash =
       config.onFreezeFailure === 'skip'
-        ? sfn.Condition.and(
-            sfn.Condition.isPresent('$.options.onFreezeFailure'),
-            sfn.Condition.stringEquals('$.options.onFreezeFailure', 'crash-consistent'),
-          )
-        : sfn.Condition.not(
-            sfn.Condition.and(
-              sfn.Condition.isPresent('$.options.onFreezeFailure'),
-              sfn.Condition.stringEquals('$.options.onFreezeFailure', 'skip'),
-            ),
-          ),
-    );
-    thaw.next(
-      new sfn.Choice(this, STATE.routeAfterThaw)
-        // Only a failed freeze reaches the thaw without a job or a job error: apply the policy.
-        .when(crashOnFreezeFailure, startUnfrozen)
-        .otherwise(recordOutcome),
-    );
+        ? stringIs('$.options.onFreezeFailure', 'crash-consistent')
+        : sfn.Condition.not(stringIs('$.options.onFreezeFailure', 'skip'));
+    const startAfterThaw = (thawPath: string) =>
+      sfn.Condition.and(
+        isTrue(`${thawPath}.confirmed`),
+        sfn.Condition.not(sfn.Condition.isPresent('$.snapshots.backupJob')),
+        sfn.Condition.not(sfn.Condition.isPresent(RESULT_PATHS.unfrozenBackup)),
+        sfn.Condition.not(stringIs('$.snapshots.status', 'start-failed')),
+        sfn.Condition.or(
+          stringIs('$.freeze.outcome', 'frozen'),
+          isTrue('$.freeze.nothingToFreeze'),
+          policyCrash,
+        ),
+      );
+    const checkRetriedThaw = new sfn.Choice(this, STATE.checkRetriedThaw)
+      .when(startAfterThaw(RESULT_PATHS.retriedThaw), startUnfrozen)
+      // Confirmed or not, Record Outcome decides: a second failure is a Critical thaw-failed.
+      .otherwise(recordOutcome);
+    const retryThaw = sendThaw(STATE.retryThaw, RESULT_PATHS.retriedThawCommand).addCatch(recordOutcome, {
+      errors: [sfn.Errors.ALL],
+      resultPath: RESULT_PATHS.retriedThawError,
+    });
+    const waitRetriedThaw = waitThaw(
+      STATE.waitRetriedThaw,
+      RESULT_PATHS.retriedThawCommand,
+      RESULT_PATHS.retriedThaw,
+      2,
+    ).addCatch(recordOutcome, { errors: [sfn.Errors.ALL], resultPath: RESULT_PATHS.retriedThawError });
+    const thawRetry = new sfn.Wait(this, STATE.waitBeforeThawRetry, {
+      time: sfn.WaitTime.duration(Duration.seconds(THAW_RETRY_WAIT_SECONDS)),
+    });
+    thawRetry.next(retryThaw).next(waitRetriedThaw).next(checkRetriedThaw);
 
-    const freeze = probe(
+    const thaw = sendThaw(STATE.sendThaw, RESULT_PATHS.thawCommand).addCatch(thawRetry, {
+      errors: [sfn.Errors.ALL],
+      resultPath: RESULT_PATHS.thawError,
+    });
+    thaw
+      .next(
+        waitThaw(STATE.waitThaw, RESULT_PATHS.thawCommand, RESULT_PATHS.thaw, 1).addCatch(thawRetry, {
+          errors: [sfn.Errors.ALL],
+          resultPath: RESULT_PATHS.thawError,
+        }),
+      )
+      .next(
+        new sfn.Choice(this, STATE.checkThaw)
+          .when(startAfterThaw(RESULT_PATHS.thaw), startUnfrozen)
+          .when(isTrue(`${RESULT_PATHS.thaw}.confirmed`), recordOutcome)
+          .otherwise(thawRetry),
+      );
+
+    // ---- the freeze, and the backup job inside its budget ----
+    const freeze = invoke(
       STATE.freeze,
+      this.freezer,
       {
-        action: 'freeze',
         documentName: documents.freeze.ref,
         instanceId: sfn.JsonPath.stringAt('$.instanceId'),
+        instanceArn: sfn.JsonPath.stringAt('$.instanceArn'),
         executionId: sfn.JsonPath.executionName,
         volumeIds: sfn.JsonPath.listAt('$.volumeIds'),
-        volumeDevices: sfn.JsonPath.listAt('$.volumeDevices'),
         notAfter: sfn.JsonPath.stringAt('$.notAfter'),
         watchdogSeconds: config.watchdogSeconds,
         hookTimeoutSeconds: config.hookTimeoutSeconds,
         include: sfn.JsonPath.stringAt('$.options.include'),
         exclude: sfn.JsonPath.stringAt('$.options.exclude'),
-        // The whole object: `apps` is there only when the instance has an Apps tag.
-        ...(documents.appHooks
-          ? { options: sfn.JsonPath.objectAt('$.options'), appHooksDocumentName: documents.appHooks.ref }
-          : {}),
+        // The whole input: the optional fields (volumeDevices, options.apps) are read from it by the
+        // function, so no state reads a path that may be missing.
+        input: sfn.JsonPath.entirePayload,
+        ...(documents.appHooks ? { appHooksDocumentName: documents.appHooks.ref } : {}),
         timeoutSeconds: timings.commandWaitSeconds,
-      },
-      '$.freeze',
-      timings.commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS + APP_HOOKS_WAIT_SECONDS + 30,
-      // Only a throttled invocation is certain not to have run: anything else could freeze twice.
-      ['Lambda.TooManyRequestsException'],
-    );
-    postFreezeCatch(freeze, '$.freezeError');
-    const startFrozen = startBackup(STATE.startBackup, false);
-    postFreezeCatch(startFrozen, '$.backupError');
-    const waitSnapshots = probe(
-      STATE.waitSnapshots,
-      {
-        action: 'waitForSnapshots',
-        volumeIds: sfn.JsonPath.listAt('$.volumeIds'),
-        freeze: sfn.JsonPath.objectAt('$.freeze'),
-        backupJob: sfn.JsonPath.objectAt('$.backupJob'),
         freezeBudgetSeconds: config.freezeBudgetSeconds,
         thawMarginSeconds: THAW_MARGIN_SECONDS,
       },
-      '$.snapshots',
-      timings.snapshotWaitSeconds + 15,
-    );
-    postFreezeCatch(waitSnapshots, '$.snapshotsError');
+      RESULT_PATHS.freeze,
+      seconds(timings.freezeTaskSeconds),
+      // Only a throttled invocation is certain not to have run: anything else could freeze twice.
+      ['Lambda.TooManyRequestsException'],
+    ).addCatch(thaw, { errors: [sfn.Errors.ALL], resultPath: RESULT_PATHS.freezeError });
+
+    // Frozen: StartBackupJob and the snapshot wait in one task, bounded by what is left of the
+    // budget (the freeze result's budgetSeconds), so even a hung function cannot hold the freeze
+    // past it. No Retry: a retry would start a new timeout. Every error goes to the thaw.
+    const startFrozen = invoke(
+      STATE.startBackup,
+      this.starter,
+      {
+        mode: 'frozen',
+        ...jobRequest,
+        volumeIds: sfn.JsonPath.listAt('$.volumeIds'),
+        freeze: sfn.JsonPath.objectAt(RESULT_PATHS.freeze),
+      },
+      RESULT_PATHS.snapshots,
+      sfn.Timeout.at(`${RESULT_PATHS.freeze}.budgetSeconds`),
+      [],
+    )
+      .addCatch(thaw, { errors: [sfn.Errors.ALL], resultPath: RESULT_PATHS.snapshotsError })
+      .next(thaw);
     freeze.next(
       new sfn.Choice(this, STATE.checkFreeze)
         .when(
           sfn.Condition.and(
-            sfn.Condition.isPresent('$.freeze.succeeded'),
-            sfn.Condition.booleanEquals('$.freeze.succeeded', true),
+            stringIs('$.freeze.outcome', 'frozen'),
+            present(
+              '$.freeze.budgetSeconds',
+              sfn.Condition.isNumeric('$.freeze.budgetSeconds'),
+              sfn.Condition.numberGreaterThanEquals('$.freeze.budgetSeconds', 1),
+            ),
           ),
-          startFrozen.next(waitSnapshots).next(thaw),
+          startFrozen,
         )
+        .when(stringIs('$.freeze.outcome', 'active-job'), recordOutcome)
+        // Nothing was sent: no thaw needed; the freeze-failure policy decides.
+        .when(sfn.Condition.and(stringIs('$.freeze.outcome', 'not-sent'), policyCrash), startUnfrozen)
+        .when(stringIs('$.freeze.outcome', 'not-sent'), recordOutcome)
+        // Sent and not frozen, or unreadable: a failed freeze may have frozen something before failing.
         .otherwise(thaw),
     );
 
-    const startWindows = startBackup(STATE.startWindowsBackup, true)
-      .addCatch(recordOutcome, { errors: [sfn.Errors.ALL], resultPath: '$.backupError' })
+    // ---- Windows ----
+    const startWindows = invoke(
+      STATE.startWindowsBackup,
+      this.starter,
+      { mode: 'windows-vss', ...jobRequest, startAt: sfn.JsonPath.stringAt('$.startAt') },
+      RESULT_PATHS.unfrozenBackup,
+      seconds(UNFROZEN_START_TASK_SECONDS),
+    )
+      .addCatch(recordOutcome, { errors: [sfn.Errors.ALL], resultPath: RESULT_PATHS.unfrozenBackupError })
       .next(recordOutcome);
     let windowsPath: sfn.IChainable = startWindows;
     if (config.installVssComponents) {
@@ -509,7 +493,7 @@ export class Workflow extends Construct {
         assumedBy: new iam.ArnPrincipal(Lazy.string({ produce: () => this.stateMachine.role.roleArn })),
         description: 'Sends AWS-ConfigureAWSPackage (AwsVssComponents) to opted-in instances',
       });
-      for (const s of sendToOptedIn([
+      for (const s of sendToOptedIn(this, config, [
         stack.formatArn({
           service: 'ssm',
           account: '',
@@ -532,7 +516,7 @@ export class Workflow extends Construct {
           Parameters: { action: ['Install'], name: ['AwsVssComponents'] },
         },
         resultPath: '$.vssInstallCommand',
-        taskTimeout: sfn.Timeout.duration(Duration.seconds(20)),
+        taskTimeout: seconds(SDK_TASK_SECONDS),
       })
         .addRetry({
           errors: ['Ssm.ThrottlingException', 'Ssm.InternalServerErrorException', 'States.Timeout'],
@@ -542,58 +526,37 @@ export class Workflow extends Construct {
           jitterStrategy: sfn.JitterType.FULL,
         })
         .addCatch(startWindows, { errors: [sfn.Errors.ALL], resultPath: '$.vssInstallError' });
-      const waitVss = probe(
+      const waitVss = invoke(
         STATE.waitVss,
+        this.waiter,
         {
-          action: 'waitForCommand',
+          kind: 'vss-install',
           command: sfn.JsonPath.objectAt('$.vssInstallCommand'),
           instanceId: sfn.JsonPath.stringAt('$.instanceId'),
           timeoutSeconds: timings.commandWaitSeconds,
         },
         '$.vssInstall',
-        timings.commandWaitSeconds + 30,
+        seconds(timings.commandTaskSeconds),
       ).addCatch(startWindows, { errors: [sfn.Errors.ALL], resultPath: '$.vssInstallError' });
       windowsPath = installVss.next(waitVss).next(startWindows);
     }
 
-    const choosePath = new sfn.Choice(this, STATE.choosePath)
-      .when(
-        sfn.Condition.and(
-          sfn.Condition.isPresent('$.activeJobs.active'),
-          sfn.Condition.booleanEquals('$.activeJobs.active', true),
-        ),
-        recordOutcome,
-      )
-      // A stopped instance is consistent by itself: no freeze, and no VSS on Windows either.
-      .when(sfn.Condition.stringEquals('$.instanceState', 'stopped'), startUnfrozen)
-      .when(sfn.Condition.stringEquals('$.platform', 'windows'), windowsPath)
-      // volumeDevices is optional (input written before it existed lacks it), and reading a missing
-      // path in the freeze's parameters would be an uncatchable States.Runtime: default it to none.
-      .when(
-        sfn.Condition.not(sfn.Condition.isPresent('$.volumeDevices')),
-        new sfn.Pass(this, STATE.defaultVolumeDevices, {
-          result: sfn.Result.fromArray([]),
-          resultPath: '$.volumeDevices',
-        }).next(freeze),
-      )
-      .otherwise(freeze);
-    const checkActiveJobs = probe(
-      STATE.checkActiveJobs,
-      { action: 'activeJobs', instanceArn: sfn.JsonPath.stringAt('$.instanceArn') },
-      '$.activeJobs',
-      30,
-    )
-      // If the check itself fails, back up anyway (record-outcome adds a warning): a skipped window
-      // is worse than a job AWS Backup refuses.
-      .addCatch(choosePath, { errors: [sfn.Errors.ALL], resultPath: '$.activeJobsError' });
-    const waitForStart = new sfn.Wait(this, STATE.waitForStart, {
-      time: sfn.WaitTime.timestampPath('$.startAt'),
-    });
-    waitForStart.next(checkActiveJobs).next(choosePath);
+    // ---- Check Input routes by platform and state itself: one Wait per path, no extra Choice ----
     // Every input field a later state reads must exist and have its type before any state reads
     // it: a missing one would be an uncatchable States.Runtime error, perhaps while frozen.
+    const wait = (name: string) =>
+      new sfn.Wait(this, name, { time: sfn.WaitTime.timestampPath('$.startAt') });
     const definition = new sfn.Choice(this, STATE.checkInput)
-      .when(validInput(), waitForStart)
+      // A stopped instance is consistent by itself: no freeze, and no VSS on Windows either.
+      .when(
+        sfn.Condition.and(validInput(), sfn.Condition.stringEquals('$.instanceState', 'stopped')),
+        wait(STATE.waitStopped).next(startUnfrozen),
+      )
+      .when(
+        sfn.Condition.and(validInput(), sfn.Condition.stringEquals('$.platform', 'windows')),
+        wait(STATE.waitWindows).next(windowsPath),
+      )
+      .when(validInput(), wait(STATE.waitForStart).next(freeze))
       .otherwise(
         new sfn.Fail(this, STATE.inputRejected, { error: INPUT_REJECTED, cause: inputRejectedCause() }),
       );
@@ -616,29 +579,13 @@ export class Workflow extends Construct {
     });
     notifications.topic.grantPublish(this.stateMachine);
 
-    // cdk-nag names a finding by the rendered ARN: an environment-agnostic stack renders its
-    // region and account as pseudo-parameters, a concrete one as values.
-    const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
-    const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
-    const instanceWildcard = `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}:${account}:instance/*]`;
-    const optInReason = `ssm:SendCommand may target any instance only under the condition ssm:resourceTag/${config.optInTagKey}=${config.optInTagValue}: instances are discovered at run time, so the opt-in tag is what scopes the grant.`;
-    Validations.of(this.probe.role!).acknowledge({ id: instanceWildcard, reason: optInReason });
+    const instanceWildcard = instanceWildcardFinding(this);
     if (this.installVssRole)
-      Validations.of(this.installVssRole).acknowledge({ id: instanceWildcard, reason: optInReason });
+      Validations.of(this.installVssRole).acknowledge({ id: instanceWildcard, reason: optInReason(config) });
     Validations.of(this.stateMachine.role).acknowledge({
       id: instanceWildcard,
       reason:
         "ssm:SendCommand on any instance of this account and Region, with the thaw document as the only document this role may send: the thaw must not be denied when an instance's opt-in tag is removed or changed while it is frozen, and the thaw document is idempotent and does nothing on an instance without this execution's freeze.",
-    });
-    Validations.of(this.probe.role!).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'ssm:GetCommandInvocation, ssm:ListCommands, backup:ListBackupJobs, backup:DescribeBackupJob and ec2:DescribeSnapshots support no resource-level permissions (service authorization reference: no resource type for these actions).',
-    });
-    Validations.of(this.recorder.role!).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:${region}::image/*]`,
-      reason:
-        'The AMI of a recovery point is created by AWS Backup at run time; ec2:CreateTags is limited to AMIs already carrying the ConsistentBackup:Consistency tag and to the three label tag keys.',
     });
     Validations.of(this.stateMachine.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
@@ -650,7 +597,7 @@ export class Workflow extends Construct {
       reason:
         'Publishing the last-resort message to the KMS-encrypted notification topic needs kms:GenerateDataKey* (GenerateDataKey and GenerateDataKeyWithoutPlaintext) on that topic key only, as granted by topic.grantPublish.',
     });
-    for (const fn of [this.probe, this.recorder]) {
+    for (const fn of [this.freezer, this.starter, this.waiter, this.recorder]) {
       Validations.of(this.stateMachine.role).acknowledge({
         id: `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction)}.Arn>:*]`,
         reason:
@@ -658,33 +605,4 @@ export class Workflow extends Construct {
       });
     }
   }
-}
-
-/**
- * The execution timeout: the longest path's worst case (every task timing out on every attempt,
- * every retry waiting its longest) plus the stagger, rounded up generously. test/workflow checks
- * it against the synthesized definition.
- */
-export function executionTimeout(config: BackupConfig, maxStagger: Duration): Duration {
-  const t = workflowTimings(config);
-  const worst =
-    4 * 30 +
-    7 + // active jobs check
-    4 * (t.commandWaitSeconds + DELIVERY_TIMEOUT_SECONDS + 30) +
-    7 + // freeze
-    4 * 20 +
-    7 + // start backup
-    4 * (t.snapshotWaitSeconds + 15) +
-    7 + // snapshot wait
-    4 * (4 * 20 + 7 + 4 * (t.commandWaitSeconds + 30) + 7) +
-    30 + // thaw, retried
-    4 * 20 +
-    7 + // start backup without freeze
-    4 * 70 +
-    7 +
-    4 * 70 +
-    14 + // record outcome, both retriers
-    4 * 20 +
-    7; // last-resort publish
-  return Duration.seconds(maxStagger.toSeconds() + Math.ceil((worst * 1.2) / 60) * 60);
 }

@@ -201,6 +201,8 @@ export function toMermaid(asl: Pick<Asl, 'StartAt' | 'States'>): string {
 export interface WorstCaseOptions {
   /** Seconds a Wait with a TimestampPath can last (discovery's stagger). */
   readonly timestampWaitSeconds: number;
+  /** Seconds a Task with a TimeoutSecondsPath can last (Start Backup Job: the freeze budget). */
+  readonly timeoutPathSeconds?: number;
 }
 
 /**
@@ -229,6 +231,11 @@ export function worstCaseSeconds(def: Pick<Asl, 'StartAt' | 'States'>, opts: Wor
   const own = (st: Asl['States'][string]): number => {
     switch (st.Type) {
       case 'Task':
+        if (typeof st.TimeoutSecondsPath === 'string') {
+          if (opts.timeoutPathSeconds === undefined)
+            throw new Error(`Task with TimeoutSecondsPath ${st.TimeoutSecondsPath}: pass timeoutPathSeconds`);
+          return retryTime(st, opts.timeoutPathSeconds);
+        }
         if (typeof st.TimeoutSeconds !== 'number') throw new Error('Task without TimeoutSeconds');
         return retryTime(st, st.TimeoutSeconds);
       case 'Parallel':

@@ -48,14 +48,14 @@ export function prng(seed: number): () => number {
 }
 
 export const OPS = [
-  'lambda.Check For Active Backup Jobs',
+  'lambda.Start Backup Job Without Freeze',
   'lambda.Freeze Filesystems',
-  'lambda.Wait For Snapshots To Start',
+  'lambda.Start Backup Job',
   'lambda.Wait For Thaw Command',
   'lambda.Wait For VSS Components',
   'lambda.Record Outcome',
   'sfn.SendThaw',
-  'sfn.StartBackupJob',
+  'backup.StartBackupJob',
   'sfn.InstallVss',
   'sfn.Publish',
   'ssm.SendCommand',
@@ -68,13 +68,15 @@ export const OPS = [
   'dynamodb.TransactWriteItems',
   'dynamodb.UpdateItem',
   'dynamodb.GetItem',
+  'lambda.Start Windows VSS Backup Job',
+  'lambda.Wait For Retried Thaw',
 ];
 
 /** Calls whose effect can happen before the error their caller sees. */
 const EFFECTFUL = new Set([
   'ssm.SendCommand',
   'sfn.SendThaw',
-  'sfn.StartBackupJob',
+  'backup.StartBackupJob',
   'sfn.Publish',
   'sns.Publish',
 ]);

@@ -19,7 +19,7 @@ export const SCENARIOS: Readonly<
   'freeze output unreadable': { scenario: { freezeResult: 'garbage', snapshotDelayMs: 2000 } },
   'nothing to freeze': { scenario: { freezeResult: 'nothing-to-freeze', snapshotDelayMs: 2000 } },
   'StartBackupJob error': {
-    scenario: { snapshotDelayMs: 2000, faults: always('sfn.StartBackupJob', 'error') },
+    scenario: { snapshotDelayMs: 2000, faults: always('backup.StartBackupJob', 'error') },
   },
   'snapshots never start (budget)': { scenario: { snapshotDelayMs: null } },
   'job FAILED': { scenario: { snapshotDelayMs: 30_000, jobFailsAfterMs: 4000 } },

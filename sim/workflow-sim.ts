@@ -10,21 +10,22 @@
  * - faults on every call: throttling, errors, timeouts and delays, errors returned after the
  *   call took effect, calls that hang until the Lambda's timeout, services down for a while or for
  *   the whole run, odd payloads in every task's response and in the execution input.
- * The Lambda task states run the real probe and record-outcome logic against these fakes. Two
+ * The Lambda task states run the real freeze-filesystems, start-backup, wait-for-command and
+ * record-outcome logic against these fakes. Two
  * engines run the definition: aws-local-stepfunctions (the reference) and sim/asl-interpreter.ts
  * (fast enough for 10,000 fault schedules); test/workflow/faults.test.ts checks they agree.
  */
 
 import { StateMachine } from 'aws-local-stepfunctions';
-import {
-  activeJobs,
-  type Clock,
-  freeze,
-  parseProbeRequest,
-  waitForCommand,
-  waitForSnapshots,
-} from '../lambda/backup-probe/probe';
+import { freezeStep, parseFreezeStepRequest } from '../lambda/freeze-filesystems/step';
 import { type ExecutionResult, recordOutcome } from '../lambda/record-outcome/record';
+import type { Clock } from '../lambda/shared/calls';
+import {
+  parseStartBackupStepRequest,
+  startFrozenBackup,
+  startUnfrozenBackup,
+} from '../lambda/start-backup/step';
+import { parseWaitRequest, waitStep } from '../lambda/wait-for-command/wait';
 import { Notifier } from '../lambda/shared/notifier';
 import type { LabelRequest } from '../lambda/shared/labels';
 import type { OutcomeSink, WorkflowOutcome } from '../lambda/shared/outcome';
@@ -232,7 +233,7 @@ export class Sim implements Clock {
   readonly freezeSent: number[] = [];
   readonly thawSent: number[] = [];
   /** Backup jobs by idempotency token. */
-  readonly jobs = new Map<string, { id: string; startedAt: number }>();
+  readonly jobs = new Map<string, { id: string; startedAt: number; vault: string; role: string }>();
   readonly labelRequests: LabelRequest[] = [];
   jobStartedAt?: number;
   readonly table = new FakeDynamoDb(TABLE, { PendingRuns: { partitionKey: 'pending', sortKey: 'deadline' } });
@@ -280,6 +281,38 @@ export class Sim implements Clock {
     return this.down('lambda');
   }
 
+  /** The time limits of the calls in flight (callWithin's timers), as virtual deadlines. */
+  private readonly limits: number[] = [];
+
+  /**
+   * callWithin's timer on the virtual clock: a call that would take longer than its limit (a slow
+   * answer, a socket timeout) is cut at the limit, as the real timer aborts it, and its caller gets
+   * CallTimedOut (see `call`). `done` never resolves by itself: the cut happens inside the call.
+   */
+  timer(ms: number): { readonly done: Promise<void>; cancel(): void } {
+    const deadline = this.t + Math.max(0, ms);
+    this.limits.push(deadline);
+    return {
+      done: new Promise<void>(() => undefined),
+      cancel: () => {
+        const i = this.limits.indexOf(deadline);
+        if (i >= 0) this.limits.splice(i, 1);
+      },
+    };
+  }
+
+  /** Advance by a call's duration; past the innermost limit, stop there and abandon the call. */
+  private spend(ms: number, op: string, tookEffect: () => void): void {
+    const limit = this.limits.length ? Math.min(...this.limits) : Infinity;
+    if (this.t + ms <= limit) {
+      this.t += ms;
+      return;
+    }
+    this.t = Math.max(this.t, limit);
+    tookEffect();
+    throw new SimError('CallTimedOut', `${op}: no answer within its limit; the request was abandoned`);
+  }
+
   private down(service: Service): boolean {
     const at = this.t - this.startMs;
     return (this.s.outages ?? []).some(
@@ -303,21 +336,22 @@ export class Sim implements Clock {
     if (!f) return effect();
     switch (f.kind) {
       case 'delay':
-        this.t += f.ms;
+        // Cut at the caller's limit: the caller cannot tell whether it took effect; here it did.
+        this.spend(f.ms, op, () => settle(effect()));
         return effect();
       case 'throttle':
         throw new SimError(names.throttle, `${op} throttled`, 400);
       case 'error':
         throw new SimError(names.error, `${op} failed`, 500);
       case 'timeout':
-        this.t += 10_000;
+        this.spend(10_000, op, () => undefined);
         throw new SimError(names.timeout, `${op} timed out`);
       case 'error-after-effect':
         settle(effect());
         throw new SimError(names.error, `${op} failed after it took effect`, 500);
       case 'timeout-after-effect':
         settle(effect());
-        this.t += 10_000;
+        this.spend(10_000, op, () => undefined);
         throw new SimError(names.timeout, `${op} timed out after it took effect`);
       case 'hang':
         throw new Hang(op);
@@ -383,7 +417,12 @@ export class Sim implements Clock {
     const token = String(input.IdempotencyToken ?? `none-${this.jobs.size}`);
     let job = this.jobs.get(token);
     if (!job) {
-      job = { id: `job-${(this.jobs.size + 1).toString().padStart(4, '0')}`, startedAt: this.t };
+      job = {
+        id: `job-${(this.jobs.size + 1).toString().padStart(4, '0')}`,
+        startedAt: this.t,
+        vault: String(input.BackupVaultName ?? ''),
+        role: String(input.IamRoleArn ?? ''),
+      };
       this.jobs.set(token, job);
       if (this.jobStartedAt === undefined) this.jobStartedAt = this.t;
     }
@@ -422,10 +461,44 @@ export class Sim implements Clock {
         timeout: 'TimeoutError',
       };
       if (name === 'ListBackupJobsCommand') {
+        // ListBackupJobs' BackupJobs (API reference, BackupJob): id, vault, role, creation date and
+        // state of every job of the resource that matches the filters.
         return this.call('backup.ListBackupJobs', names, () => {
-          const active = this.s.activeJob && command.input.ByState === 'RUNNING';
-          return { BackupJobs: active ? [{ BackupJobId: 'job-earlier', State: 'RUNNING' }] : [] };
+          const input = command.input as {
+            ByState?: string;
+            ByCreatedAfter?: Date;
+            ByBackupVaultName?: string;
+          };
+          const listed: Record<string, unknown>[] = [];
+          if (this.s.activeJob && (input.ByState === undefined || input.ByState === 'RUNNING')) {
+            const created = new Date(WINDOW_MS - 3_600_000);
+            if (!input.ByCreatedAfter || created > input.ByCreatedAfter)
+              listed.push({
+                BackupJobId: 'job-earlier',
+                State: 'RUNNING',
+                BackupVaultName: 'Default',
+                IamRoleArn: 'arn:aws:iam::111122223333:role/service-role/AWSBackupDefaultServiceRole',
+                CreationDate: created,
+              });
+          }
+          const state = this.jobState();
+          for (const job of this.jobs.values()) {
+            if (input.ByState !== undefined && input.ByState !== state) continue;
+            if (input.ByCreatedAfter && job.startedAt <= input.ByCreatedAfter.getTime()) continue;
+            if (input.ByBackupVaultName && input.ByBackupVaultName !== job.vault) continue;
+            listed.push({
+              BackupJobId: job.id,
+              State: state,
+              BackupVaultName: job.vault,
+              IamRoleArn: job.role,
+              CreationDate: new Date(job.startedAt),
+            });
+          }
+          return { BackupJobs: listed };
         });
+      }
+      if (name === 'StartBackupJobCommand') {
+        return this.call('backup.StartBackupJob', names, () => this.startBackupJob(command.input));
       }
       if (name === 'DescribeBackupJobCommand') {
         return this.call('backup.DescribeBackupJob', names, () => {
@@ -595,8 +668,6 @@ export class Sim implements Clock {
         return this.sendCommand('thaw', (input.Parameters ?? {}) as Record<string, unknown>);
       case 'sfn.InstallVss':
         return this.sendCommand('other', (input.Parameters ?? {}) as Record<string, unknown>);
-      case 'sfn.StartBackupJob':
-        return this.startBackupJob(input);
       case 'sfn.Publish':
         this.accept('last-resort', input);
         this.publishes.push(input);
@@ -623,7 +694,6 @@ export class Sim implements Clock {
 }
 
 function serviceOfTask(op: string): Service {
-  if (op === 'sfn.StartBackupJob') return 'backup';
   if (op === 'sfn.Publish') return 'sns';
   if (op === 'sfn.ReadOutcomeMark') return 'dynamodb';
   return 'ssm';
@@ -692,13 +762,25 @@ export async function runScenario(
   };
   const startedAt = sim.t;
   const timeouts = new Map<string, number>();
+  /** TimeoutSecondsPath of a state, read from the task's payload, which carries the same path. */
+  const timeoutPaths = new Map<string, string>();
   const collect = (states: Asl['States']) => {
     for (const [n, st] of Object.entries(states)) {
       if (st.TimeoutSeconds) timeouts.set(n, st.TimeoutSeconds);
+      if (typeof st.TimeoutSecondsPath === 'string') timeoutPaths.set(n, st.TimeoutSecondsPath);
       for (const b of st.Branches ?? []) collect(b.States);
     }
   };
   collect(asl.States);
+  const timeoutOf = (state: string, input: unknown): number => {
+    const path = timeoutPaths.get(state);
+    if (path) {
+      let v: unknown = input;
+      for (const key of path.replace(/^\$\./, '').split('.')) v = (v as Record<string, unknown>)?.[key];
+      if (typeof v === 'number' && v >= 1) return v;
+    }
+    return timeouts.get(state) ?? DEFAULT_TASK_TIMEOUT_S;
+  };
 
   /**
    * A Lambda task: invocation-level faults, then the real logic. A timeout means the function
@@ -727,7 +809,7 @@ export async function runScenario(
     if (f?.kind === 'throttle') throw sfnError('Lambda.TooManyRequestsException');
     if (f?.kind === 'error') throw sfnError('Lambda.ServiceException');
     if (f?.kind === 'delay') sim.t += f.ms;
-    const timeoutMs = (timeouts.get(state) ?? DEFAULT_TASK_TIMEOUT_S) * 1000;
+    const timeoutMs = timeoutOf(state, input) * 1000;
     let result: unknown;
     try {
       result = await run(input);
@@ -737,13 +819,19 @@ export async function runScenario(
         throw sfnError('States.Timeout', `${state} hung in ${err.message}`);
       }
       if (f?.kind === 'timeout' || f?.kind === 'timeout-after-effect' || f?.kind === 'hang') {
-        sim.t += 5_000;
+        // The task's timeout ends the wait for an answer, never later than the timeout.
+        sim.t = Math.max(sim.t, Math.min(sim.t + 5_000, invokedAt + timeoutMs));
         throw sfnError('States.Timeout');
       }
       throw sfnError((err as Error).name || 'Error', (err as Error).message);
     }
     if (f?.kind === 'timeout' || f?.kind === 'timeout-after-effect' || f?.kind === 'hang') {
-      sim.t = Math.max(sim.t + 5_000, f.kind === 'hang' ? invokedAt + timeoutMs : 0);
+      // The answer is lost and the task times out: at its timeout (a hang), or up to 5 s after the
+      // function ended, never later than the timeout.
+      sim.t = Math.max(
+        sim.t,
+        f.kind === 'hang' ? invokedAt + timeoutMs : Math.min(sim.t + 5_000, invokedAt + timeoutMs),
+      );
       throw sfnError('States.Timeout');
     }
     if (f?.kind === 'error-after-effect')
@@ -778,42 +866,31 @@ export async function runScenario(
     }
   };
 
-  const probe = (input: unknown) => parseProbeRequest(input);
+  const waitForCommand = (state: string) =>
+    lambdaTask(state, async (i) => waitStep(sim.ssmClient, sim, parseWaitRequest(i), random));
+  const startUnfrozen = (state: string, vss: boolean) =>
+    lambdaTask(state, async (i) => {
+      const r = parseStartBackupStepRequest(i);
+      if (r.mode === 'frozen' || (r.mode === 'windows-vss') !== vss) throw new Error(`wrong mode ${r.mode}`);
+      return startUnfrozenBackup(sim.backupClient, sim, r, random);
+    });
   const handlers: Record<string, (input: unknown) => Promise<unknown>> = {
-    'Check For Active Backup Jobs': lambdaTask('Check For Active Backup Jobs', async (i) => {
-      const r = probe(i);
-      if (r.action !== 'activeJobs') throw new Error('wrong action');
-      return activeJobs(sim.backupClient, r.instanceArn, sim);
+    'Freeze Filesystems': lambdaTask('Freeze Filesystems', async (i) =>
+      freezeStep({ ssm: sim.ssmClient, backup: sim.backupClient }, sim, parseFreezeStepRequest(i), random),
+    ),
+    'Start Backup Job': lambdaTask('Start Backup Job', async (i) => {
+      const r = parseStartBackupStepRequest(i);
+      if (r.mode !== 'frozen') throw new Error(`wrong mode ${r.mode}`);
+      return startFrozenBackup({ ec2: sim.ec2Client, backup: sim.backupClient }, sim, r, random);
     }),
-    'Freeze Filesystems': lambdaTask('Freeze Filesystems', async (i) => {
-      const r = probe(i);
-      if (r.action !== 'freeze') throw new Error('wrong action');
-      return freeze(sim.ssmClient, sim, r, random);
-    }),
-    'Wait For Snapshots To Start': lambdaTask('Wait For Snapshots To Start', async (i) => {
-      const r = probe(i);
-      if (r.action !== 'waitForSnapshots') throw new Error('wrong action');
-      return waitForSnapshots({ ec2: sim.ec2Client, backup: sim.backupClient }, sim, r, random);
-    }),
-    'Wait For Thaw Command': lambdaTask('Wait For Thaw Command', async (i) => {
-      const r = probe(i);
-      if (r.action !== 'waitForCommand') throw new Error('wrong action');
-      return waitForCommand(sim.ssmClient, sim, r, random);
-    }),
-    'Wait For VSS Components': lambdaTask('Wait For VSS Components', async (i) => {
-      const r = probe(i);
-      if (r.action !== 'waitForCommand') throw new Error('wrong action');
-      return waitForCommand(sim.ssmClient, sim, r, random);
-    }),
+    'Wait For Thaw Command': waitForCommand('Wait For Thaw Command'),
+    'Wait For Retried Thaw': waitForCommand('Wait For Retried Thaw'),
+    'Wait For VSS Components': waitForCommand('Wait For VSS Components'),
     'Send Thaw Command': sdkTask('sfn.SendThaw', 'Ssm'),
+    'Retry Thaw Command': sdkTask('sfn.SendThaw', 'Ssm'),
     'Install VSS Components': sdkTask('sfn.InstallVss', 'Ssm'),
-    'Start Backup Job': sdkTask('sfn.StartBackupJob', 'Backup'),
-    'Start Backup Job Without Freeze': sdkTask('sfn.StartBackupJob', 'Backup'),
-    'Start Windows VSS Backup Job': async (i) => {
-      if (((i as Record<string, unknown>).BackupOptions as { WindowsVSS?: string })?.WindowsVSS !== 'enabled')
-        throw new Error('VSS not requested');
-      return sdkTask('sfn.StartBackupJob', 'Backup')(i);
-    },
+    'Start Backup Job Without Freeze': startUnfrozen('Start Backup Job Without Freeze', false),
+    'Start Windows VSS Backup Job': startUnfrozen('Start Windows VSS Backup Job', true),
     'Record Outcome': lambdaTask('Record Outcome', async (i) =>
       recordOutcome(
         i as Parameters<typeof recordOutcome>[0],

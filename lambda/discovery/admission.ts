@@ -12,7 +12,7 @@
  *
  * and `quotaShare` leaves the rest of each bucket to DLM, other tools and the operators. The
  * per-backup use (BACKUP_USE) is counted from today's workflow (lib/workflow.ts) and the probe's
- * polling schedules (lambda/backup-probe/probe.ts); `npm run bench:fleet` measures it on the real
+ * polling schedules (lambda/start-backup/snapshots.ts, lambda/shared/command-wait.ts); `npm run bench:fleet` measures it on the real
  * definition and test/sim/fleet.test.ts checks that this table is not below the measurement.
  *
  * Quotas: docs.aws.amazon.com, as collected in docs/scale.md. Step Functions and EC2 publish theirs;
@@ -22,6 +22,8 @@
  *
  * Pure: no clients, no clock. Discovery (settings.ts) and `npm run plan` both call computePacing.
  */
+
+import { SUCCESS_TRANSITIONS } from '../shared/workflow-results';
 
 /** The three Regions with Step Functions' larger default quotas. */
 export const LARGE_REGIONS: readonly string[] = ['us-east-1', 'us-west-2', 'eu-west-1'];
@@ -110,12 +112,13 @@ export const DEFAULT_SNAPSHOT_START_SECONDS = 3;
  * Calls (or state transitions) one Linux backup on the success path makes today, the most
  * expensive path that runs in bulk (Windows and stopped instances take fewer), when AWS Backup
  * starts the snapshots `snapshotStartSeconds` after StartBackupJob:
- * - stateTransitions 17: every state entered on the Linux success path of the synthesized
- *   definition, Parallel and its branch states included (bench:fleet and bench:workflow count it).
- * - sendCommand 2: the freeze (probe) and the thaw (state machine).
+ * - stateTransitions SUCCESS_TRANSITIONS.linux (11): every state entered on the Linux success path
+ *   of the synthesized definition (bench:fleet and bench:workflow count it; a test executes it).
+ * - sendCommand 2: the freeze (freeze-filesystems) and the thaw (state machine).
  * - getCommandInvocation 10: COMMAND_POLL polls every 200 ms while the freeze (~1 s) and the thaw
  *   (~0.5 s) run: 8 measured uncontended, 10 with slack for a slower instance.
- * - listBackupJobs 4: activeJobs asks once per active state (CREATED, PENDING, RUNNING, ABORTING).
+ * - listBackupJobs 4: the active-job check before the freeze asks once per active state (CREATED,
+ *   PENDING, RUNNING, ABORTING).
  * - startBackupJob 1.
  * - describeSnapshots: SNAPSHOT_POLL, every 250 ms for the first 5 s, then every second, plus the
  *   last poll; describeBackupJob: JOB_CHECK_MS, once a second.
@@ -126,7 +129,7 @@ export function backupUse(snapshotStartSeconds: number): Readonly<Record<Api, nu
   const t = snapshotStartSeconds;
   return {
     startExecution: 1,
-    stateTransitions: 17,
+    stateTransitions: SUCCESS_TRANSITIONS.linux,
     sendCommand: 2,
     getCommandInvocation: 10,
     listBackupJobs: 4,
@@ -152,14 +155,19 @@ export const TRANSITIONS_BEFORE_SLOT = 2;
 export const AFTER_RUN: readonly Api[] = ['createTags'];
 
 /**
- * Lambda seconds one backup holds, per function, on the success path (the probe: active-jobs
- * check, freeze, snapshot wait, thaw wait; the recorder), used for the concurrency limit of
+ * Lambda seconds one backup holds, per function, on the success path (freeze-filesystems,
+ * start-backup, wait-for-command, record-outcome), used for the concurrency limit of
  * admission: concurrency ≈ rate × seconds (Little's law).
  */
 export function lambdaSecondsPerBackup(snapshotStartSeconds: number): Readonly<Record<string, number>> {
-  // The probe: ~0.3 s active-jobs check, ~1.2 s freeze, the snapshot wait, ~0.6 s thaw wait, and
-  // invocation overheads: 3 s plus the snapshot start.
-  return { 'backup-probe': 3 + snapshotStartSeconds, 'record-outcome': 1 };
+  // freeze-filesystems: ~0.3 s active-jobs check and ~1.2 s freeze; start-backup: ~0.3 s
+  // StartBackupJob, then the snapshot start; wait-for-command: ~0.6 s thaw; with invocation overheads.
+  return {
+    'freeze-filesystems': 1.5,
+    'start-backup': 0.5 + snapshotStartSeconds,
+    'wait-for-command': 0.8,
+    'record-outcome': 1,
+  };
 }
 
 export interface PacingSettings {

@@ -9,61 +9,15 @@ import type { Consistency, ConsistencyVerdict } from './consistency';
 import type { FreezeFailurePolicy } from './options';
 import type { OutcomeKind } from './outcome';
 
-/** A Step Functions error as a Catch with a ResultPath stores it. */
-export interface StepError {
-  readonly Error?: string;
-  readonly Cause?: string;
-}
+import type {
+  ActiveJobsResult,
+  CommandResult,
+  SnapshotWaitResult,
+  SnapshotWaitStatus,
+  StepError,
+} from './workflow-results';
 
-/** backup-probe `activeJobs`. */
-export interface ActiveJobsResult {
-  readonly active: boolean;
-  readonly jobIds: readonly string[];
-}
-
-/** backup-probe `waitForCommand`: the end state of one Run Command invocation, always well-formed. */
-export interface CommandResult {
-  /** True only when the invocation ended with Status Success. */
-  readonly succeeded: boolean;
-  /** The SSM invocation status, or a probe status: `NoCommandId`, `WaitTimedOut`. */
-  readonly status: string;
-  readonly commandId: string;
-  readonly stdout: string;
-  readonly stderr: string;
-  /** A sentence saying what happened, for notifications. */
-  readonly detail: string;
-}
-
-export type SnapshotWaitStatus =
-  /** Every attached volume has a snapshot that started while frozen: thaw now. */
-  | 'started'
-  /** The backup job failed before every snapshot started: thaw now. */
-  | 'job-failed'
-  /** The freeze budget ran out first: thaw anyway; the backup continues crash-consistent. */
-  | 'budget-exceeded'
-  /** The freeze document froze nothing, so there was nothing to wait for. */
-  | 'not-frozen'
-  /** The freeze output could not be read, so the freeze time is unknown: thaw now. */
-  | 'freeze-output-invalid';
-
-/** backup-probe `waitForSnapshots`. */
-export interface SnapshotWaitResult {
-  readonly status: SnapshotWaitStatus;
-  /** Snapshots counted as started, one per volume at most. */
-  readonly snapshots: readonly {
-    readonly volumeId: string;
-    readonly snapshotId: string;
-    readonly startTime: string;
-    /** When the probe first saw it listed (its clock); absent in results written before it existed. */
-    readonly seenAtMs?: number;
-  }[];
-  readonly missingVolumeIds: readonly string[];
-  /** The backup job state last seen, when DescribeBackupJob answered. */
-  readonly jobState?: string;
-  /** AWS Backup's status message with a failed job state (job-failed), when it gave one. */
-  readonly jobStatusMessage?: string;
-  readonly waitedMs: number;
-}
+export type { ActiveJobsResult, CommandResult, SnapshotWaitResult, SnapshotWaitStatus, StepError };
 
 /** The freeze document's stdout (ssm-documents/README.md), only the fields the verdict reads. */
 export interface FreezeOutput {
@@ -220,9 +174,14 @@ export interface WorkflowFacts {
   readonly backupError?: unknown;
   readonly snapshots?: unknown;
   readonly snapshotsError?: unknown;
-  /** `{ result: CommandResult }`, as the thaw Parallel stores it. */
+  /** ThawStepResult (or `{ result: CommandResult }`, as the thaw Parallel of earlier definitions stored it). */
   readonly thaw?: unknown;
   readonly thawError?: unknown;
+  readonly retriedThaw?: unknown;
+  readonly retriedThawError?: unknown;
+  /** UnfrozenBackupResult: stopped instances, Windows, and the start after the thaw. */
+  readonly unfrozenBackup?: unknown;
+  readonly unfrozenBackupError?: unknown;
 }
 
 export interface VerdictSettings {
@@ -287,6 +246,7 @@ function snapshotResult(value: unknown): SnapshotWaitResult | undefined {
     'started',
     'job-failed',
     'budget-exceeded',
+    'start-failed',
     'not-frozen',
     'freeze-output-invalid',
   ];
@@ -298,7 +258,63 @@ function snapshotResult(value: unknown): SnapshotWaitResult | undefined {
     jobState: str(o.jobState),
     jobStatusMessage: str(o.jobStatusMessage),
     waitedMs: num(o.waitedMs) ?? 0,
+    answeredBy: o.answeredBy === 'poller' ? 'poller' : 'start-backup',
   };
+}
+
+/**
+ * The step results of the workflow (lambda/shared/workflow-results.ts) in the terms the verdict
+ * reasons in: the freeze command, the job, the errors, the thaw command that decides. A thaw counts
+ * only when confirmed (the instance reported it thawed); an unconfirmed last attempt is the thaw's
+ * error. State written by earlier definitions (the freeze as a bare CommandResult, the thaw under
+ * `result`) passes through unchanged.
+ */
+export function stepFacts(facts: WorkflowFacts): WorkflowFacts {
+  const out: Record<string, unknown> = { ...facts };
+  const freeze = record(facts.freeze);
+  if (freeze && typeof freeze.outcome === 'string') {
+    out.freeze = freeze.command;
+    if (freeze.outcome === 'active-job') out.activeJobs = freeze.activeJobs;
+    if (freeze.activeJobsError !== undefined) out.activeJobsError = freeze.activeJobsError;
+    if (freeze.outcome === 'not-sent' && freeze.command === undefined && facts.freezeError === undefined) {
+      out.freezeError = { Error: 'FreezeNotSent', Cause: str(freeze.detail) ?? 'the freeze was not sent' };
+    }
+  }
+  const unfrozen = record(facts.unfrozenBackup);
+  const wait = record(facts.snapshots);
+  const waitJob = record(wait?.backupJob);
+  const unfrozenJob = record(unfrozen?.backupJob);
+  const job = waitJob ?? unfrozenJob;
+  if (job && str(job.backupJobId)) {
+    out.backupJob = { BackupJobId: job.backupJobId, CreationDate: job.creationDate };
+  }
+  if (unfrozen?.activeJobs !== undefined && record(unfrozen.activeJobs)?.active === true) {
+    out.activeJobs = unfrozen.activeJobs;
+  }
+  if (unfrozen?.activeJobsError !== undefined) out.activeJobsError = unfrozen.activeJobsError;
+  const backupError = unfrozenJob
+    ? undefined
+    : (unfrozen?.backupError ?? facts.unfrozenBackupError ?? (waitJob ? undefined : wait?.backupError));
+  if (backupError !== undefined && out.backupError === undefined) out.backupError = backupError;
+
+  const attempts = [
+    { step: record(facts.retriedThaw), error: facts.retriedThawError },
+    { step: record(facts.thaw), error: facts.thawError },
+  ];
+  if (attempts.some((a) => a.step && typeof a.step.confirmed === 'boolean') || facts.retriedThawError) {
+    const confirmed = attempts.find((a) => a.step?.confirmed === true);
+    const last = attempts.find((a) => a.step !== undefined || a.error !== undefined);
+    out.thaw = (confirmed ?? last)?.step?.command;
+    out.thawError = confirmed
+      ? undefined
+      : (last?.error ??
+        (last?.step
+          ? { Error: 'ThawNotConfirmed', Cause: str(last.step.detail) ?? 'the thaw was not confirmed' }
+          : undefined));
+    if (out.thaw === undefined) delete out.thaw;
+    if (out.thawError === undefined) delete out.thawError;
+  }
+  return out as WorkflowFacts;
 }
 
 /** The freeze command's failure in words, or undefined when it froze (or found nothing to freeze). */
@@ -450,7 +466,8 @@ function lateSnapshots(
 }
 
 /** Decide the outcome and the consistency label of one run from its facts. */
-export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, nowMs: number): Decision {
+export function decideVerdict(stepState: WorkflowFacts, settings: VerdictSettings, nowMs: number): Decision {
+  const facts = stepFacts(stepState);
   const warnings: string[] = [];
   const activeError = stepError(facts.activeJobsError);
   if (activeError) {
@@ -603,10 +620,17 @@ export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, n
       decision = backedUp({ consistency: 'crash', reason: why, freezeMs });
     } else if (wait?.status === 'started') {
       decision = backedUp(frozenVerdict(freeze, thawOutput, targets, freezeMs, warnings));
-    } else if (!wait && !snapshotsError && backupError) {
-      // StartBackupJob did not answer within the freeze budget (the probe gave up so the thaw came
+    } else if (
+      (!wait && !snapshotsError && backupError) ||
+      // start-backup's answer (it names who answered): no job within the budget.
+      (wait?.status === 'budget-exceeded' &&
+        record(facts.snapshots)?.answeredBy !== undefined &&
+        !record(record(facts.snapshots)?.backupJob))
+    ) {
+      // StartBackupJob gave no job within the freeze budget (start-backup gave up so the thaw came
       // first); the job that exists was started, or found, after the thaw.
-      const why = `StartBackupJob gave no job within the freeze budget of ${settings.freezeBudgetSeconds} s (${describe(backupError)}), so the filesystems were thawed first and job ${job.backupJobId} ran without a freeze`;
+      const startError = stepError(record(facts.snapshots)?.backupError) ?? backupError;
+      const why = `StartBackupJob gave no job within the freeze budget of ${settings.freezeBudgetSeconds} s (${startError ? describe(startError) : 'no answer'}), so the filesystems were thawed first and job ${job.backupJobId} ran without a freeze`;
       warnings.push(`Backed up crash-consistent: ${why}.`);
       decision = backedUp({ consistency: 'crash', reason: why, freezeMs });
     } else {
@@ -624,6 +648,44 @@ export function decideVerdict(facts: WorkflowFacts, settings: VerdictSettings, n
 
   // A failed thaw outranks everything: it is the one failure that leaves an instance frozen.
   const thawFailed = thawError !== undefined || (thawCommand !== undefined && !thawCommand.succeeded);
+  if (
+    !thawFailed &&
+    !thawOutput?.watchdogFired &&
+    thawOutput?.freezeMs !== undefined &&
+    thawOutput.freezeMs > settings.freezeBudgetSeconds * 1000
+  ) {
+    // Thawed by this execution, but later than the budget allows (a late or failed first thaw, a
+    // delivery delayed by SSM): the one promise the freeze makes was broken, so it is Critical.
+    const cause = `the filesystems were frozen for ${(thawOutput.freezeMs / 1000).toFixed(1)} s, over the freeze budget of ${settings.freezeBudgetSeconds} s, before the thaw command thawed them`;
+    return {
+      ...decision,
+      outcome: 'thaw-failed',
+      reason: `${decision.reason}. The thaw came late: ${cause}.`,
+      error: { error: 'ThawedAfterBudget', cause },
+      ...(freeze?.watchdogDeadline ? { watchdogThawBy: freeze.watchdogDeadline } : {}),
+      failed: true,
+    };
+  }
+  if (!thawFailed && thawOutput?.watchdogFired) {
+    // The thaw arrived, but the watchdog had already ended the freeze: it was held past the budget
+    // until the watchdog's deadline. Critical, naming the watchdog, never a Warning.
+    const watchdogThawBy =
+      freeze?.watchdogDeadline ??
+      (frozenAtMs !== undefined
+        ? new Date(frozenAtMs + settings.watchdogSeconds * 1000).toISOString()
+        : thawOutput.thawedAtMs !== undefined
+          ? new Date(thawOutput.thawedAtMs).toISOString()
+          : `${settings.watchdogSeconds} s after the freeze began`);
+    const cause = `the on-instance watchdog thawed the filesystems (by ${watchdogThawBy}) before the thaw command arrived, so the freeze lasted beyond its budget of ${settings.freezeBudgetSeconds} s`;
+    return {
+      ...decision,
+      outcome: 'thaw-failed',
+      reason: `${decision.reason}. Thawed by the watchdog: ${cause}.`,
+      error: { error: 'ThawedByWatchdog', cause },
+      watchdogThawBy,
+      failed: true,
+    };
+  }
   if (thawFailed || (!thawSent && failure === undefined && frozenAtMs !== undefined)) {
     const watchdogThawBy =
       freeze?.watchdogDeadline ??

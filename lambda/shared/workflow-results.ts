@@ -8,6 +8,21 @@
  * the fields the definition reads even when their value is "nothing happened".
  */
 
+/**
+ * State transitions one execution makes on its success path: every state entered, from Check Input
+ * to Backup Recorded. Discovery's admission plans with them; test/workflow/scenarios.test.ts
+ * executes the synthesized definition and checks them.
+ */
+export const SUCCESS_TRANSITIONS = {
+  /** Check Input, Wait For Start Time, Freeze Filesystems, Check Freeze Result, Start Backup Job,
+   * Send Thaw Command, Wait For Thaw Command, Check Thaw Result, Record Outcome, Did The Backup
+   * Fail, Backup Recorded. */
+  linux: 11,
+  /** Check Input, the path's Wait, the unfrozen Start Backup Job, Record Outcome, Did The Backup
+   * Fail, Backup Recorded: stopped instances, and Windows without the VSS components install. */
+  unfrozen: 6,
+} as const;
+
 /** Where the state machine stores each step's result (ResultPath), and each step's caught error. */
 export const RESULT_PATHS = {
   freeze: '$.freeze',
@@ -92,6 +107,14 @@ export interface FreezeStepResult {
   readonly watchdogDeadline?: string;
   /** True when the document said the freeze was a duplicate of this execution's active freeze. */
   readonly duplicate?: boolean;
+  /**
+   * `not-frozen` only: the command succeeded and found no data filesystem to freeze (the root
+   * filesystem is never frozen). Not a freeze failure: the backup goes ahead crash-consistent
+   * whatever the freeze-failure policy.
+   */
+  readonly nothingToFreeze?: boolean;
+  /** The active-job check failed; the freeze went ahead (the verdict warns). */
+  readonly activeJobsError?: StepError;
 }
 
 /** Why the snapshot wait ended. */
@@ -134,6 +157,8 @@ export interface StartedSnapshot {
    * once the job completes, it must be the job's RecoveryPointArn image.
    */
   readonly imageId?: string;
+  /** When the waiter first saw it listed (its clock): one first seen after the watchdog fired does not count. */
+  readonly seenAtMs?: number;
 }
 
 /** `$.snapshots`, from the poller or, when no job could be started in time, from start-backup. */
@@ -170,6 +195,8 @@ export interface UnfrozenBackupResult {
   /** Set when an active job made this window skip (stopped and Windows paths check first). */
   readonly activeJobs?: ActiveJobsResult;
   readonly backupError?: StepError;
+  /** The active-job check failed; the job was started anyway (the verdict warns). */
+  readonly activeJobsError?: StepError;
   readonly windowsVss: boolean;
 }
 
@@ -177,4 +204,13 @@ export interface UnfrozenBackupResult {
 export function budgetSecondsLeft(deadlineMs: number, nowMs: number, backstopSeconds = 2): number {
   const left = Math.ceil((deadlineMs - nowMs) / 1000) + backstopSeconds;
   return Math.max(1, Math.min(left, 3600));
+}
+
+/**
+ * The freeze time the budget counts from: the instance's frozenAt, but never later than `nowMs` (a
+ * moment on this side's clock known to be after the freeze), so an instance clock that runs ahead
+ * cannot stretch a freeze beyond its budget.
+ */
+export function budgetStartMs(frozenAtMs: number, nowMs: number): number {
+  return Math.min(frozenAtMs, nowMs);
 }

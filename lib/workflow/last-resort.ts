@@ -207,9 +207,11 @@ export function lastResort(scope: Construct, props: LastResortProps): tasks.Dyna
     [sfn.JsonPath.executionId],
   ).next(publish);
 
-  const thawConfirmed = sfn.Condition.and(
-    sfn.Condition.isPresent('$.thaw.result.succeeded'),
-    sfn.Condition.booleanEquals('$.thaw.result.succeeded', true),
+  // Either thaw attempt confirmed by the instance (ThawStepResult, lambda/shared/workflow-results.ts).
+  const thawConfirmed = sfn.Condition.or(
+    ...['$.thaw.confirmed', '$.retriedThaw.confirmed'].map((p) =>
+      sfn.Condition.and(sfn.Condition.isPresent(p), sfn.Condition.booleanEquals(p, true)),
+    ),
   );
   // The freeze step ran when it left a result or an error; anything it froze is held until a thaw
   // is confirmed or the watchdog fires.
@@ -218,7 +220,7 @@ export function lastResort(scope: Construct, props: LastResortProps): tasks.Dyna
     sfn.Condition.not(thawConfirmed),
   );
   const readDeadline = new sfn.Pass(scope, S.readWatchdogDeadline, {
-    parameters: { 'output.$': 'States.StringToJson($.freeze.stdout)' },
+    parameters: { 'output.$': 'States.StringToJson($.freeze.command.stdout)' },
     resultPath: '$.freezeOutput',
   }).next(
     new sfn.Choice(scope, S.checkWatchdogDeadline)
@@ -235,9 +237,9 @@ export function lastResort(scope: Construct, props: LastResortProps): tasks.Dyna
     .when(
       sfn.Condition.and(
         mayBeHeld,
-        sfn.Condition.isPresent('$.freeze.stdout'),
-        sfn.Condition.isString('$.freeze.stdout'),
-        sfn.Condition.stringMatches('$.freeze.stdout', STDOUT_WITH_DEADLINE),
+        sfn.Condition.isPresent('$.freeze.command.stdout'),
+        sfn.Condition.isString('$.freeze.command.stdout'),
+        sfn.Condition.stringMatches('$.freeze.command.stdout', STDOUT_WITH_DEADLINE),
       ),
       readDeadline,
     )

@@ -7,7 +7,7 @@
  * bucket before it runs. Task states call handlers by state name, which run the real probe and
  * record-outcome logic. It supports what lib/workflow.ts renders (States.Array, States.Format,
  * IsPresent/BooleanEquals/StringEquals/And/Or/Not) and refuses anything else loudly. Task
- * TimeoutSeconds are not enforced: the handlers bound their own waits (the probe's deadlines).
+ * TimeoutSeconds are not enforced: the handlers bound their own waits (their budget deadlines).
  */
 
 import type { Asl } from '../asl';
@@ -150,6 +150,7 @@ function rule(r: Json, data: Json): boolean {
     );
   if ('StringMatches' in r) return typeof v === 'string' && globMatch(r.StringMatches, v);
   if ('NumericGreaterThan' in r) return typeof v === 'number' && v > r.NumericGreaterThan;
+  if ('NumericGreaterThanEquals' in r) return typeof v === 'number' && v >= r.NumericGreaterThanEquals;
   if ('NumericLessThanEquals' in r) return typeof v === 'number' && v <= r.NumericLessThanEquals;
   throw new Error(`asl-run: unsupported Choice rule ${JSON.stringify(r)}`);
 }
@@ -197,7 +198,10 @@ export async function runAsl(
       let next: string | undefined = st.Next;
       switch (st.Type) {
         case 'Wait': {
-          const until = Date.parse(getPath(data, st.TimestampPath, ctx));
+          const until =
+            typeof st.Seconds === 'number'
+              ? o.clock.now() + st.Seconds * 1000
+              : Date.parse(getPath(data, st.TimestampPath, ctx));
           await o.clock.sleep(Math.max(0, until - o.clock.now()));
           break;
         }

@@ -368,6 +368,12 @@ export class FleetAws {
         this.check('listBackupJobs', 'ThrottlingException');
         return { BackupJobs: [] };
       }
+      if (name === 'StartBackupJobCommand') {
+        // Called by start-backup through the SDK: the SDK's error names, not Step Functions'.
+        if (!this.apis.startBackupJob.take())
+          throw new ThrottleError('ThrottlingException', 'startBackupJob');
+        return this.startJob(String(command.input.ResourceArn).split('/')[1]);
+      }
       if (name === 'DescribeBackupJobCommand') {
         this.check('describeBackupJob', 'ThrottlingException');
         const id = String(command.input.BackupJobId);
@@ -413,10 +419,8 @@ export class FleetAws {
     },
   };
 
-  /** Step Functions' StartBackupJob task (CallAwsService): errors as the state machine names them. */
-  startBackupJob(instanceId: string): Record<string, unknown> {
-    if (!this.apis.startBackupJob.take())
-      throw new ThrottleError('Backup.ThrottlingException', 'startBackupJob');
+  /** StartBackupJob's effect and response (the caller has taken the token). */
+  private startJob(instanceId: string): Record<string, unknown> {
     const i = this.instances.get(instanceId) as SimInstance;
     if (i.jobCreatedAt === undefined) {
       i.jobCreatedAt = this.now();

@@ -1,19 +1,13 @@
 /**
  * One simulated fleet run: discovery's real planning (planFleet with admission slots, the same
  * input builder) and real StartExecution pacing (fan-out.ts, TokenBucket), then one execution per
- * instance of the real synthesized definition (asl-run.ts) whose Lambda tasks run the real probe
- * (freeze, waitForCommand, waitForSnapshots, activeJobs) and the real record-outcome logic with
+ * instance of the real synthesized definition (asl-run.ts) whose Lambda tasks run the real
+ * freeze-filesystems, start-backup, wait-for-command and record-outcome logic with
  * the handlers' own SDK retry settings, all on one virtual clock against FleetAws's buckets.
  */
 
 import type { SFNClient } from '@aws-sdk/client-sfn';
-import {
-  activeJobs,
-  freeze,
-  parseProbeRequest,
-  waitForCommand,
-  waitForSnapshots,
-} from '../../lambda/backup-probe/probe';
+import { freezeStep, parseFreezeStepRequest } from '../../lambda/freeze-filesystems/step';
 import {
   type Api,
   type Bucket,
@@ -35,6 +29,12 @@ import {
 } from '../../lambda/discovery/stagger';
 import { executionName, runIdFor, windowIso } from '../../lambda/discovery/window';
 import { recordOutcome } from '../../lambda/record-outcome/record';
+import {
+  parseStartBackupStepRequest,
+  startFrozenBackup,
+  startUnfrozenBackup,
+} from '../../lambda/start-backup/step';
+import { parseWaitRequest, waitStep } from '../../lambda/wait-for-command/wait';
 import type { OutcomeSink } from '../../lambda/shared/outcome';
 import { RESERVED_CONCURRENCY, REGION_CONCURRENCY } from '../../lib/concurrency';
 import type { BackupConfig } from '../../lib/config';
@@ -196,32 +196,28 @@ export async function runFleet(asl: Asl, config: BackupConfig, o: FleetRunOption
         throw asError(err);
       }
     });
-  const probe = (input: unknown) => parseProbeRequest(input);
+  const waitForCommand = inLambda('wait-for-command', async (i) =>
+    waitStep(ssm as never, clock, parseWaitRequest(i), random),
+  );
+  const startUnfrozen = inLambda('start-backup', async (i) => {
+    const r = parseStartBackupStepRequest(i);
+    if (r.mode === 'frozen') throw new Error('wrong mode');
+    return startUnfrozenBackup(backup as never, clock, r, random);
+  });
   const tasks = {
-    'Check For Active Backup Jobs': inLambda('backup-probe', async (i) => {
-      const r = probe(i);
-      if (r.action !== 'activeJobs') throw new Error('wrong action');
-      return activeJobs(backup as never, r.instanceArn);
+    'Freeze Filesystems': inLambda('freeze-filesystems', async (i) =>
+      freezeStep({ ssm: ssm as never, backup: backup as never }, clock, parseFreezeStepRequest(i), random),
+    ),
+    'Start Backup Job': inLambda('start-backup', async (i) => {
+      const r = parseStartBackupStepRequest(i);
+      if (r.mode !== 'frozen') throw new Error('wrong mode');
+      return startFrozenBackup({ ec2: ec2 as never, backup: backup as never }, clock, r, random);
     }),
-    'Freeze Filesystems': inLambda('backup-probe', async (i) => {
-      const r = probe(i);
-      if (r.action !== 'freeze') throw new Error('wrong action');
-      return freeze(ssm as never, clock, r, random);
-    }),
-    'Wait For Snapshots To Start': inLambda('backup-probe', async (i) => {
-      const r = probe(i);
-      if (r.action !== 'waitForSnapshots') throw new Error('wrong action');
-      return waitForSnapshots({ ec2: ec2 as never, backup: backup as never }, clock, r, random);
-    }),
-    'Wait For Thaw Command': inLambda('backup-probe', async (i) => {
-      const r = probe(i);
-      if (r.action !== 'waitForCommand') throw new Error('wrong action');
-      return waitForCommand(ssm as never, clock, r, random);
-    }),
-    'Start Backup Job': async (i: { ResourceArn: string }) => aws.startBackupJob(i.ResourceArn.split('/')[1]),
-    'Start Backup Job Without Freeze': async (i: { ResourceArn: string }) =>
-      aws.startBackupJob(i.ResourceArn.split('/')[1]),
+    'Wait For Thaw Command': waitForCommand,
+    'Wait For Retried Thaw': waitForCommand,
+    'Start Backup Job Without Freeze': startUnfrozen,
     'Send Thaw Command': async (i: { InstanceIds: string[] }) => aws.sendThaw(i.InstanceIds[0]),
+    'Retry Thaw Command': async (i: { InstanceIds: string[] }) => aws.sendThaw(i.InstanceIds[0]),
     'Record Outcome': inLambda('record-outcome', async (i) =>
       recordOutcome(
         i as Parameters<typeof recordOutcome>[0],

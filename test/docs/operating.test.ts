@@ -52,10 +52,10 @@ describe('docs/operating.md', () => {
       ).toBe(true);
       expect(doc).toContain(`\`${name}\``);
     }
-    // Schedule, discovery, execution-events failures, labels and ServiceNow.
-    expect(ids.filter((id) => id.includes('MonitoringDeadLetters'))).toHaveLength(5);
+    // Schedule, discovery, execution-events failures, command results, labels and ServiceNow.
+    expect(ids.filter((id) => id.includes('MonitoringDeadLetters'))).toHaveLength(6);
     expect(doc).toContain('`DeadLetters<queue>`');
     expect(doc).toContain('**Execution failures not notified**');
-    expect(ids).toHaveLength(9);
+    expect(ids).toHaveLength(10);
   });
 });

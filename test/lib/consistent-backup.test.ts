@@ -104,7 +104,8 @@ describe('ConsistentBackup stack', () => {
       table: ['dynamodb:DeleteItem', 'dynamodb:PutItem'],
       pendingRunsIndex: [],
     });
-    expect(dynamoActions('backup-probe')).toEqual({ table: [], pendingRunsIndex: [] });
+    for (const dir of ['freeze-filesystems', 'start-backup', 'wait-for-command'])
+      expect(dynamoActions(dir), dir).toEqual({ table: [], pendingRunsIndex: [] });
     // Nobody holds an action the notifier never calls.
     const all = statements(result).flatMap(actionsOf);
     expect(all).not.toContain('dynamodb:ConditionCheckItem');

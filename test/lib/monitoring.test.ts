@@ -96,8 +96,9 @@ describe('Monitoring: alarms', () => {
         dlqIds.add(idOf(p.DestinationConfig.OnFailure.Destination) as string);
       }
     }
-    // Schedule, discovery, execution-events, labels, copies, restore validation, ServiceNow.
-    expect(dlqIds.size).toBe(7);
+    // Schedule, discovery, execution-events, command results, labels, copies, restore validation,
+    // ServiceNow.
+    expect(dlqIds.size).toBe(8);
     const watched = new Set(
       Object.values(alarms(result)).flatMap((a) =>
         (a.Properties.Dimensions ?? [])
@@ -164,7 +165,7 @@ describe('Monitoring: alarms', () => {
       expect(text.length, id).toBeLessThanOrEqual(1100);
       expect(text, id).toMatch(/\b(Check|Read|List|Act now|run|Each|fix)\b/i);
     }
-    expect(Object.keys(alarms(result))).toHaveLength(9);
+    expect(Object.keys(alarms(result))).toHaveLength(10);
   });
 
   it('takes its thresholds and actions from config', () => {
@@ -253,6 +254,7 @@ describe('Monitoring: dashboard', () => {
       'Schedule dead letters',
       'Discovery failures',
       'Execution failures not notified',
+      'Command results not handled',
       'Labels not written',
       'ServiceNow undeliverable',
     ]);
@@ -269,15 +271,19 @@ describe('Monitoring: dashboard', () => {
     expect(durations).toHaveLength(functions.length);
     expect(errors.map((m) => (m.at(-1) as Json).label).sort()).toEqual(
       [
-        'backup-probe',
+        'command-results',
         'dead-letters',
         'discovery',
         'execution-events',
+        'freeze-filesystems',
         'job-events',
         'label-writer',
         'record-outcome',
         'run-summary',
         'servicenow-forwarder',
+        'snapshot-poller',
+        'start-backup',
+        'wait-for-command',
       ].sort(),
     );
     for (const m of durations) expect((m.at(-1) as Json).stat).toBe('p99');
@@ -292,6 +298,6 @@ describe('Monitoring: dashboard', () => {
       'ExecutionsAborted',
     ]);
     const status = widget(body, /^Alarms$/);
-    expect(status.alarms).toHaveLength(9);
+    expect(status.alarms).toHaveLength(10);
   });
 });

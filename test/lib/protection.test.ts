@@ -253,8 +253,9 @@ describe('protection options, one at a time', () => {
   it('adds nothing by default', () => {
     const { template } = synthApp();
     template.resourceCountIs('AWS::Backup::RestoreTestingPlan', 0);
-    // Schedule and discovery dead letters, execution-events failures, the label queue and its dead letters.
-    template.resourceCountIs('AWS::SQS::Queue', 5);
+    // Schedule and discovery dead letters, execution-events failures, the label queue and its dead
+    // letters, the command waiters queue and its dead letters.
+    template.resourceCountIs('AWS::SQS::Queue', 7);
     template.hasResourceProperties('AWS::Backup::BackupVault', { LockConfiguration: Match.absent() });
   });
 

@@ -38,12 +38,13 @@ function statements(s: WorkflowSynth): Statement[] {
 const actions = (st: Statement) => (Array.isArray(st.Action) ? st.Action : [st.Action]);
 
 /** States reachable from `start` through Next/Default/Choices, stopping at `stop`. */
-function reachable(asl: Asl, start: string, stop: string): string[] {
+function reachable(asl: Asl, start: string, stop: string | string[]): string[] {
+  const stops = Array.isArray(stop) ? stop : [stop];
   const seen = new Set<string>();
   const queue = [start];
   while (queue.length) {
     const name = queue.shift() as string;
-    if (name === stop || seen.has(name)) continue;
+    if (stops.includes(name) || seen.has(name)) continue;
     seen.add(name);
     const st = asl.States[name];
     for (const n of [st.Next, st.Default, ...(st.Choices ?? []).map((c: { Next: string }) => c.Next)])
@@ -110,27 +111,53 @@ describe('Workflow construct', () => {
 
   it('routes every error of every state between the freeze and the thaw to the thaw', () => {
     for (const w of [s, vss]) {
-      const afterFreeze = reachable(w.asl, STATE.freeze, STATE.thaw);
-      expect(afterFreeze).toEqual(
-        expect.arrayContaining([STATE.freeze, STATE.checkFreeze, STATE.startBackup, STATE.waitSnapshots]),
-      );
-      for (const name of afterFreeze) {
+      // From the freeze to the thaw on the frozen path: every state, Choice defaults included.
+      // (Active job and not-sent lead to Record Outcome or the unfrozen start: nothing was frozen.)
+      const frozenPath = reachable(w.asl, STATE.freeze, [
+        STATE.sendThaw,
+        STATE.recordOutcome,
+        STATE.startUnfrozenBackup,
+      ]);
+      expect(frozenPath.sort()).toEqual([STATE.checkFreeze, STATE.freeze, STATE.startBackup].sort());
+      for (const name of frozenPath) {
         const st = w.asl.States[name];
         if (st.Type === 'Choice') {
-          expect(st.Default, `${name} needs a Default`).toBeDefined();
+          expect(st.Default, `${name} needs a Default into the thaw`).toBe(STATE.sendThaw);
           continue;
         }
-        expect(['Task', 'Parallel'], name).toContain(st.Type);
+        expect(st.Type, name).toBe('Task');
         const catchAll = (st.Catch ?? []).find((c: { ErrorEquals: string[] }) =>
           c.ErrorEquals.includes('States.ALL'),
         );
-        expect(catchAll?.Next, `${name} must catch States.ALL into the thaw`).toBe(STATE.thaw);
+        expect(catchAll?.Next, `${name} must catch States.ALL into the thaw`).toBe(STATE.sendThaw);
       }
-      // The thaw retries with backoff, and its own failure reaches Record Outcome.
-      const thaw = w.asl.States[STATE.thaw];
-      expect(thaw.Retry[0]).toMatchObject({ ErrorEquals: ['States.ALL'], BackoffRate: 2 });
-      expect(thaw.Retry[0].MaxAttempts).toBeGreaterThanOrEqual(2);
-      expect(thaw.Catch[0]).toMatchObject({ ErrorEquals: ['States.ALL'], Next: STATE.recordOutcome });
+      expect(w.asl.States[STATE.startBackup].Next).toBe(STATE.sendThaw);
+      // Start Backup Job is bounded by what is left of the freeze budget, and never retried (a
+      // retry would start a new timeout): a hung function cannot hold the freeze past the budget.
+      expect(w.asl.States[STATE.startBackup].TimeoutSecondsPath).toBe('$.freeze.budgetSeconds');
+      expect(w.asl.States[STATE.startBackup].Retry).toBeUndefined();
+      expect(guardedEverywhere(w.asl, STATE.startBackup, '$.freeze.budgetSeconds')).toBe(true);
+      // The thaw: every failure of the first attempt leads to a second one, after a short wait;
+      // the second attempt's failure reaches Record Outcome (a Critical thaw-failed).
+      const first = [STATE.sendThaw, STATE.waitThaw];
+      for (const name of first)
+        expect(w.asl.States[name].Catch[0], name).toMatchObject({
+          ErrorEquals: ['States.ALL'],
+          Next: STATE.waitBeforeThawRetry,
+        });
+      expect(w.asl.States[STATE.checkThaw].Default).toBe(STATE.waitBeforeThawRetry);
+      expect(w.asl.States[STATE.waitBeforeThawRetry]).toMatchObject({ Type: 'Wait', Next: STATE.retryThaw });
+      for (const name of [STATE.retryThaw, STATE.waitRetriedThaw])
+        expect(w.asl.States[name].Catch[0], name).toMatchObject({
+          ErrorEquals: ['States.ALL'],
+          Next: STATE.recordOutcome,
+        });
+      expect(w.asl.States[STATE.checkRetriedThaw].Default).toBe(STATE.recordOutcome);
+      // SendCommand itself is retried with backoff on throttling, 5xx and timeouts.
+      for (const name of [STATE.sendThaw, STATE.retryThaw]) {
+        expect(w.asl.States[name].Retry[0].BackoffRate, name).toBe(2);
+        expect(w.asl.States[name].Retry[0].ErrorEquals, name).toContain('Ssm.ThrottlingException');
+      }
     }
   });
 
@@ -157,17 +184,14 @@ describe('Workflow construct', () => {
       p.startsWith('$$.') ||
       REQUIRED_INPUT.includes(p) ||
       wholeResults.has(p) ||
-      // A Catch result always has Error; Check Thaw Result only succeeds when $.thaw exists.
+      // A Catch result always has Error; `$` is the whole state.
       p === '$.recordError.Error' ||
-      p === '$[0].thaw' ||
       p === '$';
-    const read = allStates(vss.asl)
-      .filter(({ name }) => name !== STATE.checkActiveJobs)
-      .flatMap(({ name, state }) =>
-        [...paths(state.Parameters), ...paths(state.ResultSelector)].map((p) => ({ name, p })),
-      );
+    const read = allStates(vss.asl).flatMap(({ name, state }) =>
+      [...paths(state.Parameters), ...paths(state.ResultSelector)].map((p) => ({ name, p })),
+    );
     expect(read.map((r) => r.p)).toEqual(
-      expect.arrayContaining(['$.freeze', '$.backupJob', '$.thawCommand', '$.instanceArn']),
+      expect.arrayContaining(['$.freeze', '$.thawCommand', '$.retriedThawCommand', '$.instanceArn']),
     );
     expect(
       read
@@ -188,7 +212,8 @@ describe('Workflow construct', () => {
   it('gives every Task an explicit timeout and named Retry errors with backoff and jitter', () => {
     for (const { name, state } of allStates(vss.asl)) {
       if (state.Type !== 'Task') continue;
-      expect(state.TimeoutSeconds, name).toBeGreaterThan(0);
+      if (state.TimeoutSecondsPath) expect(name).toBe(STATE.startBackup);
+      else expect(state.TimeoutSeconds, name).toBeGreaterThan(0);
       for (const r of state.Retry ?? []) {
         expect(r.JitterStrategy, name).toBe('FULL');
         expect(r.BackoffRate, name).toBeGreaterThan(1);
@@ -203,7 +228,11 @@ describe('Workflow construct', () => {
       vss,
       synthWorkflow({ hookTimeoutSeconds: 600, freezeBudgetSeconds: 110, watchdogSeconds: 300 }),
     ]) {
-      const worst = worstCaseSeconds(w.asl, { timestampWaitSeconds: 14 * 86400 });
+      const worst = worstCaseSeconds(w.asl, {
+        timestampWaitSeconds: 14 * 86400,
+        // Start Backup Job's timeout is the budget left when the freeze was seen: at most the budget.
+        timeoutPathSeconds: w.config.freezeBudgetSeconds,
+      });
       expect(w.asl.TimeoutSeconds).toBeGreaterThan(worst);
       // …and not absurdly above it.
       expect(w.asl.TimeoutSeconds).toBeLessThan(worst * 2);
@@ -219,19 +248,23 @@ describe('Workflow construct', () => {
       const step = renderDocument('freeze', w.config).mainSteps[0].inputs.timeoutSeconds;
       expect(step).toBe(commandStepSeconds(w.config));
       expect(renderDocument('thaw', w.config).mainSteps[0].inputs.timeoutSeconds).toBe(step);
-      const probeTimeout = w.template.toJSON().Resources[
-        w.stack.getLogicalId(w.workflow.probe.node.defaultChild as never)
-      ].Properties.Timeout as number;
-      for (const name of [STATE.freeze, STATE.waitThaw]) {
+      const timeoutOf = (fn: { node: { defaultChild: unknown } }) =>
+        w.template.toJSON().Resources[w.stack.getLogicalId(fn.node.defaultChild as never)].Properties
+          .Timeout as number;
+      for (const [name, fn] of [
+        [STATE.freeze, w.workflow.freezer],
+        [STATE.waitThaw, w.workflow.waiter],
+        [STATE.waitRetriedThaw, w.workflow.waiter],
+      ] as const) {
         const task = allStates(w.asl).find((x) => x.name === name)?.state;
         const wait = task?.Parameters?.timeoutSeconds as number;
         // Delivery (30 s), the document's own limit, then time for the agent to report.
         expect(wait, name).toBeGreaterThanOrEqual(30 + step + COMMAND_REPORT_MARGIN_SECONDS);
-        // The probe invocation and the task outlast the wait, so the probe reports WaitTimedOut itself.
-        expect(probeTimeout, name).toBeGreaterThan(wait);
+        // The function and the task outlast the wait, so the function reports WaitTimedOut itself.
+        expect(timeoutOf(fn), name).toBeGreaterThan(wait);
         expect(task?.TimeoutSeconds, name).toBeGreaterThan(wait);
+        expect(timeoutOf(fn), name).toBeLessThanOrEqual(900);
       }
-      expect(probeTimeout).toBeLessThanOrEqual(900);
     }
   });
 
@@ -242,18 +275,26 @@ describe('Workflow construct', () => {
   it('checks the input first, then waits for the stagger, and uses the execution name as the idempotency token', () => {
     expect(s.asl.StartAt).toBe(STATE.checkInput);
     const check = s.asl.States[STATE.checkInput];
-    expect(check.Choices.map((c: { Next: string }) => c.Next)).toEqual([STATE.waitForStart]);
+    // Check Input routes by state and platform itself: one Wait per path, no extra Choice.
+    expect(check.Choices.map((c: { Next: string }) => c.Next)).toEqual([
+      STATE.waitStopped,
+      STATE.waitWindows,
+      STATE.waitForStart,
+    ]);
     expect(check.Default).toBe(STATE.inputRejected);
-    expect(s.asl.States[STATE.waitForStart].TimestampPath).toBe('$.startAt');
-    for (const name of [STATE.startBackup, STATE.startUnfrozenBackup, STATE.startWindowsBackup]) {
+    for (const name of [STATE.waitForStart, STATE.waitStopped, STATE.waitWindows])
+      expect(s.asl.States[name].TimestampPath).toBe('$.startAt');
+    const modes: Record<string, string> = {
+      [STATE.startBackup]: 'frozen',
+      [STATE.startUnfrozenBackup]: 'unfrozen',
+      [STATE.startWindowsBackup]: 'windows-vss',
+    };
+    for (const [name, mode] of Object.entries(modes)) {
       const p = s.asl.States[name].Parameters;
-      expect(p['IdempotencyToken.$']).toBe('$$.Execution.Name');
-      expect(p.RecoveryPointTags['ConsistentBackup:Consistency']).toBe('pending');
+      expect(p.mode, name).toBe(mode);
+      expect(p['idempotencyToken.$']).toBe('$$.Execution.Name');
+      expect(p.recoveryPointTags['ConsistentBackup:Consistency']).toBe('pending');
     }
-    expect(s.asl.States[STATE.startWindowsBackup].Parameters.BackupOptions).toEqual({
-      WindowsVSS: 'enabled',
-    });
-    expect(s.asl.States[STATE.startBackup].Parameters.BackupOptions).toBeUndefined();
   });
 
   it('logs every transition without execution data, and traces with X-Ray', () => {
@@ -287,8 +328,8 @@ describe('Workflow construct', () => {
       ]);
       expect(documents(machine)).toHaveLength(1);
       expect(documents(machine)[0]).toMatch(/document\/.*ThawDocument/);
-      // The freeze (the probe's role) keeps the opt-in tag condition.
-      const probe = roleOf('BackupProbeRole');
+      // The freeze (freeze-filesystems' role) keeps the opt-in tag condition.
+      const probe = roleOf('FreezeFilesystemsRole');
       expect(instanceStatements(probe)).toEqual([
         {
           Action: 'ssm:SendCommand',
@@ -303,7 +344,7 @@ describe('Workflow construct', () => {
       const all = send(statements(w));
       const others = send(
         Object.values(w.template.findResources('AWS::IAM::Policy'))
-          .filter((p) => !/StateMachineRole|BackupProbeRole/.test(JSON.stringify(p.Properties.Roles)))
+          .filter((p) => !/StateMachineRole|FreezeFilesystemsRole/.test(JSON.stringify(p.Properties.Roles)))
           .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]),
       );
       expect(others.length).toBe(w === vss ? 2 : 0);

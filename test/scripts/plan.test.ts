@@ -153,7 +153,7 @@ describe('npm run plan', () => {
     // DescribeSnapshots binds in both profiles: it is EC2's, the same in every Region.
     expect(standard.pacing.binding.name).toBe('describeSnapshots');
     expect(lines.find((l) => l.startsWith('stateTransitions'))).toMatch(
-      /^stateTransitions\s+500\s+800\s+15\s/,
+      /^stateTransitions\s+500\s+800\s+9\s/,
     );
     const raised = await runPlan(
       clients(),
@@ -169,12 +169,12 @@ describe('npm run plan', () => {
       () => undefined,
     );
     expect(raised.pacing.profile).toBe('large');
-    // With every EC2/SSM/Backup quota raised, the probe's reserved concurrency binds: today each
-    // backup holds a probe for ~6 s, and admission counts on half of its 100.
-    expect(raised.pacing.binding.name).toBe('lambda:backup-probe');
-    expect(raised.pacing.ratePerSecond).toBeCloseTo((0.5 * 100) / 6, 6);
+    // With every EC2/SSM/Backup quota raised, freeze-filesystems' reserved concurrency binds: each
+    // backup holds it for ~1.5 s, and admission counts on half of its 25.
+    expect(raised.pacing.binding.name).toBe('lambda:freeze-filesystems');
+    expect(raised.pacing.ratePerSecond).toBeCloseTo((0.5 * 25) / 1.5, 6);
     expect(raised.pacing.limits.find((l) => l.name === 'stateTransitions')?.backupsPerSecond).toBeCloseTo(
-      (1500 * 0.85) / 15,
+      (1500 * 0.85) / 9,
       6,
     );
     expect(raised.pacing.limits.find((l) => l.name === 'describeSnapshots')).toMatchObject({

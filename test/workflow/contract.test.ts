@@ -7,7 +7,7 @@
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
-import { freeze } from '../../lambda/backup-probe/probe';
+import { freeze } from '../../lambda/freeze-filesystems/freeze';
 import { parseConfig } from '../../lib/config';
 import { renderDocument } from '../../lib/documents';
 import { STATE } from '../../lib/workflow';
@@ -59,8 +59,10 @@ describe('workflow ↔ documents contract', () => {
 
   it('the thaw parameters match the Thaw document', () => {
     const { asl } = synthWorkflow();
-    const send = asl.States[STATE.thaw].Branches[0].States[STATE.sendThaw].Parameters;
+    const send = asl.States[STATE.sendThaw].Parameters;
     expect(send.Parameters['ExecutionId.$']).toBe('States.Array($$.Execution.Name)');
+    // The second attempt sends exactly the same command.
+    expect(asl.States[STATE.retryThaw].Parameters).toEqual(send);
     check('thaw', {
       ExecutionId: ['i-0123456789abcdef0-20261122T0200Z'],
       HookTimeoutSeconds: send.Parameters.HookTimeoutSeconds,

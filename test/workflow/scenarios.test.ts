@@ -4,7 +4,8 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import { validateNotification } from '../../lambda/shared/notification';
 import { tagRecoveryPoint } from '../../lambda/shared/recovery-point';
 import { type Asl, synthStackAsl, synthWorkflow } from '../../sim/asl';
-import { STATE } from '../../lib/workflow';
+import { BACKUP_USE } from '../../lambda/discovery/admission';
+import { STATE, SUCCESS_TRANSITIONS } from '../../lib/workflow';
 import { SCENARIOS } from '../../sim/workflow-scenarios';
 import { IMAGE_ARN, type RunReport, runScenario, Sim, workflowInput } from '../../sim/workflow-sim';
 import { inputProblems } from '../../lambda/shared/workflow-input';
@@ -62,8 +63,9 @@ describe('the synthesized workflow, executed locally', () => {
     for (const delay of [500, 4000, 10_000]) {
       const r = await runScenario(aslFor(), { snapshotDelayMs: delay, freezeMs: 3000 });
       expect(r.output?.consistency).toBe('application');
-      // 17: Check Input (issue 13) added one to the 16 of before.
-      expect(r.transitions, `snapshots after ${delay} ms`).toBe(17);
+      // 11 (issue 14: at most 12; 17 before the reshape), what admission plans with.
+      expect(r.transitions, `snapshots after ${delay} ms`).toBe(SUCCESS_TRANSITIONS.linux);
+      expect(r.transitions).toBe(BACKUP_USE.stateTransitions);
       expect((r.thawedAt as number) - (r.frozenAt as number)).toBeLessThan(delay + 2500);
     }
   });
@@ -106,8 +108,12 @@ describe('the synthesized workflow, executed locally', () => {
     expect(r.statesEntered.at(-1)).toBe(STATE.failed);
     expect(r.error).toMatch(/Record Outcome recorded a failed backup/);
     expect(r.outcomes[0].outcome).toBe('backup-start-failed');
-    expect(r.calls.filter((c) => c.op === 'sfn.StartBackupJob').length).toBe(4);
+    // Retried while frozen only inside the budget; thawed first, then tried once more unfrozen.
+    expect(r.calls.filter((c) => c.op === 'backup.StartBackupJob').length).toBeGreaterThan(4);
+    expect(r.statesEntered).toContain(STATE.startUnfrozenBackup);
+    expect(r.recordOutput?.reason).toMatch(/StartBackupJob failed/);
     expect(r.thawedAt).toBeDefined();
+    expect((r.thawedAt as number) - (r.frozenAt as number)).toBeLessThanOrEqual(60_000);
     expect(r.watchdogFired).toBe(false);
   });
 
@@ -135,11 +141,12 @@ describe('the synthesized workflow, executed locally', () => {
     expect((r.thawedAt as number) - (r.jobStartedAt as number)).toBeLessThan(4000 + 2500);
   });
 
-  it('thaw fails: retried with backoff, then a critical thaw-failed outcome naming the watchdog time', async () => {
+  it('thaw fails: sent a second time, then a critical thaw-failed outcome naming the watchdog time', async () => {
     const r = await run('thaw fails');
     expectInvariants(r);
     expect(r.status).toBe('FAILED');
-    expect(r.thawSentAt.length).toBe(4);
+    expect(r.thawSentAt.length).toBe(2);
+    expect(r.statesEntered).toEqual(expect.arrayContaining([STATE.retryThaw, STATE.checkRetriedThaw]));
     expect(r.outcomes[0].outcome).toBe('thaw-failed');
     expect(r.outcomes[0].watchdogThawBy).toBe(new Date((r.frozenAt as number) + 90_000).toISOString());
     expect(r.watchdogFired).toBe(true);
@@ -165,9 +172,10 @@ describe('the synthesized workflow, executed locally', () => {
     expectInvariants(r);
     expect(r.output).toMatchObject({ consistency: 'filesystem', reason: 'instance stopped' });
     expect(r.freezeSentAt).toEqual([]);
+    expect(r.transitions).toBe(SUCCESS_TRANSITIONS.unfrozen);
   });
 
-  it('windows success: VSS requested, no freeze of our own, provisional application label, at most 12 transitions', async () => {
+  it('windows success: VSS requested, no freeze of our own, provisional application label, 6 transitions', async () => {
     const r = await run('windows success');
     expectInvariants(r);
     expect(r.output).toMatchObject({
@@ -175,7 +183,7 @@ describe('the synthesized workflow, executed locally', () => {
       reason: 'VSS requested; confirmed at job completion',
     });
     expect(r.freezeSentAt).toEqual([]);
-    expect(r.transitions).toBeLessThanOrEqual(12);
+    expect(r.transitions).toBe(SUCCESS_TRANSITIONS.unfrozen);
   });
 
   it('windows with a failed AwsVssComponents install: still backed up, with a warning', async () => {
@@ -323,12 +331,12 @@ describe('the synthesized workflow, executed locally', () => {
     expect(r.freezeParameters[0]?.VolumeDevices).toEqual([
       'vol-0aaaaaaaaaaaaaaa1=/dev/nvme1n1,vol-0aaaaaaaaaaaaaaa2=/dev/nvme2n1',
     ]);
-    expect(r.statesEntered).not.toContain(STATE.defaultVolumeDevices);
     const legacy = await runScenario(aslFor(), {
       snapshotDelayMs: 2000,
       mutateInput: ({ volumeDevices: _devices, ...rest }) => rest,
     });
-    expect(legacy.statesEntered).toContain(STATE.defaultVolumeDevices);
+    // No extra state: Freeze Filesystems reads the optional field from the input it gets whole.
+    expect(legacy.transitions).toBe(r.transitions);
     expect(legacy.freezeParameters).toHaveLength(1);
     expect(legacy.freezeParameters[0]).not.toHaveProperty('VolumeDevices');
     expectInvariants(legacy);

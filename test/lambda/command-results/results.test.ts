@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { waitForCommand } from '../../../lambda/backup-probe/probe';
+import { waitForCommand } from '../../../lambda/shared/command-wait';
 import {
   handleCommandEvent,
   handleQueueBody,
@@ -419,7 +419,7 @@ describe('command-results: the freeze result is read as today', () => {
     await w.advance(ended.at - w.clock.now() + 100);
     await w.run(handleQueueBody(w.deps, ended.event));
     const out = w.sfn.tasks.get(token)?.answers[0].output as FreezeStepResult;
-    // Today: the probe's waitForCommand on the same invocation.
+    // Today: the functions' own waitForCommand on the same invocation.
     const today = await w.run(
       waitForCommand(w.ssm.client(), w.clock, {
         command: { Command: { CommandId: inv.commandId } },

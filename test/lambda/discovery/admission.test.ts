@@ -20,7 +20,12 @@ const base: PacingSettings = {
   regionProfile: 'auto',
   quotaShare: 0.85,
   apiRates: {},
-  reservedConcurrency: { 'backup-probe': 100, 'record-outcome': 20 },
+  reservedConcurrency: {
+    'freeze-filesystems': 25,
+    'start-backup': 60,
+    'wait-for-command': 15,
+    'record-outcome': 20,
+  },
 };
 
 function instance(n: number, group?: string): FleetInstance {
@@ -63,11 +68,11 @@ describe('admission pacing', () => {
     expect(p.ratePerSecond).toBeCloseTo((0.85 * 20) / 13, 9);
     // Every limit is listed, tightest first, and no limit allows less than the rate.
     expect(p.limits.map((l) => l.name)).toContain('stateTransitions');
-    expect(p.limits.map((l) => l.name)).toContain('lambda:backup-probe');
+    expect(p.limits.map((l) => l.name)).toContain('lambda:freeze-filesystems');
     expect(p.limits.every((l) => l.backupsPerSecond >= p.ratePerSecond)).toBe(true);
-    // Transitions at the slot: 15 of the 17 (two are spent at StartExecution: Check Input, then the Wait).
+    // Transitions at the slot: 9 of the 11 (two are spent at StartExecution: Check Input, then the Wait).
     expect(p.limits.find((l) => l.name === 'stateTransitions')).toMatchObject({
-      perBackup: 15,
+      perBackup: 9,
       bucket: { burst: 5000, ratePerSecond: 1500 },
     });
     // CreateTags comes after the freeze: it does not limit admission.
@@ -83,17 +88,22 @@ describe('admission pacing', () => {
       apiRates: parseApiRates(
         'describeSnapshots=10000,getCommandInvocation=10000,listBackupJobs=10000,describeBackupJob=10000,sendCommand=10000,startBackupJob=10000',
       ) as PacingSettings['apiRates'],
-      reservedConcurrency: { 'backup-probe': 2000, 'record-outcome': 1000 },
+      reservedConcurrency: {
+        'freeze-filesystems': 2000,
+        'start-backup': 2000,
+        'wait-for-command': 2000,
+        'record-outcome': 1000,
+      },
     };
     const p = computePacing(raised);
     expect(p.profile).toBe('standard');
     expect(p.binding.name).toBe('stateTransitions');
-    expect(p.ratePerSecond).toBeCloseTo((0.85 * 500) / 15, 9);
-    // The starts get only the transitions the admitted executions leave: 425 - 28.3 x 15 = 0 -> at least 1/s.
+    expect(p.ratePerSecond).toBeCloseTo((0.85 * 500) / 9, 9);
+    // The starts get only the transitions the admitted executions leave: 425 - 47.2 x 9 = 0 -> at least 1/s.
     expect(p.start.ratePerSecond).toBeGreaterThanOrEqual(1);
     expect(p.start.ratePerSecond).toBeLessThanOrEqual(0.85 * 150);
     const large = computePacing({ ...raised, regionProfile: 'large' });
-    expect(large.ratePerSecond).toBeCloseTo((0.85 * 1500) / 15, 9);
+    expect(large.ratePerSecond).toBeCloseTo((0.85 * 1500) / 9, 9);
   });
 
   it("counts the probe's polls for the snapshot start it plans for", () => {
@@ -219,7 +229,7 @@ describe('discovery settings for admission', () => {
   it.each([
     ['REGION_PROFILE', 'huge', 'auto, large, standard'],
     ['API_RATES', 'describeSnapshots=fast', 'allowed <api>=<rate per second>'],
-    ['RESERVED_CONCURRENCY', 'backup-probe=0', '<function>=<reserved concurrency of at least 1>'],
+    ['RESERVED_CONCURRENCY', 'freeze-filesystems=0', '<function>=<reserved concurrency of at least 1>'],
     ['QUOTA_SHARE_PERCENT', '0', 'a whole number from 1 to 100'],
   ])('names %s, its value and what is allowed', (name, value, allowed) => {
     const bad = { ...admissionEnv, [name]: value };

@@ -430,7 +430,7 @@ describe('decideVerdict', () => {
       waitedMs: seenAtMs - FROZEN_AT,
     });
 
-    it('a snapshot first seen after the watchdog fired does not count: crash, with a warning naming it', () => {
+    it('a snapshot first seen after the watchdog fired does not count: crash, with a warning naming it; the watchdog thaw is Critical', () => {
       const d = decideVerdict(
         linux({
           snapshots: started(WATCHDOG_AT + 2000),
@@ -439,7 +439,11 @@ describe('decideVerdict', () => {
         settings,
         NOW,
       );
-      expect(d).toMatchObject({ outcome: 'backed-up', consistency: 'crash', failed: false });
+      // The freeze was held until the watchdog ended it, past the budget: Critical (thaw-failed),
+      // naming the watchdog, whatever the label (issue 13 item 2).
+      expect(d).toMatchObject({ outcome: 'thaw-failed', consistency: 'crash', failed: true });
+      expect(d.error?.error).toBe('ThawedByWatchdog');
+      expect(d.watchdogThawBy).toBeDefined();
       expect(d.reason).toContain(
         'snap-2 of vol-2 (seen at 2026-11-22T02:01:33.000Z, watchdog at 2026-11-22T02:01:31.000Z)',
       );

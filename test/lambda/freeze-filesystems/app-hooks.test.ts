@@ -1,9 +1,11 @@
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Clock, freeze, ProbeInputError, parseProbeRequest } from '../../../lambda/backup-probe/probe';
+import { freeze } from '../../../lambda/freeze-filesystems/freeze';
+import { parseFreezeStepRequest } from '../../../lambda/freeze-filesystems/step';
+import { type Clock, StepInputError } from '../../../lambda/shared/calls';
 
-/** The probe installs an Apps-tagged instance's packaged hooks (AppHooks document) before its freeze. */
+/** Freeze Filesystems installs an Apps-tagged instance's packaged hooks (AppHooks document) before its freeze. */
 
 const ssm = mockClient(SSMClient);
 afterEach(() => ssm.reset());
@@ -92,21 +94,29 @@ describe('freeze of an instance with an Apps tag', () => {
   });
 });
 
-describe('parseProbeRequest: apps', () => {
+describe('parseFreezeStepRequest: apps', () => {
   const event = {
-    action: 'freeze',
     ...request,
+    instanceArn: 'arn:aws:ec2:eu-west-1:111122223333:instance/i-0123456789abcdef0',
+    freezeBudgetSeconds: 60,
+    thawMarginSeconds: 3,
     volumeDevices: [],
     appHooksDocumentName: 'Ecb-AppHooks',
   };
-  it('takes apps from the options the workflow passes whole', () => {
-    const r = parseProbeRequest({ ...event, options: { include: '', exclude: '', apps: 'mysql,redis' } });
+  it('takes apps from the options, or from the execution input the workflow passes whole', () => {
+    const r = parseFreezeStepRequest({
+      ...event,
+      options: { include: '', exclude: '', apps: 'mysql,redis' },
+    });
     expect(r).toMatchObject({ apps: 'mysql,redis', appHooksDocumentName: 'Ecb-AppHooks' });
-    expect(parseProbeRequest({ ...event, options: { include: '' } })).not.toHaveProperty('apps');
+    expect(parseFreezeStepRequest({ ...event, options: { include: '' } })).not.toHaveProperty('apps');
+    expect(
+      parseFreezeStepRequest({ ...event, input: { options: { include: '', exclude: '', apps: 'redis' } } }),
+    ).toMatchObject({ apps: 'redis' });
   });
   it('refuses a value discovery could not have produced, naming it and what is allowed', () => {
-    expect(() => parseProbeRequest({ ...event, options: { apps: 'oracle' } })).toThrow(ProbeInputError);
-    expect(() => parseProbeRequest({ ...event, options: { apps: 'oracle' } })).toThrow(
+    expect(() => parseFreezeStepRequest({ ...event, options: { apps: 'oracle' } })).toThrow(StepInputError);
+    expect(() => parseFreezeStepRequest({ ...event, options: { apps: 'oracle' } })).toThrow(
       /^Invalid options\.apps: got "oracle"; allowed: empty, or one or more of postgresql, mysql, redis/,
     );
   });
