@@ -271,7 +271,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       },
       onProgress: (e) =>
         opts.out(
-          `${t()} ${instances.get(e.instanceId)?.name}: ${e.stage}${e.stage === 'Route After Thaw' && e.freezeMs !== undefined ? ` (thawed: frozen ${e.freezeMs} ms)` : ''}`,
+          `${t()} ${instances.get(e.instanceId)?.name}: ${e.stage}${e.stage === 'Check Thaw Result' && e.freezeMs !== undefined ? ` (thawed: frozen ${e.freezeMs} ms)` : ''}`,
         ),
     });
 

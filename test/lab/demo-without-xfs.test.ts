@@ -88,7 +88,7 @@ describe.skipIf(!capabilities.real)('npm run demo on a machine without xfsprogs'
     expect(created[0]).toMatch(/ext4 vol-\S+ at .*data0, ext4 vol-\S+ at .*data1/);
     // The real freeze and thaw documents ran: their reports moved the workflow through the thaw, and
     // the frozen time in the table is the thaw script's own measurement.
-    for (const state of ['Freeze Filesystems', 'Wait For Snapshots To Start', 'Thaw Confirmed'])
+    for (const state of ['Freeze Filesystems', 'Start Backup Job', 'Check Thaw Result'])
       expect(out).toMatch(new RegExp(`app-1: ${state}`));
     const row = (name: string) =>
       lines

@@ -47,7 +47,7 @@ describe.skipIf(!capabilities.real)('npm run demo on real loop-mounted filesyste
     // Live progress went through the real states, and snapshots started while frozen.
     expect(lines.some((l) => /app-1: Freeze Filesystems/.test(l))).toBe(true);
     expect(lines.some((l) => /app-1: snapshot snap-[0-9a-f]+ of vol-/.test(l))).toBe(true);
-    expect(lines.some((l) => /app-1: Thaw Confirmed/.test(l))).toBe(true);
+    expect(lines.some((l) => /app-1: Check Thaw Result/.test(l))).toBe(true);
     // The run summary reaches SNS; of the per-instance alarms, only the broken hook's.
     expect(result.notifications.map((n) => n.Subject)).toEqual([
       expect.stringContaining(result.rows[2].instanceId),
@@ -102,9 +102,9 @@ describe.skipIf(!capabilities.real)('npm run demo on real loop-mounted filesyste
       out += d.toString();
     });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    // Interrupt while the instance is frozen and waiting for its snapshots.
-    for (let i = 0; i < 600 && !/Wait For Snapshots To Start/.test(out); i++) await sleep(100);
-    expect(out).toMatch(/Wait For Snapshots To Start/);
+    // Interrupt while the instance is frozen and its backup job starts (Start Backup Job waits for the snapshots).
+    for (let i = 0; i < 600 && !/Start Backup Job/.test(out); i++) await sleep(100);
+    expect(out).toMatch(/Start Backup Job/);
     const runDir = /(\/\S+\/run-\d+-[a-z0-9]+)\//.exec(out)?.[1];
     expect(runDir).toBeDefined();
     process.kill(-(child.pid as number), 'SIGINT');
