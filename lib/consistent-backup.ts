@@ -32,7 +32,7 @@ export class ConsistentBackup extends Construct {
   readonly documents: Documents;
   readonly notifications: Notifications;
   readonly workflow: Workflow;
-  /** The Coordination table and the shared snapshot poller (start-backup registers waiters with it). */
+  /** The Coordination table and the shared snapshot poller (not yet wired: no workflow state registers waiters with it). */
   readonly coordination: Coordination;
   /** Freeze and thaw command results for the tasks waiting for them (events, thaw waiters, sweep). */
   readonly commandResults: CommandResults;

@@ -62,7 +62,7 @@ const DERIVED_STEP_TIMEOUT: readonly DocumentKey[] = ['freeze', 'thaw'];
  * Seconds the freeze (or thaw) script may run: pre-freeze (or post-thaw) hooks run one after another,
  * each bounded by hookTimeoutSeconds; two hooks at their limit plus a minute for discovery, sync and
  * the watchdog's start. A script still running then is killed by SSM, which the freeze survives by
- * rolling back (nothing stays frozen); capped so that the wait fits in one probe invocation.
+ * rolling back (nothing stays frozen); capped so that the wait fits in one freeze-filesystems or wait-for-command invocation.
  */
 export function commandStepSeconds(config: Pick<BackupConfig, 'hookTimeoutSeconds'>): number {
   return Math.min(config.hookTimeoutSeconds * 2 + 60, COMMAND_STEP_MAX_SECONDS);
@@ -70,7 +70,7 @@ export function commandStepSeconds(config: Pick<BackupConfig, 'hookTimeoutSecond
 
 /**
  * List parameters must take exactly as many entries as the orchestrator may send: VolumeIds and
- * VolumeDevices MAX_FREEZE_VOLUMES (the limit discovery and the probe enforce), Include and Exclude
+ * VolumeDevices MAX_FREEZE_VOLUMES (the limit discovery and freeze-filesystems enforce), Include and Exclude
  * MAX_PATHS (the tag rule). A pattern edited without them would make SSM refuse a freeze the
  * orchestrator starts, or take values the size check below did not count.
  */

@@ -5,8 +5,8 @@
  *                     [--rate <api>=<rate/s>[/<burst>] ...] [--seed 1] [--json]
  *
  * Simulates whole backup runs of one account and Region on a virtual clock (sim/fleet/): the real
- * synthesized state machine (interpreted by sim/fleet/asl-run.ts), the real probe and
- * record-outcome logic, discovery's real planning and pacing, against fakes that enforce a token
+ * synthesized state machine (interpreted by sim/fleet/asl-run.ts), the real freeze-filesystems,
+ * start-backup, wait-for-command and record-outcome logic, discovery's real planning and pacing, against fakes that enforce a token
  * bucket for every API the run calls (published quotas; flags with conservative defaults for the
  * unpublished SSM and AWS Backup rates), Lambda concurrency (Region 1,000, reserved per function)
  * and state transitions as a delaying bucket. Snapshots start a lognormal time after

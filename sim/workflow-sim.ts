@@ -143,7 +143,7 @@ export interface RunReport {
   readonly transitions: number;
   /** When each freeze SendCommand took effect (whatever its caller was told). */
   readonly freezeSentAt: readonly number[];
-  /** The Parameters of every freeze SendCommand, as the probe sent them. */
+  /** The Parameters of every freeze SendCommand, as freeze-filesystems sent them. */
   readonly freezeParameters: readonly Record<string, unknown>[];
   /** When each thaw SendCommand took effect (a failed SendCommand is not here). */
   readonly thawSentAt: readonly number[];
@@ -429,7 +429,7 @@ export class Sim implements Clock {
     return { BackupJobId: job.id, CreationDate: new Date(job.startedAt).toISOString(), IsParent: false };
   }
 
-  // ---- SDK clients for the real probe / record-outcome / notifier logic ----
+  // ---- SDK clients for the real workflow functions, record-outcome and notifier logic ----
   readonly ssmClient = {
     send: async (command: { constructor: { name: string }; input: Record<string, unknown> }) => {
       const name = command.constructor.name;
@@ -989,7 +989,7 @@ export async function runScenario(
       sleep: (ms) => {
         if (engine === 'interpreter') sim.t += Math.max(0, ms);
       },
-      // The engine's retry jitter draws from its own sequence, so the probe's polls see the same
+      // The engine's retry jitter draws from its own sequence, so the functions' polls see the same
       // numbers under either engine.
       random: (() => {
         let j = (seed ^ 0x27d4eb2d) >>> 0 || 1;

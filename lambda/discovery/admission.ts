@@ -11,7 +11,7 @@
  *   r = quotaShare × min over the run's quotas of (refill / calls per backup)
  *
  * and `quotaShare` leaves the rest of each bucket to DLM, other tools and the operators. The
- * per-backup use (BACKUP_USE) is counted from today's workflow (lib/workflow.ts) and the probe's
+ * per-backup use (BACKUP_USE) is counted from today's workflow (lib/workflow.ts) and its functions'
  * polling schedules (lambda/start-backup/snapshots.ts, lambda/shared/command-wait.ts); `npm run bench:fleet` measures it on the real
  * definition and test/sim/fleet.test.ts checks that this table is not below the measurement.
  *

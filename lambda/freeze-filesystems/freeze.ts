@@ -94,7 +94,7 @@ export async function installAppHooks(
 export const FREEZE_DELIVERY_TIMEOUT_SECONDS = 30;
 
 /**
- * Seconds the probe keeps waiting for the freeze command after the document's last NotAfter check
+ * Seconds freeze-filesystems keeps waiting for the freeze command after the document's last NotAfter check
  * (just before its first fsfreeze): the fsfreeze calls themselves, the result line, the agent's
  * report and the next poll. lib/workflow.ts gives the same 30 s (COMMAND_REPORT_MARGIN_SECONDS) as
  * the last part of the freeze step's `timeoutSeconds`.
@@ -102,9 +102,9 @@ export const FREEZE_DELIVERY_TIMEOUT_SECONDS = 30;
 export const FREEZE_RESULT_MARGIN_SECONDS = 30;
 
 /**
- * The NotAfter this probe sends: the earlier of discovery's (the blast-radius slot: an hour after
+ * The NotAfter this function sends: the earlier of discovery's (the blast-radius slot: an hour after
  * the window for an instance without a group) and the moment after which this execution could no
- * longer see the freeze happen and so thaw it knowingly: the send time plus the time this probe waits
+ * longer see the freeze happen and so thaw it knowingly: the send time plus the time this function waits
  * for the command (`timeoutSeconds`) less FREEZE_RESULT_MARGIN_SECONDS.
  *
  * Why not the send time plus a few seconds: the document checks NotAfter when the command arrives

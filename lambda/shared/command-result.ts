@@ -1,6 +1,6 @@
 /**
  * The end of one Run Command invocation as the workflow records it (CommandResult), built from
- * GetCommandInvocation's answer: shared by whatever reads a command's result (the probe's polls,
+ * GetCommandInvocation's answer: shared by whatever reads a command's result (the polls of freeze-filesystems and wait-for-command,
  * command-results' events and sweep), so that every path reports a command the same way.
  */
 

@@ -574,7 +574,7 @@ async function sendTask(
 
 /**
  * Answers a waiter that can have no command: the SendCommand result the state machine passed has
- * no CommandId (`NoCommandId`, as the probe reported it). Nothing is stored.
+ * no CommandId (`NoCommandId`, as waitForCommand in lambda/shared/command-wait.ts reports it). Nothing is stored.
  */
 export async function answerWithoutCommand(
   deps: Pick<AnswerDeps, 'sfn' | 'sendTaskPace'>,

@@ -437,7 +437,7 @@ function watchdogThawedAtMs(
 }
 
 /**
- * The snapshots the probe counted but first saw (or that started) at or after the watchdog thawed:
+ * The snapshots start-backup's wait counted but first saw (or that started) at or after the watchdog thawed:
  * `snap-id of vol-id (seen at ..., watchdog at ...)`. A snapshot counts as taken while frozen only
  * if it was seen before the thaw that ended the freeze could have happened.
  */
@@ -613,7 +613,7 @@ export function decideVerdict(stepState: WorkflowFacts, settings: VerdictSetting
         failed: true,
       };
     } else if (wait?.status === 'started' && lateSnapshots(wait, freeze, thawOutput, settings).length > 0) {
-      // The watchdog had thawed before the probe saw these: nothing says they started while frozen.
+      // The watchdog had thawed before start-backup saw these: nothing says they started while frozen.
       const late = lateSnapshots(wait, freeze, thawOutput, settings);
       const why = `snapshot${late.length > 1 ? 's' : ''} ${late.join('; ')} ${late.length > 1 ? 'were' : 'was'} first seen after the on-instance watchdog thawed the filesystems, so not counted as taken while frozen`;
       warnings.push(`Backed up crash-consistent: ${why}.`);

@@ -24,7 +24,7 @@ export interface WorkflowInput {
   readonly volumeIds: readonly string[];
   /**
    * `vol-id=/dev/name`, one per attached volume whose block device mapping's DeviceName fits
-   * {@link VOLUME_DEVICE_ENTRY}; the probe joins them into the freeze's `VolumeDevices`. Xen instances
+   * {@link VOLUME_DEVICE_ENTRY}; freeze-filesystems joins them into the freeze's `VolumeDevices`. Xen instances
    * need them: no device there carries its volume id. Optional so that input written before the
    * field existed still runs (the workflow then sends none, as before).
    */

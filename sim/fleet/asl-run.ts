@@ -4,8 +4,8 @@
  * but on real timers and with too much per-execution state for 50,000 at once. This one runs the
  * real definition's states, Choice rules, Retry (interval, backoff, max delay, full jitter), Catch,
  * Parameters, ResultSelector and ResultPath, and charges every state entered to a state-transition
- * bucket before it runs. Task states call handlers by state name, which run the real probe and
- * record-outcome logic. It supports what lib/workflow.ts renders (States.Array, States.Format,
+ * bucket before it runs. Task states call handlers by state name, which run the real freeze-filesystems,
+ * start-backup, wait-for-command and record-outcome logic. It supports what lib/workflow.ts renders (States.Array, States.Format,
  * IsPresent/BooleanEquals/StringEquals/And/Or/Not) and refuses anything else loudly. Task
  * TimeoutSeconds are not enforced: the handlers bound their own waits (their budget deadlines).
  */

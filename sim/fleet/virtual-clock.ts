@@ -1,5 +1,5 @@
 /**
- * A virtual clock for running real async code (handlers, the probe's polling loops, discovery's
+ * A virtual clock for running real async code (handlers, the workflow functions' polling loops, discovery's
  * fan-out) on simulated time: `sleep` parks the caller in a timer queue, and `run` advances time
  * to the next timer only once every coroutine is blocked (the microtask queue is drained, checked
  * with setImmediate). Nothing waits in real time, so a 10-hour run of 50,000 backups takes what
