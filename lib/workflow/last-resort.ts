@@ -238,8 +238,21 @@ export function lastResort(scope: Construct, props: LastResortProps): tasks.Dyna
   );
   // The freeze step ran when it left a result or an error; anything it froze is held until a thaw
   // is confirmed or the watchdog fires.
+  // A freeze step that answered `active-job` or `not-sent` sent nothing (FreezeOutcome,
+  // lambda/shared/workflow-results.ts): nothing can be held.
+  const sentNothing = sfn.Condition.and(
+    sfn.Condition.isPresent('$.freeze.outcome'),
+    sfn.Condition.isString('$.freeze.outcome'),
+    sfn.Condition.or(
+      sfn.Condition.stringEquals('$.freeze.outcome', 'active-job'),
+      sfn.Condition.stringEquals('$.freeze.outcome', 'not-sent'),
+    ),
+  );
   const mayBeHeld = sfn.Condition.and(
-    sfn.Condition.or(sfn.Condition.isPresent('$.freeze'), sfn.Condition.isPresent('$.freezeError')),
+    sfn.Condition.or(
+      sfn.Condition.and(sfn.Condition.isPresent('$.freeze'), sfn.Condition.not(sentNothing)),
+      sfn.Condition.isPresent('$.freezeError'),
+    ),
     sfn.Condition.not(thawConfirmed),
   );
   const readDeadline = new sfn.Pass(scope, S.readWatchdogDeadline, {

@@ -60,6 +60,17 @@ describe('one message per failure', () => {
     expect(r.sns[0]?.message?.event?.additional_info?.watchdog_thaw_by).toBe('watchdog fired');
   });
 
+  it.each([
+    454, 696,
+  ])('fault seed %i: the freeze step found an active job (nothing sent), the notifier confirmed its Warning, Record Outcome failed: the last resort publishes nothing', async (seed) => {
+    const { scenario, config } = generate(seed);
+    const r = await runScenario(aslFor(config), scenario, seed, { engine: 'interpreter' });
+    expect(r.episodes).toEqual([]);
+    expect(r.sns.filter((m) => m.via === 'last-resort')).toEqual([]);
+    expect(new Set(about(r))).toEqual(new Set(['notifier: Warning skipped-active-job']));
+    expect(r.error).toMatch(/OutcomeAlreadyNotified/);
+  });
+
   it('input rejected by Check Input: the execution-events rule publishes one Major naming the field', async () => {
     const r = await run({
       mutateInput: (input) => {
