@@ -257,7 +257,13 @@ export function thawStepResult(command: CommandResult, attempt: number): ThawSte
         : out.status !== 'thawed'
           ? 'the thaw document reported an error'
           : `the thaw document could not thaw: ${out.failed.join(', ')}`;
-  return { confirmed, command, attempt, detail: detail.slice(0, 1000) };
+  return {
+    confirmed,
+    command,
+    attempt,
+    detail: detail.slice(0, 1000),
+    watchdogFired: out?.watchdogFired === true,
+  };
 }
 
 /** The output the waiting task gets for a command that ended. */

@@ -186,6 +186,12 @@ export interface ThawStepResult {
   /** 1 for the first thaw command, 2 for the retry. */
   readonly attempt: number;
   readonly detail: string;
+  /**
+   * The thaw document reported that the on-instance watchdog had ended the freeze before this thaw
+   * arrived (its `watchdogFired`): the thaw may be confirmed, but the freeze outlived the orchestrator's
+   * thaw, so the last resort must report it as a Critical (lib/workflow/last-resort.ts).
+   */
+  readonly watchdogFired: boolean;
 }
 
 /** `$.unfrozenBackup` (stopped instances, Windows, and the crash-consistent fallback), from start-backup. */

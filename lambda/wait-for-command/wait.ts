@@ -41,6 +41,7 @@ export function thawStepResult(command: CommandResult, attempt: number): ThawSte
     command,
     attempt,
     detail: why ?? (out?.watchdogFired ? 'thawed (the on-instance watchdog had thawed first)' : 'thawed'),
+    watchdogFired: out?.watchdogFired === true,
   };
 }
 

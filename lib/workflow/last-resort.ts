@@ -23,6 +23,7 @@ export const LAST_RESORT_STATE = {
   checkWatchdogDeadline: 'Check Watchdog Deadline',
   freezeMayBeHeld: 'Report Freeze May Be Held',
   freezeMayBeHeldNoDeadline: 'Report Freeze May Be Held Without Deadline',
+  watchdogEndedFreeze: 'Report Watchdog Ended The Freeze',
   notRecordedThawed: 'Report Outcome Not Recorded',
   publishUnrecorded: 'Publish Unrecorded Outcome',
   notRecorded: 'Outcome Not Recorded',
@@ -197,6 +198,18 @@ export function lastResort(scope: Construct, props: LastResortProps): tasks.Dyna
     heldMeans(watchdogText),
     [sfn.JsonPath.executionId],
   ).next(publish);
+  // The instance thawed, but only its watchdog ended the freeze: the thaw arrived too late, the
+  // freeze outlived the budget, and the snapshots may have been taken after it ended. The verdict
+  // makes this Critical (lambda/shared/verdict.ts); so does the last resort.
+  const watchdogEnded = report(
+    S.watchdogEndedFreeze,
+    'Critical',
+    'thaw-failed',
+    'Freeze ended by the on-instance watchdog, not the thaw: {}',
+    'watchdog fired',
+    'the on-instance watchdog ended the freeze of its data filesystems before the thaw arrived. What it means: the freeze lasted the full watchdog period, beyond the freeze budget, so writes blocked that long and applications may have timed out; the thaw that followed confirmed nothing is frozen now. Treat the recovery point of this window as crash-consistent until checked. What to do: check the applications on the instance; then read execution {} and the Record Outcome log for why the thaw was late and the outcome not recorded.',
+    [sfn.JsonPath.executionId],
+  ).next(publish);
   const notHeld = report(
     S.notRecordedThawed,
     'Major',
@@ -213,10 +226,33 @@ export function lastResort(scope: Construct, props: LastResortProps): tasks.Dyna
       sfn.Condition.and(sfn.Condition.isPresent(p), sfn.Condition.booleanEquals(p, true)),
     ),
   );
+  // Either thaw attempt found that the watchdog had ended the freeze first (ThawStepResult.watchdogFired).
+  const watchdogFired = sfn.Condition.or(
+    ...['$.thaw.watchdogFired', '$.retriedThaw.watchdogFired'].map((p) =>
+      sfn.Condition.and(
+        sfn.Condition.isPresent(p),
+        sfn.Condition.isBoolean(p),
+        sfn.Condition.booleanEquals(p, true),
+      ),
+    ),
+  );
   // The freeze step ran when it left a result or an error; anything it froze is held until a thaw
   // is confirmed or the watchdog fires.
+  // A freeze step that answered `active-job` or `not-sent` sent nothing (FreezeOutcome,
+  // lambda/shared/workflow-results.ts): nothing can be held.
+  const sentNothing = sfn.Condition.and(
+    sfn.Condition.isPresent('$.freeze.outcome'),
+    sfn.Condition.isString('$.freeze.outcome'),
+    sfn.Condition.or(
+      sfn.Condition.stringEquals('$.freeze.outcome', 'active-job'),
+      sfn.Condition.stringEquals('$.freeze.outcome', 'not-sent'),
+    ),
+  );
   const mayBeHeld = sfn.Condition.and(
-    sfn.Condition.or(sfn.Condition.isPresent('$.freeze'), sfn.Condition.isPresent('$.freezeError')),
+    sfn.Condition.or(
+      sfn.Condition.and(sfn.Condition.isPresent('$.freeze'), sfn.Condition.not(sentNothing)),
+      sfn.Condition.isPresent('$.freezeError'),
+    ),
     sfn.Condition.not(thawConfirmed),
   );
   const readDeadline = new sfn.Pass(scope, S.readWatchdogDeadline, {
@@ -244,6 +280,7 @@ export function lastResort(scope: Construct, props: LastResortProps): tasks.Dyna
       readDeadline,
     )
     .when(mayBeHeld, withoutDeadline)
+    .when(watchdogFired, watchdogEnded)
     .otherwise(notHeld);
 
   // Record Outcome's notifier may have published before the task failed (its answer lost, a
@@ -256,8 +293,8 @@ export function lastResort(scope: Construct, props: LastResortProps): tasks.Dyna
   // publish (a hung call, a failed undo) or after it (a lost confirmation), and nothing readable
   // tells which; a duplicate costs a second look at one alert with the same message_key, a silent
   // failure costs a missed backup or a filesystem left frozen, so the claim does not stop this
-  // message. And whenever a freeze may still be held, only a confirmed Critical stops it: the
-  // Critical that names the watchdog deadline must go out.
+  // message. And whenever a freeze may still be held, or the watchdog ended it, only a confirmed
+  // Critical stops it: the Critical must go out.
   const confirmed = sfn.Condition.isPresent(`$.outcomeMark.Item.${EXECUTION_NOTIFIED.at}.S`);
   const confirmedCritical = sfn.Condition.and(
     sfn.Condition.isPresent(`$.outcomeMark.Item.${EXECUTION_NOTIFIED.severity}.S`),
@@ -303,7 +340,10 @@ export function lastResort(scope: Construct, props: LastResortProps): tasks.Dyna
   readMark.next(
     new sfn.Choice(scope, S.wasOutcomeNotified)
       .when(
-        sfn.Condition.and(confirmed, sfn.Condition.or(confirmedCritical, sfn.Condition.not(mayBeHeld))),
+        sfn.Condition.and(
+          confirmed,
+          sfn.Condition.or(confirmedCritical, sfn.Condition.not(sfn.Condition.or(mayBeHeld, watchdogFired))),
+        ),
         new sfn.Fail(scope, S.alreadyNotified, {
           error: OUTCOME_ALREADY_NOTIFIED,
           cause:

@@ -5,6 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { synthWorkflow } from '../../sim/asl';
+import { generate } from '../../sim/fault-schedules';
+import { aslFor } from '../../sim/fault-suite';
 import { runScenario } from '../../sim/workflow-sim';
 
 const asl = synthWorkflow({}).asl;
@@ -45,6 +47,28 @@ describe('one message per failure', () => {
     expect(about(r)).toEqual(['last-resort: Major outcome-not-recorded']);
     expect(r.error).toMatch(/OutcomeNotRecorded/);
     expect(r.executionEvents.attempts).toEqual(['notified-by-last-resort']);
+  });
+
+  it.each([
+    91, 207, 304,
+  ])('fault seed %i: the thaw reached the instance after the watchdog ended the freeze, record-outcome never published: the last resort sends a Critical naming the watchdog', async (seed) => {
+    const { scenario, config } = generate(seed);
+    const r = await runScenario(aslFor(config), scenario, seed, { engine: 'interpreter' });
+    expect(r.episodes.map((e) => e.thawedBy)).toEqual(['watchdog']);
+    expect(about(r)).toEqual(['last-resort: Critical thaw-failed']);
+    expect(r.statesEntered).toContain('Report Watchdog Ended The Freeze');
+    expect(r.sns[0]?.message?.event?.additional_info?.watchdog_thaw_by).toBe('watchdog fired');
+  });
+
+  it.each([
+    454, 696,
+  ])('fault seed %i: the freeze step found an active job (nothing sent), the notifier confirmed its Warning, Record Outcome failed: the last resort publishes nothing', async (seed) => {
+    const { scenario, config } = generate(seed);
+    const r = await runScenario(aslFor(config), scenario, seed, { engine: 'interpreter' });
+    expect(r.episodes).toEqual([]);
+    expect(r.sns.filter((m) => m.via === 'last-resort')).toEqual([]);
+    expect(new Set(about(r))).toEqual(new Set(['notifier: Warning skipped-active-job']));
+    expect(r.error).toMatch(/OutcomeAlreadyNotified/);
   });
 
   it('input rejected by Check Input: the execution-events rule publishes one Major naming the field', async () => {
