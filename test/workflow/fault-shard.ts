@@ -1,13 +1,20 @@
 /**
  * The tests every fault-suite shard runs: the schedules of its seed range, the paths they must
- * exercise, and one test per instance-side invariant. An invariant today's main breaks is an
- * `it.fails` naming the change that fixes it (sim/fault-suite.ts KNOWN_BREAKS) and its first
- * seeds; once that change is merged it fails, and the lead removes it from KNOWN_BREAKS.
+ * exercise, and one test per instance-side invariant. An invariant today's main breaks in a few schedules has
+ * a ceiling test naming the change that fixes it (sim/fault-suite.ts KNOWN_BREAKS) and its first
+ * seeds; it asserts at most its ceiling (KNOWN_BREAK_CEILING) per shard, and leaves KNOWN_BREAKS
+ * once the full suite shows 0.
  */
 
 import { beforeAll, expect, it } from 'vitest';
 import { INVARIANTS, type Invariant, type ShardResult } from '../../sim/fault-schedules';
-import { describeShard, KNOWN_BREAKS, runShard, shardRange } from '../../sim/fault-suite';
+import {
+  describeShard,
+  KNOWN_BREAK_CEILING,
+  KNOWN_BREAKS,
+  runShard,
+  shardRange,
+} from '../../sim/fault-suite';
 
 export function shardTests(i: number): void {
   const [from, to] = shardRange(i);
@@ -50,7 +57,14 @@ export function shardTests(i: number): void {
     const check = () => {
       expect(result.broken[inv].map((b) => `seed ${b.seed}: ${b.detail}`).slice(0, 20)).toEqual([]);
     };
-    if (known) it.fails(`${inv} ${INVARIANTS[inv]}: known break today, fixed by ${known}`, check);
+    const ceiling = KNOWN_BREAK_CEILING[inv] ?? 0;
+    if (known)
+      it(`${inv} ${INVARIANTS[inv]}: known break, at most ${ceiling} in this shard (${known})`, () => {
+        expect(
+          result.broken[inv].length,
+          result.broken[inv].map((b) => `seed ${b.seed}: ${b.detail}`).join('\n'),
+        ).toBeLessThanOrEqual(ceiling);
+      });
     else it(`${inv} ${INVARIANTS[inv]}: 0 broken`, check);
   }
 }
