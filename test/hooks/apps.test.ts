@@ -216,8 +216,6 @@ describe.skipIf(SKIP !== '' || !HAS_MARIADB)('mysql packaged hook on MariaDB', (
   let lab: FsLab;
   let vol: { volumeId: string; mountpoint: string };
   let cnf: string;
-  let server: ChildProcess;
-  const SMALL = ['--innodb-log-file-size=4M', '--innodb-buffer-pool-size=16M'];
   const sql = (statement: string) =>
     execFileSync(
       'mariadb',
@@ -231,41 +229,7 @@ describe.skipIf(SKIP !== '' || !HAS_MARIADB)('mysql packaged hook on MariaDB', (
     lab = new FsLab();
     vol = lab.addFilesystem('ext4');
     const datadir = path.join(vol.mountpoint, 'mysql');
-    const socket = path.join(lab.dir, 'mysql.sock');
-    execFileSync(
-      'mariadb-install-db',
-      [
-        '--no-defaults',
-        `--datadir=${datadir}`,
-        '--user=root',
-        '--auth-root-authentication-method=normal',
-        '--skip-test-db',
-        ...SMALL,
-      ],
-      { stdio: 'ignore' },
-    );
-    server = spawn(
-      'mariadbd',
-      [
-        '--no-defaults',
-        `--datadir=${datadir}`,
-        `--socket=${socket}`,
-        '--skip-networking',
-        '--user=root',
-        ...SMALL,
-        `--pid-file=${path.join(lab.dir, 'mysql.pid')}`,
-        `--log-error=${path.join(lab.dir, 'mysql.err')}`,
-      ],
-      { stdio: 'ignore', detached: true },
-    );
-    lab.onCleanup(() => {
-      server.kill('SIGKILL');
-      execFileSync('sh', [
-        '-c',
-        `for i in $(seq 50); do kill -0 ${server.pid} 2>/dev/null || exit 0; sleep 0.1; done`,
-      ]);
-    });
-    expect(await waitFor(() => fs.existsSync(socket), 15_000, 100)).toBe(true);
+    const socket = await lab.startMariaDb(datadir);
     const install = await lab.run('appHooks', { Apps: 'mysql' });
     expect(install.code, install.stderr).toBe(0);
     // The credentials file the hook finds by default: apps/mysql.cnf, root's, 0600.

@@ -401,6 +401,54 @@ exec ${real} "$@"
   }
 
   /** Runs after the thaw and before the unmount (e.g. stopping a server whose data is on a lab volume). */
+  /**
+   * A small MariaDB server whose data directory is `datadir` (on a lab volume), listening on a socket
+   * in the lab's directory only; killed at cleanup. Resolves to the socket once it exists.
+   */
+  async startMariaDb(datadir: string): Promise<string> {
+    const small = ['--innodb-log-file-size=4M', '--innodb-buffer-pool-size=16M'];
+    const socket = path.join(this.dir, 'mysql.sock');
+    execFileSync(
+      'mariadb-install-db',
+      [
+        '--no-defaults',
+        `--datadir=${datadir}`,
+        '--user=root',
+        '--auth-root-authentication-method=normal',
+        '--skip-test-db',
+        ...small,
+      ],
+      { stdio: 'ignore' },
+    );
+    const server = spawn(
+      'mariadbd',
+      [
+        '--no-defaults',
+        `--datadir=${datadir}`,
+        `--socket=${socket}`,
+        '--skip-networking',
+        '--user=root',
+        ...small,
+        `--pid-file=${path.join(this.dir, 'mysql.pid')}`,
+        `--log-error=${path.join(this.dir, 'mysql.err')}`,
+      ],
+      { stdio: 'ignore', detached: true },
+    );
+    this.onCleanup(() => {
+      server.kill('SIGKILL');
+      execFileSync('sh', [
+        '-c',
+        `for i in $(seq 50); do kill -0 ${server.pid} 2>/dev/null || exit 0; sleep 0.1; done`,
+      ]);
+    });
+    if (!(await waitFor(() => fs.existsSync(socket), 15_000, 100))) {
+      throw new Error(
+        `MariaDB did not create ${socket} within 15 s (see ${path.join(this.dir, 'mysql.err')})`,
+      );
+    }
+    return socket;
+  }
+
   onCleanup(fn: () => void): void {
     this.cleanups.push(fn);
   }

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,13 +20,11 @@ if (SKIP) console.warn(`MySQL example hook tests skipped: ${SKIP}`);
 const EXAMPLE = path.join(DOCUMENTS_DIR, 'examples', 'mysql');
 const HOOK = '10-mysql-read-lock';
 // The lab volume is 64 MiB: the default 96 MiB redo log would not fit.
-const SMALL = ['--innodb-log-file-size=4M', '--innodb-buffer-pool-size=16M'];
 
 describe.skipIf(SKIP !== '')('MySQL read-lock example hooks on MariaDB', () => {
   let lab: FsLab;
   let vol: { volumeId: string; mountpoint: string };
   let cnf: string;
-  let server: ChildProcess;
   const sql = (statement: string) =>
     execFileSync(
       'mariadb',
@@ -41,41 +39,7 @@ describe.skipIf(SKIP !== '')('MySQL read-lock example hooks on MariaDB', () => {
     lab = new FsLab();
     vol = lab.addFilesystem('ext4');
     const datadir = path.join(vol.mountpoint, 'mysql');
-    const socket = path.join(lab.dir, 'mysql.sock');
-    execFileSync(
-      'mariadb-install-db',
-      [
-        '--no-defaults',
-        `--datadir=${datadir}`,
-        '--user=root',
-        '--auth-root-authentication-method=normal',
-        '--skip-test-db',
-        ...SMALL,
-      ],
-      { stdio: 'ignore' },
-    );
-    server = spawn(
-      'mariadbd',
-      [
-        '--no-defaults',
-        `--datadir=${datadir}`,
-        `--socket=${socket}`,
-        '--skip-networking',
-        '--user=root',
-        ...SMALL,
-        `--pid-file=${path.join(lab.dir, 'mysql.pid')}`,
-        `--log-error=${path.join(lab.dir, 'mysql.err')}`,
-      ],
-      { stdio: 'ignore', detached: true },
-    );
-    lab.onCleanup(() => {
-      server.kill('SIGKILL');
-      execFileSync('sh', [
-        '-c',
-        `for i in $(seq 50); do kill -0 ${server.pid} 2>/dev/null || exit 0; sleep 0.1; done`,
-      ]);
-    });
-    expect(await waitFor(() => fs.existsSync(socket), 15_000, 100)).toBe(true);
+    const socket = await lab.startMariaDb(datadir);
     cnf = path.join(lab.dir, 'mysql.cnf');
     fs.writeFileSync(cnf, `[client]\nsocket=${socket}\nuser=root\n`, { mode: 0o600 });
     sql('CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY) ENGINE=InnoDB');
