@@ -46,7 +46,7 @@ ecb_redis_mode() {
 }
 
 ecb_app_pre_freeze() {
-  local hold=${ECB_MAX_HOLD_SECONDS:-120} out before start i
+  local hold=${ECB_MAX_HOLD_SECONDS:-120} out start started i
   ecb_redis_mode
   start=$(date +%s%3N)
   out=$(ecb_redis CLIENT PAUSE $((hold * 1000)) WRITE)
@@ -57,12 +57,19 @@ ecb_app_pre_freeze() {
     while ecb_redis_persistence=$(ecb_redis INFO persistence) && [[ $(ecb_redis_info rdb_bgsave_in_progress) == 1 ]]; do
       sleep 0.05
     done
-    before=$(ecb_redis LASTSAVE)
     out=$(ecb_redis BGSAVE SCHEDULE)
     [[ $out == Background* ]] || { ecb_redis CLIENT UNPAUSE >/dev/null; rm -f -- "$ecb_app_state/paused"; ecb_app_fail "BGSAVE refused: ${out:0:300}"; }
-    for ((i = 0; ; i++)); do
+    # "started": Redis forked the save before it replied, so it is in progress now and done when
+    # rdb_bgsave_in_progress is 0. "scheduled" (an AOF rewrite runs): done once it has been seen
+    # running and then not. (LASTSAVE has a resolution of one second: a save that ends in the
+    # same second as the one before would never be seen to change it.)
+    started=0
+    [[ $out == 'Background saving started' ]] && started=1
+    while :; do
       ecb_redis_persistence=$(ecb_redis INFO persistence)
-      if [[ $(ecb_redis_info rdb_bgsave_in_progress) == 0 && $(ecb_redis LASTSAVE) != "$before" ]]; then break; fi
+      i=$(ecb_redis_info rdb_bgsave_in_progress) || i=''
+      [[ $i == 1 ]] && started=1
+      if [[ $started == 1 && $i == 0 ]]; then break; fi
       sleep 0.05
     done
     if [[ $(ecb_redis_info rdb_last_bgsave_status) != ok ]]; then
