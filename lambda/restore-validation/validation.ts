@@ -9,7 +9,8 @@
  *    itself, found again with ListCommandInvocations, is the only state;
  * 3. when the command ended, read its JSON verdict; tag the recovery point (for EC2 the AMI, with
  *    ec2:CreateTags) `ConsistentBackup:Verified=<result> <time>`; notify a failure (or Clear an
- *    earlier one); and report to AWS Backup with PutRestoreValidationResult, last, so that a
+ *    earlier one); and report to AWS Backup with PutRestoreValidationResult, last and once ("Once
+ *    a validation status is set, it cannot be changed", "Restore testing validation"), so that a
  *    reported job is a finished one. AWS Backup then deletes the test instance.
  *
  * Fakes in the tests return what the API reference describes: DescribeRestoreJob's
@@ -256,13 +257,9 @@ export async function handleRestoreEvent(event: RestoreJobEvent, deps: RestoreDe
         Comment: clip(`ec2-consistent-backup restore test ${jobId}`, 100),
       }),
     );
-    await deps.backup.send(
-      new PutRestoreValidationResultCommand({
-        RestoreJobId: jobId,
-        ValidationStatus: 'VALIDATING',
-        ValidationStatusMessage: `ec2-consistent-backup checks ${restored} with command ${sent.Command?.CommandId}`,
-      }),
-    );
+    // No VALIDATING result here: "Once a validation status is set, it cannot be changed" (AWS
+    // Backup guide, "Restore testing validation"), so the one PutRestoreValidationResult is the
+    // final one, in finish(). The command sent is the only state until then.
     return { kind: 'retry', reason: `check sent to ${restored} as command ${sent.Command?.CommandId}` };
   }
 

@@ -45,25 +45,50 @@ const AMI = 'ami-0aaaaaaaaaaaaaaa1';
 const DOC = 'Ec2ConsistentBackup-VerifyRestore';
 const COMPLETED_AT = new Date('2026-11-29T05:20:00Z');
 
-/** The Restore Job State Change COMPLETED example, for an EC2 restore test of our plan. */
+/**
+ * A "Restore Job State Change" event for an EC2 restore test of our plan, field for field as AWS
+ * Backup guide, "Monitoring AWS Backup events using Amazon EventBridge" (Restore Job events) shows
+ * them: COMPLETED carries backupVaultArn, recoveryPointArn, sourceResourceArn, createdResourceArn
+ * and completionDate; FAILED carries only restoreJobId, backupSizeInBytes, creationDate,
+ * iamRoleArn, percentDone, resourceType, status and statusMessage; "if your restore job is part of
+ * a restore testing plan, the parameter restoreTestingPlanArn is included". An EC2 recovery point's
+ * ARN is its AMI's ("AWS Backup resource ARNs"; the FAILED example's `resources`).
+ */
 function restoreEvent(status = 'COMPLETED'): RestoreJobEvent {
-  return {
+  const common = {
+    restoreJobId: JOB,
+    backupSizeInBytes: '8589934592',
+    creationDate: new Date(COMPLETED_AT.getTime() - 240_000).toISOString(),
+    iamRoleArn: `arn:aws:iam::${ACCOUNT}:role/Ec2ConsistentBackup-RestoreTestRole`,
+    resourceType: 'EC2',
+    status,
+    restoreTestingPlanArn: PLAN,
+  };
+  const event = {
     'detail-type': 'Restore Job State Change',
+    source: 'aws.backup',
     account: ACCOUNT,
     region: REGION,
     time: COMPLETED_AT.toISOString(),
-    detail: {
-      restoreJobId: JOB,
-      status,
-      restoreTestingPlanArn: PLAN,
-      resourceType: 'EC2',
-      recoveryPointArn: `arn:aws:ec2:${REGION}::image/${AMI}`,
-      sourceResourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${SOURCE}`,
-      ...(status === 'COMPLETED'
-        ? { createdResourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${RESTORED}` }
-        : {}),
-    },
+    resources: [`arn:aws:ec2:${REGION}::image/${AMI}`],
+    detail:
+      status === 'COMPLETED'
+        ? {
+            ...common,
+            percentDone: 0,
+            backupVaultArn: `arn:aws:backup:${REGION}:${ACCOUNT}:backup-vault:ecb-vault`,
+            recoveryPointArn: `arn:aws:ec2:${REGION}::image/${AMI}`,
+            sourceResourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${SOURCE}`,
+            createdResourceArn: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/${RESTORED}`,
+            completionDate: COMPLETED_AT.toISOString(),
+          }
+        : {
+            ...common,
+            percentDone: 0,
+            statusMessage: 'No subnets found for the default VPC vpc-0123. Please specify a subnet.',
+          },
   };
+  return event;
 }
 
 /** A report exactly as ssm-documents/scripts/verify-restore.sh prints it. */
@@ -107,8 +132,20 @@ function report(status: CheckReport['status'], overrides: Partial<CheckReport> =
 }
 
 /**
- * AWS Backup, Systems Manager and EC2 as a restore test meets them (API reference fields only):
- * the test instance comes Online after `onlineAfter` looks, the command runs for `runs` looks.
+ * AWS Backup, Systems Manager and EC2 as a restore test meets them. Every field below is a member
+ * of the response shape in botocore's service models (backup 2018-11-15: DescribeRestoreJobOutput,
+ * RestoreJobsListMember, RestoreJobCreator; ssm 2014-11-06: InstanceInformation, SendCommand's
+ * Command, CommandInvocation, GetCommandInvocationResult; ec2: Image), with values as the API
+ * reference describes them:
+ * - DescribeRestoreJob for EC2: CreatedResourceArn is the test instance's ARN (the format "depends
+ *   on the resource type"; an instance ARN for EC2), only once COMPLETED; RecoveryPointArn is the
+ *   AMI's; CreatedBy.RestoreTestingPlanArn names the plan (RestoreJobCreator).
+ * - PutRestoreValidationResult returns an empty 204, and "Once a validation status is set, it
+ *   cannot be changed" (AWS Backup guide, "Restore testing validation"): a second result for a job
+ *   fails the test here (the error AWS answers with is not documented, so none is invented).
+ * - GetCommandInvocation's StandardOutputContent: "The first 24,000 characters written by the
+ *   plugin to stdout".
+ * The test instance comes Online when `online` is set; the command runs for `runLooks` looks.
  */
 class World {
   online = true;
@@ -175,6 +212,11 @@ class World {
     backup
       .on(PutRestoreValidationResultCommand)
       .callsFake((input: PutRestoreValidationResultCommandInput) => {
+        if (this.validation) {
+          throw new Error(
+            `test: PutRestoreValidationResult ${input.ValidationStatus} on a job already reported ${this.validation}; AWS Backup does not change a set validation status`,
+          );
+        }
         this.puts.push(input);
         this.validation = input.ValidationStatus;
         return {};
@@ -305,8 +347,9 @@ describe('restore-validation', () => {
       action: 'reported',
       verdict: { result: 'verified', validationStatus: 'SUCCESSFUL' },
     });
-    expect(s.world.puts.map((p) => p.ValidationStatus)).toEqual(['VALIDATING', 'SUCCESSFUL']);
-    expect(s.world.puts[1].ValidationStatusMessage).toBe(
+    // One result, the final one: a set validation status cannot be changed.
+    expect(s.world.puts.map((p) => p.ValidationStatus)).toEqual(['SUCCESSFUL']);
+    expect(s.world.puts[0].ValidationStatusMessage).toBe(
       'verified: 2 data filesystem(s) clean and mounted read-only, 1 verify hook(s) passed',
     );
     // The recovery point (the AMI) carries the result: only the Verified tag is written.
