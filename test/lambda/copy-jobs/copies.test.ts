@@ -54,13 +54,19 @@ function backupCompleted(jobId = JOB): BackupEvent {
   };
 }
 
-/** The Copy Job State Change examples: a FAILED one carries `destinationRecoveryPointArn: {}`. */
+/**
+ * The Copy Job State Change examples (AWS Backup guide, "Monitoring AWS Backup events using Amazon
+ * EventBridge"): a FAILED one carries `destinationRecoveryPointArn: {}`, a COMPLETED one the copy's
+ * ARN (for EC2 the AMI in the destination Region), which the fake AWS assigned when it finished it.
+ */
 function copyEvent(
   copyJobId: string,
   state: string,
   destinationVaultArn: string,
   statusMessage?: string,
+  aws?: FakeCopyAws,
 ): BackupEvent {
+  const destination = state === 'COMPLETED' ? aws?.copyJob(copyJobId).DestinationRecoveryPointArn : {};
   return {
     'detail-type': 'Copy Job State Change',
     account: ACCOUNT,
@@ -75,7 +81,7 @@ function copyEvent(
       iamRoleArn: BACKUP_ROLE,
       sourceBackupVaultArn: VAULT_ARN,
       destinationBackupVaultArn: destinationVaultArn,
-      destinationRecoveryPointArn: state === 'COMPLETED' ? 'set by the fake' : {},
+      ...(destination ? { destinationRecoveryPointArn: destination } : {}),
       ...(statusMessage ? { statusMessage } : {}),
     },
   };
@@ -283,7 +289,7 @@ describe('copy-jobs: when a copy job of ours ends', () => {
     s.aws.finishCopy(ids[SAME_ACCOUNT_DR], 'COMPLETED');
 
     const result = await handleCopyJobEvent(
-      copyEvent(ids[SAME_ACCOUNT_DR], 'COMPLETED', SAME_ACCOUNT_DR),
+      copyEvent(ids[SAME_ACCOUNT_DR], 'COMPLETED', SAME_ACCOUNT_DR, undefined, s.aws),
       s.deps,
     );
 
@@ -306,7 +312,7 @@ describe('copy-jobs: when a copy job of ours ends', () => {
     const ids = await started(s);
     s.aws.finishCopy(ids[OTHER_ACCOUNT_DR], 'COMPLETED');
     const result = await handleCopyJobEvent(
-      copyEvent(ids[OTHER_ACCOUNT_DR], 'COMPLETED', OTHER_ACCOUNT_DR),
+      copyEvent(ids[OTHER_ACCOUNT_DR], 'COMPLETED', OTHER_ACCOUNT_DR, undefined, s.aws),
       s.deps,
     );
     expect(result).toMatchObject({ label: 'carried' });
@@ -348,7 +354,7 @@ describe('copy-jobs: when a copy job of ours ends', () => {
 
     s.aws.finishCopy(ids[SAME_ACCOUNT_DR], 'COMPLETED');
     const ok = await handleCopyJobEvent(
-      copyEvent(ids[SAME_ACCOUNT_DR], 'COMPLETED', SAME_ACCOUNT_DR),
+      copyEvent(ids[SAME_ACCOUNT_DR], 'COMPLETED', SAME_ACCOUNT_DR, undefined, s.aws),
       s.deps,
     );
     expect(ok.action === 'handled' && ok.notifications.map((x) => x.eventType)).toEqual(['problem-cleared']);
@@ -366,7 +372,10 @@ describe('copy-jobs: when a copy job of ours ends', () => {
     const job = s.aws.copyJobs.get(ids[SAME_ACCOUNT_DR])!;
     job.input = { ...job.input, IamRoleArn: `arn:aws:iam::${ACCOUNT}:role/someone-else` };
     expect(
-      await handleCopyJobEvent(copyEvent(ids[SAME_ACCOUNT_DR], 'COMPLETED', SAME_ACCOUNT_DR), s.deps),
+      await handleCopyJobEvent(
+        copyEvent(ids[SAME_ACCOUNT_DR], 'COMPLETED', SAME_ACCOUNT_DR, undefined, s.aws),
+        s.deps,
+      ),
     ).toMatchObject({
       action: 'ignored',
     });
@@ -382,7 +391,10 @@ describe('copy-jobs: when a copy job of ours ends', () => {
     const s = setup();
     const ids = await started(s);
     s.aws.finishCopy(ids[SAME_ACCOUNT_DR], 'COMPLETED');
-    await handleCopyJobEvent(copyEvent(ids[SAME_ACCOUNT_DR], 'COMPLETED', SAME_ACCOUNT_DR), s.deps);
+    await handleCopyJobEvent(
+      copyEvent(ids[SAME_ACCOUNT_DR], 'COMPLETED', SAME_ACCOUNT_DR, undefined, s.aws),
+      s.deps,
+    );
     await s.h.notifier.recordDiscovery(summary({ discovered: 1, started: 1 }), []);
     await s.h.notifier.recordOutcome(
       outcome({

@@ -11,6 +11,12 @@
  * - EC2 DescribeImages: the image with its Tags; an unknown id is the InvalidAMIID.NotFound error.
  * - ListBackupJobs / ListCopyJobs: BackupJob / CopyJob list members (the Describe fields), filtered
  *   by the query parameters the sweep uses, one page.
+ * Every field is a member of its shape in botocore's model (backup 2018-11-15: DescribeBackupJobOutput,
+ * BackupJob, StartCopyJobOutput, CopyJob; CopyJobState is CREATED, RUNNING, COMPLETED, FAILED or
+ * PARTIAL). The events the tests feed in follow the Backup Job and Copy Job examples of the AWS
+ * Backup guide, "Monitoring AWS Backup events using Amazon EventBridge"; tags reach a copy as
+ * "Copying tags onto backups" says: "If you copy your backup to another AWS Region, AWS Backup
+ * copies all tags of the original backup to the destination AWS Region".
  */
 
 import {
