@@ -26,7 +26,7 @@ import {
 import { LabInstance } from './instance';
 import { checkLedger } from './ledger';
 import { checkPgCopy, PG_BINDIR, PgServer, postgresAvailable } from './postgres';
-import { type LabCopy, verifiedCell, verifyRestoredCopies } from './restore-verify';
+import { type LabCopy, POSTGRESQL_VERIFY_HOOK, verifiedCell, verifyRestoredCopies } from './restore-verify';
 import { LAB_ACCOUNT, LAB_REGION, SimBackup, SimEc2, SimSns } from './sim/aws';
 import { simulatedExecutor } from './sim/simulated-agent';
 import { realExecutor, SimSsm } from './sim/ssm';
@@ -384,12 +384,13 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         );
       }
       let verified = 'not run (directories, no filesystem)';
-      if (postgresOf.has(inst.instanceId)) verified = 'copy started by PostgreSQL (above)';
-      else if (!simulated && restored.length > 0) {
+      if (!simulated && restored.length > 0) {
         const v = await verifyRestoredCopies(restored, {
           workDir: runDir,
           restoreJobId: `LAB-${inst.instanceId.slice(2, 10).toUpperCase()}`,
           instanceId: inst.instanceId,
+          // A PostgreSQL instance's restore test runs the packaged PostgreSQL verify hook.
+          ...(postgresOf.has(inst.instanceId) ? { hooks: [POSTGRESQL_VERIFY_HOOK] } : {}),
         });
         verified = verifiedCell(v);
         opts.out(`${t()} ${inst.name}: restore test ${v.result}: ${v.summary}`);

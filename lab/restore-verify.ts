@@ -17,6 +17,16 @@ export interface LabCopy {
 /** The lab's applications ship their verify hooks here (the contract of hooks/README.md). */
 export const LAB_VERIFY_HOOKS = path.join(__dirname, 'hooks', 'ledger', 'verify.d');
 
+/** The packaged PostgreSQL verify hook: what a restored PostgreSQL instance runs (hooks/README.md). */
+export const POSTGRESQL_VERIFY_HOOK = path.join(
+  __dirname,
+  '..',
+  'hooks',
+  'postgresql',
+  'verify.d',
+  '50-postgresql',
+);
+
 /**
  * What AWS Backup's restore test and the restore-validation function do, on the lab's copies:
  * each copy is cloned (as a restored volume is a new volume) and mounted once read-write
@@ -26,15 +36,22 @@ export const LAB_VERIFY_HOOKS = path.join(__dirname, 'hooks', 'ledger', 'verify.
  */
 export async function verifyRestoredCopies(
   copies: readonly LabCopy[],
-  opts: { readonly workDir: string; readonly restoreJobId: string; readonly instanceId: string },
+  opts: {
+    readonly workDir: string;
+    readonly restoreJobId: string;
+    readonly instanceId: string;
+    /** The verify hooks installed for the check. @default every hook in LAB_VERIFY_HOOKS */
+    readonly hooks?: readonly string[];
+  },
 ): Promise<Verdict & { readonly report: CheckReport }> {
   const dir = path.join(opts.workDir, `restore-test-${opts.instanceId}`);
   const hooksDir = path.join(dir, 'verify.d');
   await fs.mkdir(hooksDir, { recursive: true, mode: 0o755 });
   await fs.chmod(dir, 0o755);
-  for (const hook of await fs.readdir(LAB_VERIFY_HOOKS)) {
-    const target = path.join(hooksDir, hook);
-    await fs.copyFile(path.join(LAB_VERIFY_HOOKS, hook), target);
+  const hooks = opts.hooks ?? (await fs.readdir(LAB_VERIFY_HOOKS)).map((h) => path.join(LAB_VERIFY_HOOKS, h));
+  for (const hook of hooks) {
+    const target = path.join(hooksDir, path.basename(hook));
+    await fs.copyFile(hook, target);
     await fs.chown(target, 0, 0);
     await fs.chmod(target, 0o700);
   }

@@ -41,6 +41,9 @@ describe.skipIf(!capabilities.real || !postgresAvailable())(
       // The copy, restored: PostgreSQL starts on it and pgbench's sums agree.
       expect(row.copyCheck).toMatch(/^xfs:clean\/postgresql started, redo [0-9.]+ MB, pgbench ok$/);
       expect(row.copiesClean).toBe(true);
+      // The restore test on that copy: the Verify Restore document with the packaged PostgreSQL
+      // verify hook (crash recovery on an overlay, every database answers), as on a restored instance.
+      expect(row.verified).toMatch(/^verified \((ext4|xfs) clean, 50-postgresql ok\)$/);
       expect(await leftovers(result.runDir)).toEqual([]);
     }, 240_000);
   },
