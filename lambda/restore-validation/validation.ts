@@ -92,6 +92,8 @@ export interface CheckReport {
     readonly output: string;
   }[];
   readonly stopped?: readonly string[];
+  /** Packaged applications (AppHooks) installed on the instance with no verify hook of their own. */
+  readonly unverifiedApps?: readonly string[];
 }
 
 export interface Verdict {
@@ -135,8 +137,11 @@ export function verdictOf(report: CheckReport): Verdict {
       `hook ${h.name}: ${h.verified ? 'verified' : `exit ${h.exitCode}`}${h.output ? ` (${h.output.replace(/\s+/g, ' ').trim()})` : ''}`,
   );
   const stopped = report.stopped?.length ? [`stopped before the check: ${report.stopped.join(', ')}`] : [];
+  const unverified = report.unverifiedApps?.length
+    ? [`no verify hook for ${report.unverifiedApps.join(', ')}: checked as files only`]
+    : [];
   const detail = clip(
-    [...fs, ...hooks, ...stopped].join('; ') || 'no data filesystem and no verify hook',
+    [...fs, ...hooks, ...stopped, ...unverified].join('; ') || 'no data filesystem and no verify hook',
     3000,
   );
   const summary = clip(report.reason.replace(/;\s*$/, ''), 300);

@@ -17,6 +17,7 @@ ecb_verify_reset() {
   ECB_V_CREATED=()
   ECB_V_FAILED=()
   ECB_V_INCONCLUSIVE=()
+  ECB_V_UNVERIFIED=()
 }
 
 ecb_verify_valid_pairs() {
@@ -186,6 +187,20 @@ ecb_verify_run_hook() {
   return 1
 }
 
+# Packaged application hooks the AppHooks document installed for the freeze (50-ecb-<app> in the
+# pre-freeze.d beside the verify hooks' directory) with no verify hook named after the application:
+# their data was checked as a filesystem only, and the verdict says so instead of implying more.
+ecb_verify_unverified_apps() {
+  local etc=${1%/*} file app
+  ECB_V_UNVERIFIED=()
+  for file in "${etc:-}"/pre-freeze.d/50-ecb-*; do
+    [[ -e $file ]] || continue
+    app=${file##*/50-ecb-}
+    [[ $app =~ ^[a-z0-9-]{1,40}$ ]] || continue
+    if ! compgen -G "$1/*$app*" >/dev/null; then ECB_V_UNVERIFIED+=("$app"); fi
+  done
+}
+
 ecb_verify_cleanup() {
   local i
   for ((i = ${#ECB_V_MOUNTED[@]} - 1; i >= 0; i--)); do
@@ -198,12 +213,15 @@ ecb_verify_cleanup() {
 
 ecb_verify_report() {
   local status=$1 reason=$2
-  printf '{"status":%s,"restoreJobId":%s,"instanceId":%s,"mode":%s,"reason":%s,"filesystems":%s,"hooks":%s,"stopped":%s}\n' \
+  local app unverified=()
+  for app in "${ECB_V_UNVERIFIED[@]+"${ECB_V_UNVERIFIED[@]}"}"; do unverified+=("$(ecb_json_str "$app")"); done
+  printf '{"status":%s,"restoreJobId":%s,"instanceId":%s,"mode":%s,"reason":%s,"filesystems":%s,"hooks":%s,"stopped":%s,"unverifiedApps":%s}\n' \
     "$(ecb_json_str "$status")" "$(ecb_json_str "$ECB_V_JOB")" "$(ecb_json_str "$ECB_V_INSTANCE")" \
     "$(ecb_json_str "$ECB_V_MODE")" "$(ecb_json_str "$reason")" \
     "$(ecb_json_array "${ECB_V_FS_JSON[@]+"${ECB_V_FS_JSON[@]}"}")" \
     "$(ecb_json_array "${ECB_V_HOOK_JSON[@]+"${ECB_V_HOOK_JSON[@]}"}")" \
-    "$(ecb_json_array "${ECB_V_STOPPED[@]+"${ECB_V_STOPPED[@]}"}")"
+    "$(ecb_json_array "${ECB_V_STOPPED[@]+"${ECB_V_STOPPED[@]}"}")" \
+    "$(ecb_json_array "${unverified[@]+"${unverified[@]}"}")"
 }
 
 # The SSM allowedPattern guards the console and the API; this guards a direct call.
@@ -341,6 +359,11 @@ ecb_verify_main() {
     ecb_verify_report inconclusive "$(printf '%s; ' "${ECB_V_INCONCLUSIVE[@]}")"
     return 0
   fi
-  ecb_verify_report verified "$n_fs data filesystem(s) clean and mounted read-only, $n_hooks verify hook(s) passed"
+  ecb_verify_unverified_apps "$hooks_dir"
+  local not_checked=''
+  if ((${#ECB_V_UNVERIFIED[@]} > 0)); then
+    not_checked="; no verify hook for the packaged application(s) ${ECB_V_UNVERIFIED[*]}: their data was checked as files only"
+  fi
+  ecb_verify_report verified "$n_fs data filesystem(s) clean and mounted read-only, $n_hooks verify hook(s) passed$not_checked"
   return 0
 }

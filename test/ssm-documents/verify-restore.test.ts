@@ -291,6 +291,25 @@ describe.skipIf(!CAN_RUN)('Verify Restore on real filesystems', () => {
     expect(refused.json.hooks).toEqual([]);
   });
 
+  it('says which packaged applications had no verify hook, instead of implying they were checked', async () => {
+    const ext4 = lab.volume('ext4', { 'db/ibdata1': 'x' });
+    // What the AppHooks document left on the instance for the freeze: PostgreSQL and MariaDB hooks.
+    const preFreeze = path.join(path.dirname(lab.hooksDir), 'pre-freeze.d');
+    fs.mkdirSync(preFreeze, { mode: 0o755 });
+    for (const app of ['postgresql', 'mysql']) {
+      fs.writeFileSync(path.join(preFreeze, `50-ecb-${app}`), '#!/bin/bash\n', { mode: 0o700 });
+    }
+    lab.hook('50-postgresql', 'exit 0');
+    const r = await lab.run(lab.explicit([[ext4, '/var/lib/mysql']]));
+    expect(r.json).toMatchObject({ status: 'verified', unverifiedApps: ['mysql'] });
+    expect(r.json.reason).toMatch(
+      /1 verify hook\(s\) passed; no verify hook for the packaged application\(s\) mysql: their data was checked as files only$/,
+    );
+    expect(verdictOf(r.json as unknown as CheckReport).detail).toContain(
+      'no verify hook for mysql: checked as files only',
+    );
+  });
+
   it('refuses a device that is mounted in explicit mode', async () => {
     const ext4 = lab.volume('ext4', {});
     lab.mount(ext4.device);
