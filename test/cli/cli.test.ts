@@ -68,6 +68,20 @@ describe('the command line', () => {
     expect(() => parseArgs(['run', '--all', '--group', 'x'])).toThrow(/exactly one of/);
     expect(() => parseArgs(['watch', '--interval', '0'])).toThrow(/from 1 to 3600/);
     expect(() => parseArgs(['status', '--run', 'yesterday'])).toThrow(/run-20261122T0200Z/);
+    // Values that only a command used to check: refused before the credentials are looked at.
+    for (const [argv, message] of [
+      [['plan', '--window', 'yesterday'], /--window: got "yesterday"; allowed: an ISO-8601 time with a zone/],
+      [['status', '--window', '2026-11-22T02:00'], /--window: got "2026-11-22T02:00"; allowed/],
+      [
+        ['recovery-points', '--consistency', 'great'],
+        /--consistency: got "great"; allowed: application, filesystem, crash, pending, unlabelled\./,
+      ],
+    ] as const) {
+      const refused = await cli([...argv]);
+      expect(refused.code, argv.join(' ')).toBe(EXIT.usage);
+      expect(refused.err).toMatch(message);
+      expect(refused.aws.fakes.sts?.calls ?? []).toHaveLength(0);
+    }
   });
 });
 
