@@ -8,6 +8,7 @@ import {
   emitOutcome,
   emitPublished,
   emitSnapshotStartLatency,
+  emitSnapshotWait,
   METRIC_CATALOGUE,
   type MetricDefinition,
   METRICS_NAMESPACE,
@@ -129,6 +130,28 @@ describe('metric emitters', () => {
       ['RunSummaries', {}, 1],
       ['SnapshotStartLatency', {}, 1835],
     ]);
+  });
+
+  it("measures the snapshot start latency from a Snapshot Wait answer: the job's creation to the last snapshot start", () => {
+    const answer = {
+      status: 'started' as const,
+      snapshots: [
+        { volumeId: 'vol-0a1b2c3d4e5f60001', snapshotId: 'snap-01', startTime: '2026-12-01T02:00:07.250Z' },
+        { volumeId: 'vol-0a1b2c3d4e5f60002', snapshotId: 'snap-02', startTime: '2026-12-01T02:00:08.900Z' },
+      ],
+      missingVolumeIds: [],
+      backupJob: {
+        backupJobId: 'D1E2F3A4-B5C6-7D8E-9F0A-1B2C3D4E5F61',
+        creationDate: '2026-12-01T02:00:06.100Z',
+      },
+      waitedMs: 2900,
+      answeredBy: 'start-backup' as const,
+    };
+    emitSnapshotWait(answer);
+    // Nothing to measure: the budget ran out, or the job's creation time is unknown.
+    emitSnapshotWait({ ...answer, status: 'budget-exceeded' });
+    emitSnapshotWait({ ...answer, backupJob: { backupJobId: 'D1E2F3A4-B5C6-7D8E-9F0A-1B2C3D4E5F61' } });
+    expect(emitted().map((m) => [m.name, m.dims, m.value])).toEqual([['SnapshotStartLatency', {}, 2800]]);
   });
 
   it('keeps dimensions to their closed sets: an unknown value is `other`', () => {
