@@ -272,6 +272,23 @@ describe('watch', () => {
   });
 });
 
+describe('--json', () => {
+  it.each([
+    [['plan', '--window', '2026-12-02T02:00:00Z']],
+    [['run', '--instance', 'i-0b2c3d4e5f6071829']],
+    [['run', '--all', '--yes']],
+    [['status']],
+    [['watch', '--interval', '15']],
+    [['recovery-points']],
+    [['preflight', '--instance', 'i-0a1b2c3d4e5f60718']],
+  ])('makes %j print one JSON document on stdout, progress and errors on stderr only', async (argv) => {
+    const r = await cli([...argv, '--json']);
+    expect([EXIT.ok, EXIT.attention]).toContain(r.code);
+    expect(() => JSON.parse(r.out), r.out.slice(0, 200)).not.toThrow();
+    expect(typeof JSON.parse(r.out)).toBe('object');
+  });
+});
+
 describe('recovery-points, preflight, plan', () => {
   it('lists recovery points by label, newest first, and filters', async () => {
     const r = await cli(['recovery-points']);
