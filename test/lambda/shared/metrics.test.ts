@@ -1,4 +1,6 @@
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
@@ -220,6 +222,21 @@ describe('countThrottles', () => {
       ['ThrottledCalls', { Service: 'EC2', Operation: 'DescribeInstances' }, 1],
       ['ThrottledCalls', { Service: 'EC2', Operation: 'DescribeInstances' }, 1],
     ]);
+  });
+
+  it('is counted for every SDK client of every handler, but the poller hand-over', () => {
+    const root = path.join(__dirname, '../../../lambda');
+    const unwrapped: string[] = [];
+    for (const dir of fs.readdirSync(root)) {
+      const file = path.join(root, dir, 'handler.ts');
+      if (!fs.existsSync(file)) continue;
+      const source = fs.readFileSync(file, 'utf8');
+      for (const m of source.matchAll(/new (\w+Client)\(/g)) {
+        if (!/countThrottles\(\s*$/.test(source.slice(0, m.index))) unwrapped.push(`${dir}: ${m[1]}`);
+      }
+    }
+    // It only invokes the poller itself again (docs/operating.md says so).
+    expect(unwrapped).toEqual(['snapshot-poller: LambdaClient']);
   });
 
   it('does not count other errors', async () => {
