@@ -328,7 +328,7 @@ export function parseConfig(raw: RawConfig): BackupConfig {
     throw new ConfigError(
       'coldStorageAfterDays',
       cold,
-      '0 or unset: this app backs up EC2 instances, and AWS Backup does not move EC2 recovery points to cold storage (its Feature availability by resource table; the Lifecycle API ignores MoveToColdStorageAfterDays for such types). For cheaper long-term copies, archive the snapshots of old AMIs with EBS Snapshots Archive outside this app',
+      '0 or unset: this app backs up EC2 instances, and AWS Backup does not move EC2 recovery points to cold storage (its Feature availability by resource table; the Lifecycle API ignores MoveToColdStorageAfterDays for such types). EBS Snapshots Archive is no way around it either: a snapshot that backs an AMI cannot be archived until the AMI is disabled or deregistered (EBS user guide, Archive an Amazon EBS snapshot), which would take the recovery point with it',
     );
   }
   const scheduleExpression = scheduleExpressionOf(get('scheduleExpression'));
