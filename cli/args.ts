@@ -1,3 +1,4 @@
+import { windowFromScheduledTime } from '../lambda/discovery/window';
 import { UsageError } from './errors';
 
 export const COMMANDS = ['plan', 'run', 'status', 'recovery-points', 'preflight', 'watch'] as const;
@@ -80,6 +81,9 @@ Follows a run (default: the latest) until its summary is sent, showing progress,
 status. Exit codes as status.`,
 };
 
+/** The labels `recovery-points --consistency` filters on. */
+export const CONSISTENCY_FILTERS = ['application', 'filesystem', 'crash', 'pending', 'unlabelled'] as const;
+
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
 const RUN_ID = /^run-(\d{8}T\d{4}Z|od\d{8}T\d{6}Z)$/;
 
@@ -151,6 +155,13 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
         break;
       case '--window':
         window = value();
+        try {
+          windowFromScheduledTime(window);
+        } catch {
+          throw new UsageError(
+            `--window: got ${JSON.stringify(window)}; allowed: an ISO-8601 time with a zone, such as 2026-11-22T02:00:00Z.`,
+          );
+        }
         break;
       case '--instance':
         for (const id of value().split(',')) {
@@ -184,6 +195,11 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
         break;
       case '--consistency':
         consistency = value();
+        if (!(CONSISTENCY_FILTERS as readonly string[]).includes(consistency)) {
+          throw new UsageError(
+            `--consistency: got ${JSON.stringify(consistency)}; allowed: ${CONSISTENCY_FILTERS.join(', ')}.`,
+          );
+        }
         break;
       case '--interval':
         intervalSeconds = positiveInt(flag, value(), 3600);

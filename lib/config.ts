@@ -14,7 +14,7 @@ import {
   type RegionProfileSetting,
 } from '../lambda/discovery/admission';
 import { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy } from '../lambda/shared/options';
-import { parseScheduleExpression, ScheduleExpressionError } from './schedule-expression';
+import { firstCronDay, parseScheduleExpression, ScheduleExpressionError } from './schedule-expression';
 
 export { FREEZE_FAILURE_POLICIES, type FreezeFailurePolicy };
 
@@ -284,10 +284,16 @@ const SNS_TOPIC_ARN = /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256
 // Secrets Manager secret names: 1-512 of letters, digits and /_+=.@-.
 const SECRET_NAME = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
 
-function scheduleExpressionOf(value: unknown): string {
+function scheduleExpressionOf(value: unknown, now = new Date()): string {
   if (typeof value !== 'string') throw new ConfigError('scheduleExpression', value, SCHEDULE_ALLOWED);
   try {
-    parseScheduleExpression(value);
+    const parsed = parseScheduleExpression(value);
+    // Scheduler takes a cron no day matches (February 31st, a year range gone by) and never runs it.
+    if (parsed.kind === 'cron' && firstCronDay(parsed.cron, now) === undefined) {
+      throw new ScheduleExpressionError(
+        `no day from ${now.toISOString().slice(0, 10)} to 2199 matches its day-of-month, month, day-of-week and year fields, so it would never run`,
+      );
+    }
   } catch (err) {
     if (err instanceof ScheduleExpressionError) {
       throw new ConfigError('scheduleExpression', value, `${SCHEDULE_ALLOWED}; here ${err.message}`);
@@ -322,7 +328,7 @@ export function parseConfig(raw: RawConfig): BackupConfig {
     throw new ConfigError(
       'coldStorageAfterDays',
       cold,
-      '0 or unset: this app backs up EC2 instances, and AWS Backup does not move EC2 recovery points to cold storage (its Feature availability by resource table; the Lifecycle API ignores MoveToColdStorageAfterDays for such types). For cheaper long-term copies, archive the snapshots of old AMIs with EBS Snapshots Archive outside this app',
+      '0 or unset: this app backs up EC2 instances, and AWS Backup does not move EC2 recovery points to cold storage (its Feature availability by resource table; the Lifecycle API ignores MoveToColdStorageAfterDays for such types). EBS Snapshots Archive is no way around it either: a snapshot that backs an AMI cannot be archived until the AMI is disabled or deregistered (EBS user guide, Archive an Amazon EBS snapshot), which would take the recovery point with it',
     );
   }
   const scheduleExpression = scheduleExpressionOf(get('scheduleExpression'));

@@ -299,6 +299,30 @@ function cronDayMatches(cron: CronSchedule, year: number, month: number, day: nu
 }
 
 /**
+ * The first day, on or after `from`'s UTC date, on which a cron schedule fires (as `yyyy-mm-dd`),
+ * looking up to the last year a cron can name (2199); undefined when no day matches, as with
+ * `cron(0 2 31 2 ? *)` or a year range that has passed. Scheduler accepts such an expression and
+ * never invokes the target, so config refuses it. Days only: the schedule's time zone moves a run by
+ * hours, never from "some day" to "no day".
+ */
+export function firstCronDay(cron: CronSchedule, from: Date): string | undefined {
+  const startYear = from.getUTCFullYear();
+  for (let year = startYear; year <= 2199; year++) {
+    if (!cron.years.has(year)) continue;
+    for (let month = year === startYear ? from.getUTCMonth() + 1 : 1; month <= 12; month++) {
+      if (!cron.months.has(month)) continue;
+      const first = year === startYear && month === from.getUTCMonth() + 1 ? from.getUTCDate() : 1;
+      for (let day = first; day <= daysInMonth(year, month); day++) {
+        if (cronDayMatches(cron, year, month, day)) {
+          return `${year}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`;
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
  * The longest pause, in seconds, between two consecutive runs of a recurring schedule, read in
  * wall-clock time (a time zone's daylight-saving shift can move it by an hour) over `years` years
  * from January of `fromYear`; undefined for a one-time schedule or a cron that fires fewer than

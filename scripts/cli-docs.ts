@@ -6,6 +6,7 @@
  *   clock is fixed, so the output is reproducible and test/docs/cli.test.ts checks that the doc
  *   still shows what the commands print.
  * - Process examples: the bin itself in a child process: --help, and no credentials.
+ * - README.md's cli:readme block: a few lines of each command's simulated example (README_EXAMPLES).
  * - With `--moto`, and moto_server installed: the bin against moto_server on 127.0.0.1 for a stack
  *   that is not deployed (real SDK calls to STS and CloudFormation, answered by moto).
  */
@@ -21,6 +22,7 @@ import { recordingIo } from '../sim/cli-io';
 
 const ROOT = path.join(__dirname, '..');
 const DOC = path.join(ROOT, 'docs', 'cli.md');
+const README = path.join(ROOT, 'README.md');
 const BIN = path.join(ROOT, 'cli', 'ec2-consistent-backup.cjs');
 
 export interface SimulatedExample {
@@ -111,6 +113,41 @@ export const SIMULATED: readonly SimulatedExample[] = [
   },
 ];
 
+/**
+ * What README.md shows of each command: the example's first `head` and last `tail` output lines
+ * (as `transcript` prints them), the lines between replaced by one `...` line. docs/cli.md has
+ * every line and the exit codes.
+ */
+export const README_EXAMPLES: readonly {
+  readonly id: string;
+  readonly head: number;
+  readonly tail: number;
+}[] = [
+  { id: 'status', head: 2, tail: 1 },
+  { id: 'run-instance', head: 3, tail: 0 },
+  { id: 'watch', head: 2, tail: 0 },
+  { id: 'recovery-points', head: 1, tail: 2 },
+  { id: 'preflight', head: 1, tail: 1 },
+  { id: 'plan', head: 1, tail: 1 },
+];
+
+/** The README's console block: each command of README_EXAMPLES with the lines it keeps. */
+export async function readmeTranscript(): Promise<string> {
+  const out: string[] = [];
+  for (const { id, head, tail } of README_EXAMPLES) {
+    const example = SIMULATED.find((e) => e.id === id);
+    if (!example) throw new Error(`README example ${id} is not one of SIMULATED`);
+    const [command, ...rest] = (await transcript(example)).split('\n');
+    const lines = rest.slice(0, -1); // without "(exit n)"
+    const skipped = lines.length - head - tail;
+    out.push(
+      command as string,
+      ...(skipped > 0 ? [...lines.slice(0, head), '...', ...lines.slice(lines.length - tail)] : lines),
+    );
+  }
+  return out.join('\n');
+}
+
 /** The terminal transcript of one simulated example and its exit code. */
 export async function transcript(example: SimulatedExample): Promise<string> {
   const state = exampleState();
@@ -182,9 +219,9 @@ async function motoTranscript(): Promise<string | undefined> {
   }
 }
 
-function replaceBlock(doc: string, id: string, text: string): string {
+function replaceBlock(doc: string, id: string, text: string, file = 'docs/cli.md'): string {
   const block = new RegExp(`(<!-- cli:${id}:start -->\\n)[\\s\\S]*?(<!-- cli:${id}:end -->)`);
-  if (!block.test(doc)) throw new Error(`docs/cli.md has no cli:${id} markers`);
+  if (!block.test(doc)) throw new Error(`${file} has no cli:${id} markers`);
   return doc.replace(block, `$1\`\`\`console\n${text}\n\`\`\`\n$2`);
 }
 
@@ -217,6 +254,9 @@ async function mainScript(): Promise<void> {
   }
   fs.writeFileSync(DOC, doc);
   console.log(`Wrote ${path.relative(process.cwd(), DOC)}.`);
+  const readme = fs.readFileSync(README, 'utf8');
+  fs.writeFileSync(README, replaceBlock(readme, 'readme', await readmeTranscript(), 'README.md'));
+  console.log(`Wrote ${path.relative(process.cwd(), README)} (its cli:readme block).`);
 }
 
 if (require.main === module) {

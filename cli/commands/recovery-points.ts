@@ -1,13 +1,11 @@
 import type { BackupClient } from '@aws-sdk/client-backup';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { listRecoveryPoints } from '../../scripts/recovery-points';
-import type { Options } from '../args';
+import { CONSISTENCY_FILTERS, type Options } from '../args';
 import type { AwsClients } from '../aws';
 import type { Deployment } from '../deployment';
 import { EXIT, UsageError } from '../errors';
 import { type Io, table } from '../io';
-
-const LABELS = ['application', 'filesystem', 'crash', 'pending', 'unlabelled'];
 
 export async function recoveryPoints(
   aws: AwsClients,
@@ -15,9 +13,13 @@ export async function recoveryPoints(
   options: Options,
   io: Io,
 ): Promise<number> {
-  if (options.consistency !== undefined && !LABELS.includes(options.consistency)) {
+  // parseArgs checked it already; a caller that built Options itself is checked here too.
+  if (
+    options.consistency !== undefined &&
+    !(CONSISTENCY_FILTERS as readonly string[]).includes(options.consistency)
+  ) {
     throw new UsageError(
-      `--consistency: got ${JSON.stringify(options.consistency)}; allowed: ${LABELS.join(', ')}.`,
+      `--consistency: got ${JSON.stringify(options.consistency)}; allowed: ${CONSISTENCY_FILTERS.join(', ')}.`,
     );
   }
   io.progress(`listing recovery points of vault ${d.outputs.vaultName}...`);

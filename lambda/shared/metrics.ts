@@ -17,6 +17,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Consistency } from './consistency';
 import type { Notification, Severity } from './notification';
 import type { ExclusionReason, OutcomeKind, WorkflowOutcome } from './outcome';
+import type { SnapshotWaitResult } from './workflow-results';
 
 export const METRICS_NAMESPACE = 'Ec2ConsistentBackup';
 /** Powertools' default dimension on every metric: the value of POWERTOOLS_SERVICE_NAME. */
@@ -87,7 +88,7 @@ export const METRIC_CATALOGUE = {
     name: 'SnapshotStartLatency',
     unit: 'Milliseconds',
     dimensions: {},
-    when: 'once per frozen backup, when every volume snapshot has started: from StartBackupJob to the last snapshot start (the shared snapshot poller; emitSnapshotStartLatency)',
+    when: "once per frozen backup whose snapshots all started while frozen: from the job's CreationDate to the last snapshot's StartTime, from the Snapshot Wait answer (emitSnapshotWait, for start-backup in mode frozen and the snapshot poller)",
   },
   failures: {
     name: 'Failures',
@@ -174,9 +175,32 @@ export function emitPublished(notification: Pick<Notification, 'severity' | 'eve
   if (notification.eventType === 'run-summary') emit('runSummaries', 1);
 }
 
-/** For the shared snapshot poller: StartBackupJob to the last volume's snapshot start. */
+/** StartBackupJob to the last volume's snapshot start, in milliseconds. */
 export function emitSnapshotStartLatency(ms: number): void {
   emit('snapshotStartLatency', Math.max(0, Math.round(ms)));
+}
+
+/**
+ * The snapshot-start latency a Snapshot Wait result shows: from the job's CreationDate (what
+ * StartBackupJob answered) to the latest StartTime of the volumes' snapshots. Undefined unless every
+ * snapshot started (`started`) and both times are known: a wait that ran out of budget has no "last
+ * snapshot start" to measure, and its cost already shows as a crash label.
+ */
+export function snapshotStartLatencyMs(result: SnapshotWaitResult): number | undefined {
+  if (result.status !== 'started' || result.snapshots.length === 0) return undefined;
+  const created = Date.parse(result.backupJob?.creationDate ?? '');
+  const last = Math.max(...result.snapshots.map((s) => Date.parse(s.startTime)));
+  if (!Number.isFinite(created) || !Number.isFinite(last)) return undefined;
+  return Math.max(0, last - created);
+}
+
+/**
+ * What a function that answers the Snapshot Wait (start-backup in mode `frozen`, or the shared
+ * snapshot poller) calls with its answer: emits SnapshotStartLatency when the result has one.
+ */
+export function emitSnapshotWait(result: SnapshotWaitResult): void {
+  const ms = snapshotStartLatencyMs(result);
+  if (ms !== undefined) emitSnapshotStartLatency(ms);
 }
 
 export function emitThrottled(service: string, operation: string): void {

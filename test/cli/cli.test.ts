@@ -68,6 +68,20 @@ describe('the command line', () => {
     expect(() => parseArgs(['run', '--all', '--group', 'x'])).toThrow(/exactly one of/);
     expect(() => parseArgs(['watch', '--interval', '0'])).toThrow(/from 1 to 3600/);
     expect(() => parseArgs(['status', '--run', 'yesterday'])).toThrow(/run-20261122T0200Z/);
+    // Values that only a command used to check: refused before the credentials are looked at.
+    for (const [argv, message] of [
+      [['plan', '--window', 'yesterday'], /--window: got "yesterday"; allowed: an ISO-8601 time with a zone/],
+      [['status', '--window', '2026-11-22T02:00'], /--window: got "2026-11-22T02:00"; allowed/],
+      [
+        ['recovery-points', '--consistency', 'great'],
+        /--consistency: got "great"; allowed: application, filesystem, crash, pending, unlabelled\./,
+      ],
+    ] as const) {
+      const refused = await cli([...argv]);
+      expect(refused.code, argv.join(' ')).toBe(EXIT.usage);
+      expect(refused.err).toMatch(message);
+      expect(refused.aws.fakes.sts?.calls ?? []).toHaveLength(0);
+    }
   });
 });
 
@@ -255,6 +269,23 @@ describe('watch', () => {
     ]);
     expect(r.err).toMatch(/still running after 60 s/);
     expect(r.code).toBe(EXIT.attention);
+  });
+});
+
+describe('--json', () => {
+  it.each([
+    [['plan', '--window', '2026-12-02T02:00:00Z']],
+    [['run', '--instance', 'i-0b2c3d4e5f6071829']],
+    [['run', '--all', '--yes']],
+    [['status']],
+    [['watch', '--interval', '15']],
+    [['recovery-points']],
+    [['preflight', '--instance', 'i-0a1b2c3d4e5f60718']],
+  ])('makes %j print one JSON document on stdout, progress and errors on stderr only', async (argv) => {
+    const r = await cli([...argv, '--json']);
+    expect([EXIT.ok, EXIT.attention]).toContain(r.code);
+    expect(() => JSON.parse(r.out), r.out.slice(0, 200)).not.toThrow();
+    expect(typeof JSON.parse(r.out)).toBe('object');
   });
 });
 

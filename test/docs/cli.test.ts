@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { USAGE } from '../../cli/args';
-import { SIMULATED, transcript } from '../../scripts/cli-docs';
+import { README_EXAMPLES, readmeTranscript, SIMULATED, transcript } from '../../scripts/cli-docs';
 
 const doc = readFileSync(path.join(__dirname, '../../docs/cli.md'), 'utf8');
 
@@ -28,5 +28,16 @@ describe('docs/cli.md', () => {
   it('is linked from the README', () => {
     const readme = readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
     expect(readme).toContain('(docs/cli.md)');
+  });
+
+  it("is shortened in the README, which shows every command's output as it prints now", async () => {
+    const readme = readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+    const shown = /<!-- cli:readme:start -->\n```console\n([\s\S]*?)\n```\n<!-- cli:readme:end -->/.exec(
+      readme,
+    )?.[1];
+    expect(shown, 'the README cli:readme block').toBe(await readmeTranscript());
+    const commands = [...(shown ?? '').matchAll(/^\$ npx ec2-consistent-backup (\S+)/gm)].map((m) => m[1]);
+    expect(commands.sort()).toEqual(['plan', 'preflight', 'recovery-points', 'run', 'status', 'watch']);
+    expect(README_EXAMPLES.every((e) => SIMULATED.some((s) => s.id === e.id))).toBe(true);
   });
 });

@@ -55,7 +55,28 @@ describe('docs/operating.md', () => {
     // Schedule, discovery, execution-events failures, command results, labels and ServiceNow.
     expect(ids.filter((id) => id.includes('MonitoringDeadLetters'))).toHaveLength(6);
     expect(doc).toContain('`DeadLetters<queue>`');
-    expect(doc).toContain('**Execution failures not notified**');
     expect(ids).toHaveLength(10);
+  });
+
+  it('names every dead-letter queue an alarm watches, with every optional part on', () => {
+    const { template } = synthApp({
+      serviceNowForwarder: 'true',
+      copyDestinations: 'arn:aws:backup:us-east-1:444455556666:backup-vault:central=365',
+      restoreTestSubnetId: 'subnet-0123456789abcdef0',
+      restoreTestSecurityGroupIds: 'sg-0123456789abcdef0',
+    });
+    // Each dead-letter alarm's description opens with the queue's title: "<title> (<queue name>): ...".
+    const titles = Object.entries(template.findResources('AWS::CloudWatch::Alarm'))
+      .filter(([id]) => id.includes('MonitoringDeadLetters'))
+      .map(([, a]) => {
+        const d = (a as { Properties: { AlarmDescription: unknown } }).Properties.AlarmDescription;
+        const first =
+          typeof d === 'string' ? d : (d as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1][0];
+        return String(first)
+          .replace(/ \($/, '')
+          .replace(/ \(.*$/, '');
+      });
+    expect(titles).toHaveLength(8);
+    for (const title of titles) expect(doc, title).toContain(`**${title}**`);
   });
 });

@@ -70,4 +70,44 @@ describe('the bundle production runs', () => {
       expect(copies.has(client), `${client} is bundled`).toBe(true);
     }
   }, 60_000);
+
+  it('is one SDK across every function: each shared @aws-sdk and @smithy package at one version in all bundles', async () => {
+    // Every function's entry point in one build: a second copy of the SDK core or of a @smithy
+    // package anywhere (a client pinned to an older release that resolves its own) shows here.
+    const handlers = fs
+      .readdirSync(path.join(ROOT, 'lambda'))
+      .filter((dir) => fs.existsSync(path.join(ROOT, 'lambda', dir, 'handler.ts')))
+      .map((dir) => path.join(ROOT, 'lambda', dir, 'handler.ts'));
+    expect(handlers.length).toBeGreaterThanOrEqual(15);
+    const result = await build({
+      entryPoints: handlers,
+      bundle: true,
+      write: false,
+      metafile: true,
+      outdir: 'out',
+      platform: 'node',
+      format: BUNDLE_OPTIONS.format,
+      target: BUNDLE_OPTIONS.target,
+      mainFields: [...BUNDLE_OPTIONS.mainFields],
+      external: [...BUNDLE_OPTIONS.externalModules],
+      logLevel: 'silent',
+    });
+    const packages = lock.packages as Record<string, { version?: string }>;
+    const versions = new Map<string, Set<string>>();
+    for (const input of Object.keys(result.metafile.inputs)) {
+      const match = /^(.*node_modules\/(@(?:aws-sdk|smithy|aws-crypto)\/[^/]+))\//.exec(input);
+      if (!match) continue;
+      const [, dir, name] = match as unknown as [string, string, string];
+      versions.set(name, (versions.get(name) ?? new Set()).add(packages[dir]?.version ?? dir));
+    }
+    const clients = [...versions.keys()].filter((name) => name.startsWith('@aws-sdk/client-'));
+    expect(clients.length).toBeGreaterThanOrEqual(8);
+    const twice = [...versions].filter(([, v]) => v.size > 1).map(([name, v]) => `${name} ${[...v]}`);
+    expect(twice).toEqual([]);
+    // The clients' releases differ (each is its newest: client-backup 3.1092.0, the others
+    // 3.1164.0-3.1169.0), and all of them run on this one core.
+    expect([...(versions.get('@aws-sdk/core') ?? [])]).toEqual([
+      packages['node_modules/@aws-sdk/core']?.version,
+    ]);
+  }, 120_000);
 });

@@ -136,6 +136,14 @@ describe('config', () => {
     ['scheduleExpression', { scheduleExpression: 'rate(1.5 hours)' }, /positive whole number, one space/],
     ['scheduleExpression', { scheduleExpression: 'rate(2 weeks)' }, /minute\(s\), hour\(s\) or day\(s\)/],
     ['scheduleExpression', { scheduleExpression: 'at(2030-02-30T02:00:00)' }, /not a real date and time/],
+    // Scheduler would take these and never run them.
+    [
+      'scheduleExpression',
+      { scheduleExpression: 'cron(0 2 31 2 ? *)' },
+      /no day from .* to 2199 matches .* never run/,
+    ],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 30 FEB ? *)' }, /never run/],
+    ['scheduleExpression', { scheduleExpression: 'cron(0 2 * * ? 1999-2020)' }, /never run/],
     ['scheduleExpression', { scheduleExpression: 'at(2030-02-01 02:00)' }, /yyyy-mm-ddThh:mm:ss/],
     ['scheduleExpression', { scheduleExpression: ' cron(0 2 * * ? *)' }, /nothing around it/],
     ['scheduleTimeZone', { scheduleTimeZone: 'Mars/Olympus' }, /IANA time zone/],

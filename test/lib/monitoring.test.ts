@@ -46,7 +46,7 @@ describe('Monitoring: alarms', () => {
     result = synthApp({ serviceNowForwarder: 'true' });
   });
 
-  it('fires on Json Critical notification, from the catalogue metric', () => {
+  it('fires on any Critical notification, from the catalogue metric', () => {
     const a = alarm(result, 'CriticalNotification');
     expect(a.Properties).toMatchObject({
       Namespace: METRICS_NAMESPACE,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { longestGapSeconds, parseScheduleExpression } from '../../lib/schedule-expression';
+import { firstCronDay, longestGapSeconds, parseScheduleExpression } from '../../lib/schedule-expression';
 
 const HOUR = 3600;
 const DAY = 24 * HOUR;
@@ -54,5 +54,22 @@ describe('schedule expressions', () => {
     // The weekday nearest the 1st never leaves the month: a Friday 1st, then a Saturday 1st a
     // 31-day month later moves forward to Monday the 3rd, 33 days on.
     expect(gap('cron(0 2 1W * ? *)')).toBe(33 * DAY);
+  });
+
+  it('finds the first day a cron fires, or none when no day ever matches', () => {
+    const cron = (expression: string) => {
+      const parsed = parseScheduleExpression(expression);
+      if (parsed.kind !== 'cron') throw new Error('not a cron');
+      return parsed.cron;
+    };
+    const from = new Date('2026-12-02T21:45:00Z');
+    expect(firstCronDay(cron('cron(0 2 * * ? *)'), from)).toBe('2026-12-02');
+    expect(firstCronDay(cron('cron(0 2 1 * ? *)'), from)).toBe('2027-01-01');
+    // February 29th: the next leap year.
+    expect(firstCronDay(cron('cron(0 2 29 FEB ? *)'), from)).toBe('2028-02-29');
+    expect(firstCronDay(cron('cron(0 18 ? * 6L 2030-2040)'), from)).toBe('2030-01-25');
+    expect(firstCronDay(cron('cron(0 2 31 2 ? *)'), from)).toBeUndefined();
+    expect(firstCronDay(cron('cron(0 2 31 APR,JUN,SEP,NOV ? *)'), from)).toBeUndefined();
+    expect(firstCronDay(cron('cron(0 2 * * ? 2020-2025)'), from)).toBeUndefined();
   });
 });

@@ -1,4 +1,6 @@
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
@@ -8,6 +10,7 @@ import {
   emitOutcome,
   emitPublished,
   emitSnapshotStartLatency,
+  emitSnapshotWait,
   METRIC_CATALOGUE,
   type MetricDefinition,
   METRICS_NAMESPACE,
@@ -131,6 +134,28 @@ describe('metric emitters', () => {
     ]);
   });
 
+  it("measures the snapshot start latency from a Snapshot Wait answer: the job's creation to the last snapshot start", () => {
+    const answer = {
+      status: 'started' as const,
+      snapshots: [
+        { volumeId: 'vol-0a1b2c3d4e5f60001', snapshotId: 'snap-01', startTime: '2026-12-01T02:00:07.250Z' },
+        { volumeId: 'vol-0a1b2c3d4e5f60002', snapshotId: 'snap-02', startTime: '2026-12-01T02:00:08.900Z' },
+      ],
+      missingVolumeIds: [],
+      backupJob: {
+        backupJobId: 'D1E2F3A4-B5C6-7D8E-9F0A-1B2C3D4E5F61',
+        creationDate: '2026-12-01T02:00:06.100Z',
+      },
+      waitedMs: 2900,
+      answeredBy: 'start-backup' as const,
+    };
+    emitSnapshotWait(answer);
+    // Nothing to measure: the budget ran out, or the job's creation time is unknown.
+    emitSnapshotWait({ ...answer, status: 'budget-exceeded' });
+    emitSnapshotWait({ ...answer, backupJob: { backupJobId: 'D1E2F3A4-B5C6-7D8E-9F0A-1B2C3D4E5F61' } });
+    expect(emitted().map((m) => [m.name, m.dims, m.value])).toEqual([['SnapshotStartLatency', {}, 2800]]);
+  });
+
   it('keeps dimensions to their closed sets: an unknown value is `other`', () => {
     emitExclusion('a-reason-from-the-future' as never);
     expect(emitted()[0]?.dims).toEqual({ Reason: 'other' });
@@ -197,6 +222,21 @@ describe('countThrottles', () => {
       ['ThrottledCalls', { Service: 'EC2', Operation: 'DescribeInstances' }, 1],
       ['ThrottledCalls', { Service: 'EC2', Operation: 'DescribeInstances' }, 1],
     ]);
+  });
+
+  it('is counted for every SDK client of every handler, but the poller hand-over', () => {
+    const root = path.join(__dirname, '../../../lambda');
+    const unwrapped: string[] = [];
+    for (const dir of fs.readdirSync(root)) {
+      const file = path.join(root, dir, 'handler.ts');
+      if (!fs.existsSync(file)) continue;
+      const source = fs.readFileSync(file, 'utf8');
+      for (const m of source.matchAll(/new (\w+Client)\(/g)) {
+        if (!/countThrottles\(\s*$/.test(source.slice(0, m.index))) unwrapped.push(`${dir}: ${m[1]}`);
+      }
+    }
+    // It only invokes the poller itself again (docs/operating.md says so).
+    expect(unwrapped).toEqual(['snapshot-poller: LambdaClient']);
   });
 
   it('does not count other errors', async () => {
